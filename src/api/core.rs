@@ -1,0 +1,116 @@
+//! The core monitoring endpoints: `GET /`, `GET /health`, `GET /system-metrics`.
+
+use super::AppState;
+use super::dto::*;
+use super::reject::error_response;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+pub async fn root(state: AppState) -> Result<Response, warp::Rejection> {
+    Ok(warp::reply::json(&RootResponse {
+        service: super::SERVICE_NAME,
+        version: env!("CARGO_PKG_VERSION"),
+        status: "running",
+        description: "Monitoring and alerting for the ML security platform: system metrics, service health, \
+                      application metrics, alerts and charts",
+        timestamp: ts(chrono::Utc::now()),
+        uptime_seconds: state.uptime_seconds(),
+    })
+    .into_response())
+}
+
+pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
+    let collector_ok = state.system.is_healthy();
+    let writable = state.store.writable();
+    let c = state.system.counters();
+    let stats = state.store.stats();
+    let error = match (collector_ok, writable) {
+        (true, true) => None,
+        (false, _) => Some(format!(
+            "data collector stalled: no successful tick in the last {} intervals{}",
+            crate::collect::STALL_TICKS,
+            c.last_error
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        )),
+        (true, false) => Some(format!(
+            "store cannot write: {}",
+            stats.last_flush_error.clone().unwrap_or_default()
+        )),
+    };
+    let body = HealthResponse {
+        status: if error.is_none() {
+            "healthy"
+        } else {
+            "unhealthy"
+        },
+        service: super::SERVICE_NAME,
+        timestamp: ts(chrono::Utc::now()),
+        uptime_seconds: state.uptime_seconds(),
+        dependencies: HealthDependencies {
+            redis: None,
+            postgres: None,
+            data_collector: collector_ok,
+        },
+        metrics: HealthMetrics {
+            total_checks: c.ticks,
+            successful_checks: c.ok,
+            failed_checks: c.failed,
+            average_response_time_ms: if c.ticks == 0 {
+                0.0
+            } else {
+                c.total_ms / c.ticks as f64
+            },
+        },
+        error,
+        store: StoreHealth {
+            writable,
+            series: stats.series,
+            samples_ingested: stats.samples_ingested,
+            samples_dropped: stats.samples_dropped,
+            flushes: stats.flushes,
+            last_flush_ms: stats.last_flush_ms,
+            size_on_disk_bytes: state.store.size_on_disk(),
+        },
+    };
+    // 503 when unhealthy, so load balancers and `curl -f` see it too.
+    let status = if body.status == "healthy" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+}
+
+pub async fn system_metrics(state: AppState) -> Result<Response, warp::Rejection> {
+    let Some(h) = state.system.latest() else {
+        return Ok(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no system sample collected yet; retry after SYSTEM_METRICS_INTERVAL",
+        ));
+    };
+    Ok(warp::reply::json(&SystemMetrics {
+        cpu_usage: h.cpu_usage_percent,
+        memory_usage_mb: h.memory_used_mb,
+        disk_usage_percent: h.data_disk_usage_percent,
+        network_io_mbps: h.network_io_mbps(),
+        load_average: h.load_average.map(|l| l.to_vec()),
+        uptime_seconds: h.uptime_seconds,
+        processes: h.processes,
+        threads: h.threads,
+        file_descriptors: h.file_descriptors,
+        timestamp: ts(h.at),
+        memory_total_mb: h.memory_total_mb,
+        network_rx_mbps: h.network_rx_mbps,
+        network_tx_mbps: h.network_tx_mbps,
+        disks: h
+            .disks
+            .iter()
+            .map(|d| DiskUsage {
+                mount: d.mount.clone(),
+                usage_percent: d.usage_percent,
+            })
+            .collect(),
+    })
+    .into_response())
+}

@@ -1,0 +1,110 @@
+//! The HTTP surface: the whole route table in one place, plus the
+//! cross-cutting layers every endpoint inherits (JSON errors, CORS, gzip when
+//! asked, one log line per request).
+//!
+//! Handlers are plain async fns over `AppState`; `dto.rs` holds the wire types,
+//! `params.rs` the query/body parsing, `reject.rs` the error mapping.
+
+mod core;
+pub mod dto;
+mod metrics;
+pub mod params;
+pub mod reject;
+
+use crate::collect::SystemMonitor;
+use crate::config::{Config, CorsOrigins};
+use crate::store::Store;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+use warp::{Filter, Reply};
+
+pub const SERVICE_NAME: &str = "mlsec-monitor";
+
+/// What handlers read. Cloning is a few refcounts.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub system: Arc<SystemMonitor>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn uptime_seconds(&self) -> f64 {
+        (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+    }
+}
+
+fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The route table. Path filters come before method filters so an unknown
+/// path is a 404, and a known path with the wrong method a 405.
+pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    use warp::path::end;
+    let s = || with_state(state.clone());
+
+    let root = end().and(warp::get()).and(s()).and_then(core::root);
+    let health = warp::path("health")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and_then(core::health);
+    let system = warp::path("system-metrics")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and_then(core::system_metrics);
+    let ingest = warp::path!("ingest" / "metrics")
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(metrics::ingest);
+    let detailed = warp::path!("metrics" / "detailed")
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and_then(metrics::detailed);
+
+    let api = root
+        .or(health)
+        .or(system)
+        .or(ingest)
+        .or(detailed)
+        .recover(reject::handle);
+
+    let cors = match &state.config.cors_allowed_origins {
+        CorsOrigins::Any => warp::cors().allow_any_origin(),
+        CorsOrigins::List(list) => warp::cors().allow_origins(list.iter().map(String::as_str)),
+    }
+    .allow_methods(["GET", "POST", "DELETE", "OPTIONS"])
+    .allow_headers(["content-type", "authorization"])
+    .max_age(3600);
+    let api = api.with(cors).recover(reject::handle);
+
+    // Compress only when the client says it accepts gzip.
+    let accepts_gzip = warp::header::optional::<String>("accept-encoding")
+        .and_then(|v: Option<String>| async move {
+            match v {
+                Some(v) if v.contains("gzip") => Ok(()),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one();
+    let api = accepts_gzip
+        .and(api.clone())
+        .with(warp::filters::compression::gzip())
+        .or(api);
+
+    api.with(warp::log::custom(|info| {
+        tracing::info!(
+            method = %info.method(),
+            path = info.path(),
+            status = info.status().as_u16(),
+            duration_ms = info.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }))
+}

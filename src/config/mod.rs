@@ -1,0 +1,480 @@
+//! The typed, validated configuration.
+//!
+//! Layers, lowest to highest: built-in defaults (`defaults.rs`), the TOML file
+//! (`raw.rs`; `--config PATH` or `CONFIG_FILE`), environment variables, then
+//! command-line flags. Every value is checked here, once, and a bad one is an
+//! `Error::Config` whose message names the setting and quotes the value.
+
+pub mod defaults;
+pub mod raw;
+
+use crate::error::{Error, Result};
+use raw::RawConfig;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    /// A tracing level name: trace, debug, info, warn or error.
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub health_check_interval: Duration,
+    pub metrics_retention_days: u32,
+    pub alert_retention_days: u32,
+    pub dashboard_refresh_interval: Duration,
+    pub system_metrics_interval: Duration,
+    pub flush_interval: Duration,
+    pub cors_allowed_origins: CorsOrigins,
+    pub max_series: usize,
+    /// The file the settings came from, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+}
+
+/// Where one setting's value came from, for error messages.
+struct Source<'a> {
+    env: &'a HashMap<String, String>,
+    file: &'a RawConfig,
+    file_name: String,
+}
+
+impl Source<'_> {
+    /// The highest-precedence text for `env_key`, with a label naming its origin.
+    fn pick(
+        &self,
+        cli: Option<String>,
+        env_key: &str,
+        file: Option<String>,
+    ) -> Option<(String, String)> {
+        if let Some(v) = cli {
+            return Some((v, format!("--{}", env_key.to_lowercase().replace('_', "-"))));
+        }
+        if let Some(v) = self.env.get(env_key).filter(|v| !v.is_empty()) {
+            return Some((v.clone(), env_key.to_string()));
+        }
+        file.map(|v| {
+            (
+                v,
+                format!("{} in {}", env_key.to_lowercase(), self.file_name),
+            )
+        })
+    }
+}
+
+impl Config {
+    /// Builds the configuration from the process environment.
+    pub fn load(cli: Overrides) -> Result<Config> {
+        Config::from_sources(cli, &std::env::vars().collect())
+    }
+
+    /// Builds the configuration from explicit sources (tests pass their own env).
+    pub fn from_sources(cli: Overrides, env: &HashMap<String, String>) -> Result<Config> {
+        let config_file = cli.config_file.clone().or_else(|| {
+            env.get("CONFIG_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let file = match &config_file {
+            Some(path) => read_file(path)?,
+            None => RawConfig::default(),
+        };
+        let src = Source {
+            env,
+            file: &file,
+            file_name: config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        };
+
+        let (host, from) = src
+            .pick(cli.host, "SERVICE_HOST", src.file.service_host.clone())
+            .unwrap_or((defaults::SERVICE_HOST.into(), String::new()));
+        let host: IpAddr = host
+            .parse()
+            .map_err(|_| Error::config(format!("{from}: '{host}' is not an IP address")))?;
+
+        let port = match src.pick(
+            cli.port,
+            "SERVICE_PORT",
+            file.service_port.map(|p| p.to_string()),
+        ) {
+            None => defaults::SERVICE_PORT,
+            Some((v, from)) => v.parse::<u16>().map_err(|_| {
+                Error::config(format!("{from}: '{v}' is not a port number (0-65535)"))
+            })?,
+        };
+
+        let (log_level, from) = src
+            .pick(cli.log_level, "LOG_LEVEL", file.log_level.clone())
+            .unwrap_or((defaults::LOG_LEVEL.into(), String::new()));
+        let log_level = log_level.to_lowercase();
+        let log_level = match log_level.as_str() {
+            "warning" => "warn".to_string(),
+            "critical" => "error".to_string(),
+            "trace" | "debug" | "info" | "warn" | "error" => log_level,
+            _ => {
+                return Err(Error::config(format!(
+                    "{from}: '{log_level}' is not a log level (trace, debug, info, warn, error)"
+                )));
+            }
+        };
+
+        let log_format = match src.pick(None, "LOG_FORMAT", file.log_format.clone()) {
+            None => LogFormat::Text,
+            Some((v, from)) => match v.to_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(Error::config(format!(
+                        "{from}: '{v}' is not a log format (text, json)"
+                    )));
+                }
+            },
+        };
+
+        let data_dir = src
+            .pick(
+                cli.data_dir.map(|p| p.display().to_string()),
+                "DATA_DIR",
+                file.data_dir.clone(),
+            )
+            .map(|(v, _)| PathBuf::from(v))
+            .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
+
+        let url = |key: &str, file: Option<String>| -> Result<Option<String>> {
+            match src.pick(None, key, file) {
+                None => Ok(None),
+                Some((v, from)) => {
+                    if v.contains("://") {
+                        Ok(Some(v))
+                    } else {
+                        Err(Error::config(format!(
+                            "{from}: '{}' is not a URL",
+                            mask_url(&v)
+                        )))
+                    }
+                }
+            }
+        };
+        let database_url = url("DATABASE_URL", file.database_url.clone())?;
+        let redis_url = url("REDIS_URL", file.redis_url.clone())?;
+
+        let interval = |key: &str, file: Option<f64>, default: f64| -> Result<Duration> {
+            match src.pick(None, key, file.map(|v| v.to_string())) {
+                None => Ok(Duration::from_secs_f64(default)),
+                Some((v, from)) => match v.parse::<f64>() {
+                    Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                        Ok(Duration::from_secs_f64(s))
+                    }
+                    _ => Err(Error::config(format!(
+                        "{from}: '{v}' is not a positive number of seconds (at most 86400)"
+                    ))),
+                },
+            }
+        };
+        let count = |key: &str, file: Option<i64>, default: u64, max: u64| -> Result<u64> {
+            match src.pick(None, key, file.map(|v| v.to_string())) {
+                None => Ok(default),
+                Some((v, from)) => match v.parse::<u64>() {
+                    Ok(n) if n >= 1 && n <= max => Ok(n),
+                    _ => Err(Error::config(format!(
+                        "{from}: '{v}' is not a whole number from 1 to {max}"
+                    ))),
+                },
+            }
+        };
+
+        let cors = match src.pick(
+            None,
+            "CORS_ALLOWED_ORIGINS",
+            file.cors_allowed_origins.clone(),
+        ) {
+            None => CorsOrigins::Any,
+            Some((v, _)) if v.trim() == "*" => CorsOrigins::Any,
+            Some((v, from)) => {
+                let list: Vec<String> = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if let Some(bad) = list
+                    .iter()
+                    .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+                {
+                    return Err(Error::config(format!(
+                        "{from}: origin '{bad}' must start with http:// or https:// (or use '*')"
+                    )));
+                }
+                CorsOrigins::List(list)
+            }
+        };
+
+        Ok(Config {
+            host,
+            port,
+            log_level,
+            log_format,
+            data_dir,
+            database_url,
+            redis_url,
+            health_check_interval: interval(
+                "HEALTH_CHECK_INTERVAL",
+                file.health_check_interval,
+                defaults::HEALTH_CHECK_INTERVAL_SECS,
+            )?,
+            metrics_retention_days: count(
+                "METRICS_RETENTION_DAYS",
+                file.metrics_retention_days,
+                defaults::METRICS_RETENTION_DAYS.into(),
+                3650,
+            )? as u32,
+            alert_retention_days: count(
+                "ALERT_RETENTION_DAYS",
+                file.alert_retention_days,
+                defaults::ALERT_RETENTION_DAYS.into(),
+                3650,
+            )? as u32,
+            dashboard_refresh_interval: interval(
+                "DASHBOARD_REFRESH_INTERVAL",
+                file.dashboard_refresh_interval,
+                defaults::DASHBOARD_REFRESH_INTERVAL_SECS,
+            )?,
+            system_metrics_interval: interval(
+                "SYSTEM_METRICS_INTERVAL",
+                file.system_metrics_interval,
+                defaults::SYSTEM_METRICS_INTERVAL_SECS,
+            )?,
+            flush_interval: interval(
+                "FLUSH_INTERVAL",
+                file.flush_interval,
+                defaults::FLUSH_INTERVAL_SECS,
+            )?,
+            cors_allowed_origins: cors,
+            max_series: count(
+                "MAX_SERIES",
+                file.max_series,
+                defaults::MAX_SERIES as u64,
+                10_000_000,
+            )? as usize,
+            config_file,
+        })
+    }
+
+    /// The effective configuration as TOML, secrets masked (for `mlsec-monitor config`).
+    pub fn to_toml(&self) -> String {
+        let opt = |v: &Option<String>| match v {
+            Some(u) => format!("{:?}", mask_url(u)),
+            None => "# not set".to_string(),
+        };
+        let secs = |d: Duration| d.as_secs_f64();
+        let cors = match &self.cors_allowed_origins {
+            CorsOrigins::Any => "*".to_string(),
+            CorsOrigins::List(l) => l.join(","),
+        };
+        format!(
+            "service_host = \"{}\"\nservice_port = {}\nlog_level = \"{}\"\nlog_format = \"{}\"\n\
+             data_dir = {:?}\ndatabase_url = {}\nredis_url = {}\nhealth_check_interval = {}\n\
+             metrics_retention_days = {}\nalert_retention_days = {}\ndashboard_refresh_interval = {}\n\
+             system_metrics_interval = {}\nflush_interval = {}\ncors_allowed_origins = \"{}\"\nmax_series = {}\n",
+            self.host,
+            self.port,
+            self.log_level,
+            if self.log_format == LogFormat::Json {
+                "json"
+            } else {
+                "text"
+            },
+            self.data_dir.display().to_string(),
+            opt(&self.database_url),
+            opt(&self.redis_url),
+            secs(self.health_check_interval),
+            self.metrics_retention_days,
+            self.alert_retention_days,
+            secs(self.dashboard_refresh_interval),
+            secs(self.system_metrics_interval),
+            secs(self.flush_interval),
+            cors,
+            self.max_series,
+        )
+    }
+}
+
+fn read_file(path: &PathBuf) -> Result<RawConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::config(format!(
+            "config file {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().to_string();
+        let line = e
+            .span()
+            .map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
+            .unwrap_or_default();
+        Error::config(format!("config file {}{line}: {msg}", path.display()))
+    })
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None if !userinfo.is_empty() && scheme.starts_with("redis") => {
+            format!("{scheme}://***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config> {
+        Config::from_sources(Overrides::default(), &env(pairs))
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.port, 8006);
+        assert_eq!(c.host.to_string(), "0.0.0.0");
+        assert_eq!(c.log_level, "info");
+        assert_eq!(c.health_check_interval, Duration::from_secs(30));
+        assert_eq!((c.metrics_retention_days, c.alert_retention_days), (30, 90));
+        assert_eq!(c.dashboard_refresh_interval, Duration::from_secs(5));
+        assert_eq!(c.system_metrics_interval, Duration::from_secs(5));
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.cors_allowed_origins, CorsOrigins::Any);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (pairs, needle) in [
+            (vec![("SERVICE_PORT", "abc")], "SERVICE_PORT: 'abc'"),
+            (vec![("SERVICE_PORT", "-1")], "SERVICE_PORT: '-1'"),
+            (
+                vec![("HEALTH_CHECK_INTERVAL", "0")],
+                "HEALTH_CHECK_INTERVAL: '0'",
+            ),
+            (
+                vec![("SYSTEM_METRICS_INTERVAL", "-5")],
+                "SYSTEM_METRICS_INTERVAL: '-5'",
+            ),
+            (
+                vec![("METRICS_RETENTION_DAYS", "0")],
+                "METRICS_RETENTION_DAYS: '0'",
+            ),
+            (vec![("LOG_LEVEL", "loud")], "LOG_LEVEL: 'loud'"),
+            (vec![("LOG_FORMAT", "xml")], "LOG_FORMAT: 'xml'"),
+            (vec![("SERVICE_HOST", "nohost")], "SERVICE_HOST: 'nohost'"),
+            (vec![("REDIS_URL", "localhost")], "REDIS_URL"),
+            (
+                vec![("CONFIG_FILE", "/nonexistent/x.toml")],
+                "cannot read it",
+            ),
+        ] {
+            let e = load(&pairs).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e:?} should contain {needle:?}");
+        }
+    }
+
+    #[test]
+    fn precedence_is_cli_env_file_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "service_port = 9000\nlog_level = \"debug\"\nalert_retention_days = 7\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("CONFIG_FILE", path.to_str().unwrap()),
+            ("SERVICE_PORT", "9100"),
+        ]);
+        let c = Config::from_sources(Overrides::default(), &e).unwrap();
+        assert_eq!(
+            (c.port, c.log_level.as_str(), c.alert_retention_days),
+            (9100, "debug", 7)
+        );
+        let cli = Overrides {
+            port: Some("9200".into()),
+            ..Default::default()
+        };
+        assert_eq!(Config::from_sources(cli, &e).unwrap().port, 9200);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused_with_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "service_port = 9000\nservice_prot = 1\n").unwrap();
+        let e = load(&[("CONFIG_FILE", path.to_str().unwrap())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown field `service_prot`") && e.contains("line 2"),
+            "{e}"
+        );
+        std::fs::write(&path, "service_port = \"x\"\n").unwrap();
+        let e = load(&[("CONFIG_FILE", path.to_str().unwrap())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        assert_eq!(
+            mask_url("postgres://u:secret@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(mask_url("redis://:pw@r:6379/0"), "redis://:***@r:6379/0");
+        assert_eq!(mask_url("redis://r:6379"), "redis://r:6379");
+        let c = load(&[("DATABASE_URL", "postgres://u:secret@db/x")]).unwrap();
+        assert!(!c.to_toml().contains("secret"));
+    }
+}

@@ -1,0 +1,24 @@
+//! The serde shape of the TOML config file. Every key is optional; unknown
+//! keys are an error so a typo never silently falls back to a default.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub service_host: Option<String>,
+    pub service_port: Option<i64>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+    pub data_dir: Option<String>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub health_check_interval: Option<f64>,
+    pub metrics_retention_days: Option<i64>,
+    pub alert_retention_days: Option<i64>,
+    pub dashboard_refresh_interval: Option<f64>,
+    pub system_metrics_interval: Option<f64>,
+    pub flush_interval: Option<f64>,
+    pub cors_allowed_origins: Option<String>,
+    pub max_series: Option<i64>,
+}

@@ -1,0 +1,127 @@
+//! mlsec-monitor: a monitoring and alerting appliance in one binary.
+//!
+//! # Layout
+//! Data flows one way: collectors -> store -> (analysis, alerting) -> API.
+//!
+//! - `cli`      the command line (clap): serve, config, version
+//! - `config`   defaults, TOML file, environment and flags into one typed `Config`
+//! - `error`    the crate's `Error` and `Result`
+//! - `shutdown` one signal every loop listens to
+//! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
+//! - `store`    the embedded sled time-series store: tiers of ring buffers
+//! - `api`      the HTTP route table, handlers, wire types and error mapping
+//!
+//! [`run`] wires them together; it takes the listener and the shutdown future
+//! so tests can run the whole daemon on port 0 in-process.
+
+pub mod api;
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod error;
+pub mod shutdown;
+pub mod store;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::shutdown::Shutdown;
+use crate::store::{Layout, Store};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Opens the store in the configured data directory (blocking).
+pub fn open_store(config: &Config) -> Result<Store> {
+    Store::open(
+        &config.data_dir,
+        Layout::new(
+            config.system_metrics_interval,
+            config.metrics_retention_days,
+        ),
+        config.max_series,
+    )
+}
+
+/// Runs the daemon until `shutdown` resolves: collectors, flusher, HTTP.
+/// On shutdown: stop collectors, let in-flight requests finish, flush the store.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let config = Arc::new(config);
+    let store = {
+        let c = config.clone();
+        tokio::task::spawn_blocking(move || open_store(&c))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        data_dir = %config.data_dir.display(),
+        series = store.stats().series,
+        "listening on http://{addr}"
+    );
+
+    let (trigger, down) = shutdown::channel();
+    let system = Arc::new(collect::SystemMonitor::new(config.system_metrics_interval));
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(collect::run_system_collector(
+        store.clone(),
+        system.clone(),
+        down.clone(),
+    ));
+    tasks.spawn(run_flusher(
+        store.clone(),
+        config.flush_interval,
+        down.clone(),
+    ));
+
+    let state = api::AppState {
+        config: config.clone(),
+        store: store.clone(),
+        system,
+        started: Instant::now(),
+    };
+    let mut down_for_http = down.clone();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {},
+            _ = down_for_http.recv() => {},
+        }
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        trigger.fire();
+    };
+    warp::serve(api::routes(state))
+        .incoming(listener)
+        .graceful(stop)
+        .run()
+        .await;
+
+    while tasks.join_next().await.is_some() {}
+    let st = store.clone();
+    tokio::task::spawn_blocking(move || st.flush())
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
+
+/// Flushes the store every `interval` on a blocking thread until shutdown.
+async fn run_flusher(store: Store, interval: Duration, mut shutdown: Shutdown) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {},
+            _ = shutdown.recv() => return,
+        }
+        let st = store.clone();
+        match tokio::task::spawn_blocking(move || st.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "store flush failed"),
+            Err(e) => tracing::error!(error = %e, "store flush crashed"),
+        }
+    }
+}

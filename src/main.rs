@@ -1,0 +1,88 @@
+//! Entry point: parse the command line, load the configuration, start the
+//! runtime, and map errors to exit codes (2 for configuration, 1 otherwise).
+
+use clap::Parser;
+use mlsec_monitor::cli::{Cli, Command, ServeArgs};
+use mlsec_monitor::config::{Config, LogFormat, Overrides};
+use mlsec_monitor::error::Error;
+use std::process::ExitCode;
+
+fn overrides(config: Option<std::path::PathBuf>, a: ServeArgs) -> Overrides {
+    Overrides {
+        config_file: config,
+        host: a.host,
+        port: a.port,
+        data_dir: a.data_dir,
+        log_level: a.log_level,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("mlsec-monitor {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Config(args) => match Config::load(overrides(cli.config, args)) {
+            Ok(c) => {
+                print!("{}", c.to_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Serve(args) => match Config::load(overrides(cli.config, args)) {
+            Ok(config) => serve(config),
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+fn fail(e: &Error) -> ExitCode {
+    eprintln!("mlsec-monitor: {e}");
+    match e {
+        Error::Config(_) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let level: tracing::Level = config.log_level.parse().unwrap_or(tracing::Level::INFO);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Blocking work (sysinfo, sled flushes, probes) runs on a bounded pool.
+        .max_blocking_threads(64)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&Error::Io(e)),
+    };
+    let result = runtime.block_on(async {
+        let addr = std::net::SocketAddr::new(config.host, config.port);
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr}: {e}"),
+            ))
+        })?;
+        mlsec_monitor::run(config, listener, mlsec_monitor::shutdown::os_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            fail(&e)
+        }
+    }
+}

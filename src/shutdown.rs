@@ -1,0 +1,57 @@
+//! One shutdown signal for every loop: SIGINT/SIGTERM (or a test's future)
+//! flips a `watch` channel; each task `select!`s its work against `recv()`.
+
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+pub struct Trigger {
+    tx: watch::Sender<bool>,
+}
+
+pub fn channel() -> (Trigger, Shutdown) {
+    let (tx, rx) = watch::channel(false);
+    (Trigger { tx }, Shutdown { rx })
+}
+
+impl Trigger {
+    pub fn fire(&self) {
+        let _ = self.tx.send(true);
+    }
+}
+
+impl Shutdown {
+    /// Resolves once shutdown has begun (at once if it already has).
+    pub async fn recv(&mut self) {
+        let _ = self.rx.wait_for(|down| *down).await;
+    }
+
+    pub fn is_down(&self) -> bool {
+        *self.rx.borrow()
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn os_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

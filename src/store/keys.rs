@@ -1,0 +1,172 @@
+//! Series identity and sled key layout.
+//!
+//! A series is a metric name plus labels, written canonically as
+//! `name{a="1",b="2"}` with labels sorted, so the same series always maps to
+//! the same id. Block keys are `series id (u32 BE) | tier (u8) | ring position
+//! (u32 BE)`: big-endian, so one series' blocks sort together.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub type SeriesId = u32;
+
+/// At most this many labels on one series (keeps canonical keys small).
+pub const MAX_LABELS: usize = 16;
+/// Longest metric name, label name or label value, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub metric: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SeriesKey {
+    pub fn new(metric: &str) -> SeriesKey {
+        SeriesKey {
+            metric: metric.to_string(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    pub fn with(mut self, name: &str, value: &str) -> SeriesKey {
+        self.labels.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels.get(name).map(String::as_str)
+    }
+
+    /// Checks the Prometheus naming rules: a metric matches
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, a label name `[a-zA-Z_][a-zA-Z0-9_]*`.
+    pub fn validate(&self) -> Result<(), String> {
+        if !valid_name(&self.metric, true) {
+            return Err(format!(
+                "invalid metric name '{}': use letters, digits, '_' and ':', not starting with a digit",
+                self.metric
+            ));
+        }
+        if self.labels.len() > MAX_LABELS {
+            return Err(format!(
+                "too many labels ({}, at most {MAX_LABELS})",
+                self.labels.len()
+            ));
+        }
+        for (k, v) in &self.labels {
+            if !valid_name(k, false) {
+                return Err(format!("invalid label name '{k}'"));
+            }
+            if v.len() > MAX_NAME_LEN {
+                return Err(format!(
+                    "label '{k}' value longer than {MAX_NAME_LEN} bytes"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses the canonical form written by `Display` (used when loading the registry).
+    pub fn parse(s: &str) -> Option<SeriesKey> {
+        let (metric, rest) = s.split_once('{')?;
+        let body = rest.strip_suffix('}')?;
+        let mut key = SeriesKey::new(metric);
+        let mut chars = body.chars().peekable();
+        while chars.peek().is_some() {
+            let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+            if chars.next() != Some('"') {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next()? {
+                    '\\' => value.push(chars.next()?),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+            key.labels.insert(name, value);
+            match chars.next() {
+                Some(',') | None => {}
+                Some(_) => return None,
+            }
+        }
+        Some(key)
+    }
+}
+
+fn valid_name(s: &str, allow_colon: bool) -> bool {
+    let ok = |c: char, first: bool| {
+        c.is_ascii_alphabetic()
+            || c == '_'
+            || (allow_colon && c == ':')
+            || (!first && c.is_ascii_digit())
+    };
+    !s.is_empty() && s.len() <= MAX_NAME_LEN && s.chars().enumerate().all(|(i, c)| ok(c, i == 0))
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{{", self.metric)?;
+        for (i, (k, v)) in self.labels.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(
+                f,
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            )?;
+        }
+        f.write_str("}")
+    }
+}
+
+pub fn block_key(series: SeriesId, tier: u8, position: u32) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..4].copy_from_slice(&series.to_be_bytes());
+    k[4] = tier;
+    k[5..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+
+/// The key prefix of every block of one series and tier.
+pub fn tier_prefix(series: SeriesId, tier: u8) -> [u8; 5] {
+    let mut k = [0u8; 5];
+    k[..4].copy_from_slice(&series.to_be_bytes());
+    k[4] = tier;
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_form_round_trips_with_escapes() {
+        let k = SeriesKey::new("response_time_ms")
+            .with("service", "model-api")
+            .with("a", r#"x"y\z,="#);
+        let s = k.to_string();
+        assert_eq!(s, r#"response_time_ms{a="x\"y\\z,=",service="model-api"}"#);
+        assert_eq!(SeriesKey::parse(&s), Some(k));
+        assert_eq!(
+            SeriesKey::parse("cpu_usage{}"),
+            Some(SeriesKey::new("cpu_usage"))
+        );
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(SeriesKey::new("ok_name:total").validate().is_ok());
+        for bad in ["", "9lives", "has space", "dash-ed"] {
+            assert!(SeriesKey::new(bad).validate().is_err(), "{bad:?}");
+        }
+        assert!(
+            SeriesKey::new("m")
+                .with("bad-label", "v")
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! Unit tests of the store against a real sled database in a temp directory.
+
+use super::*;
+use std::time::Duration;
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+/// 2026-01-01T00:00:00Z, a round starting point for simulated time.
+const T0: i64 = 1_767_225_600_000;
+
+fn open(dir: &Path, retention_days: u32) -> Store {
+    Store::open(
+        dir,
+        Layout::new(Duration::from_secs(5), retention_days),
+        10_000,
+    )
+    .expect("open store")
+}
+
+fn series(store: &Store, name: &str) -> SeriesId {
+    store.resolve(&SeriesKey::new(name)).expect("resolve")
+}
+
+fn put(store: &Store, id: SeriesId, points: &[(i64, f64)]) -> IngestReport {
+    let samples: Vec<Sample> = points
+        .iter()
+        .map(|&(ts_ms, value)| Sample {
+            series: id,
+            ts_ms,
+            value,
+        })
+        .collect();
+    store.ingest(&samples).expect("ingest")
+}
+
+#[test]
+fn aggregates_merge_across_slot_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 30);
+    let id = series(&s, "cpu_usage");
+    // Two samples a minute for 10 minutes: values 0..20.
+    let pts: Vec<(i64, f64)> = (0..20).map(|i| (T0 + i * 30_000, i as f64)).collect();
+    put(&s, id, &pts);
+    let q = s.query(id, T0, T0 + 10 * MIN, 5 * MIN).unwrap();
+    assert_eq!(q.tier, "1m");
+    assert_eq!(q.step_ms, 5 * MIN);
+    assert_eq!(q.points.len(), 2);
+    let a = q.points[0].1.unwrap();
+    assert_eq!(
+        (a.count, a.sum, a.min, a.max, a.last),
+        (10, 45.0, 0.0, 9.0, 9.0)
+    );
+    let b = q.points[1].1.unwrap();
+    assert_eq!((b.count, b.min, b.max, b.last), (10, 10.0, 19.0, 19.0));
+    // The hour tier holds the same totals.
+    let h = s.query(id, T0, T0 + HOUR, HOUR).unwrap();
+    assert_eq!(h.tier, "1h");
+    let t = h.points[0].1.unwrap();
+    assert_eq!((t.count, t.sum, t.min, t.max), (20, 190.0, 0.0, 19.0));
+}
+
+#[test]
+fn gaps_are_none_never_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 30);
+    let id = series(&s, "gappy");
+    put(&s, id, &[(T0, 1.0), (T0 + 3 * MIN, 3.0)]);
+    let v = s
+        .query(id, T0, T0 + 4 * MIN, MIN)
+        .unwrap()
+        .values(Aggregation::Avg);
+    assert_eq!(
+        v,
+        vec![
+            (T0, Some(1.0)),
+            (T0 + MIN, None),
+            (T0 + 2 * MIN, None),
+            (T0 + 3 * MIN, Some(3.0))
+        ]
+    );
+}
+
+#[test]
+fn raw_tier_is_chosen_for_fine_steps_and_keeps_the_last_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 30);
+    let id = series(&s, "dup");
+    put(&s, id, &[(T0, 1.0), (T0, 2.0), (T0 + 5_000, 7.0)]);
+    let q = s.query(id, T0, T0 + 15_000, 5_000).unwrap();
+    assert_eq!(q.tier, "raw");
+    assert_eq!(
+        q.values(Aggregation::Last),
+        vec![
+            (T0, Some(2.0)),
+            (T0 + 5_000, Some(7.0)),
+            (T0 + 10_000, None)
+        ]
+    );
+    // The minute tier counts both duplicates: aggregates keep every sample.
+    let m = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+    assert_eq!(m.count, 3);
+}
+
+#[test]
+fn out_of_order_samples_land_in_their_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 30);
+    let id = series(&s, "ooo");
+    put(
+        &s,
+        id,
+        &[
+            (T0 + 2 * HOUR, 5.0),
+            (T0 + 10 * MIN, 1.0),
+            (T0 + 70 * MIN, 2.0),
+        ],
+    );
+    let v = s
+        .query(id, T0, T0 + 3 * HOUR, HOUR)
+        .unwrap()
+        .values(Aggregation::Sum);
+    assert_eq!(
+        v,
+        vec![
+            (T0, Some(1.0)),
+            (T0 + HOUR, Some(2.0)),
+            (T0 + 2 * HOUR, Some(5.0))
+        ]
+    );
+    let raw = s
+        .query(id, T0 + 10 * MIN, T0 + 10 * MIN + 5_000, 5_000)
+        .unwrap();
+    assert_eq!(
+        raw.values(Aggregation::Last),
+        vec![(T0 + 10 * MIN, Some(1.0))]
+    );
+}
+
+#[test]
+fn wrap_around_overwrites_old_laps_and_late_samples_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 3);
+    let id = series(&s, "wrap");
+    put(&s, id, &[(T0, 1.0)]);
+    // Nine days later the hour ring (3 days) has wrapped over T0's block
+    // three times, and T0 is older than the 7-day minute tier too.
+    put(&s, id, &[(T0 + 9 * DAY, 4.0)]);
+    let old = s.query(id, T0, T0 + HOUR, HOUR).unwrap();
+    assert_eq!(old.points[0].1, None, "the old lap is gone, not mixed in");
+    let new = s
+        .query(id, T0 + 9 * DAY, T0 + 9 * DAY + HOUR, HOUR)
+        .unwrap();
+    assert_eq!(new.points[0].1.map(|a| a.last), Some(4.0));
+    // A sample from the overwritten lap is older than every window: dropped, no error.
+    let r = put(&s, id, &[(T0 + 30 * MIN, 9.0)]);
+    assert_eq!(
+        r,
+        IngestReport {
+            stored: 0,
+            dropped: 1
+        }
+    );
+    assert_eq!(s.stats().samples_dropped, 1);
+    assert_eq!(s.stats().late_per_tier, [1, 1, 1]);
+}
+
+#[test]
+fn data_survives_reopen_and_series_ids_are_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b);
+    {
+        let s = open(dir.path(), 30);
+        a = series(&s, "a");
+        b = s
+            .resolve(&SeriesKey::new("b").with("service", "x"))
+            .unwrap();
+        put(&s, b, &[(T0, 42.0)]);
+        s.flush().unwrap();
+    }
+    let s = open(dir.path(), 30);
+    assert_eq!(s.lookup(&SeriesKey::new("a")), Some(a));
+    assert_eq!(s.lookup(&SeriesKey::new("b").with("service", "x")), Some(b));
+    assert_eq!(
+        s.query(b, T0, T0 + MIN, MIN).unwrap().points[0]
+            .1
+            .map(|a| a.sum),
+        Some(42.0)
+    );
+    assert_eq!(s.find(Some("b"), &[("service", "x")]).len(), 1);
+    assert_eq!(s.find(None, &[("service", "y")]).len(), 0);
+}
+
+#[test]
+fn retention_change_keeps_what_still_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let s = open(dir.path(), 30);
+        id = series(&s, "shrink");
+        // One sample a day for 20 days, the last one is the newest.
+        let pts: Vec<(i64, f64)> = (0..20).map(|d| (T0 + d * DAY, d as f64)).collect();
+        put(&s, id, &pts);
+        s.flush().unwrap();
+    }
+    {
+        let s = open(dir.path(), 5);
+        let v = s
+            .query(id, T0, T0 + 20 * DAY, DAY)
+            .unwrap()
+            .values(Aggregation::Last);
+        let kept: Vec<f64> = v.iter().filter_map(|(_, x)| *x).collect();
+        assert_eq!(
+            kept,
+            vec![15.0, 16.0, 17.0, 18.0, 19.0],
+            "the newest 5 days stay"
+        );
+    }
+    // Growing again keeps them all and makes room for more.
+    let s = open(dir.path(), 30);
+    let v = s
+        .query(id, T0, T0 + 20 * DAY, DAY)
+        .unwrap()
+        .values(Aggregation::Last);
+    assert_eq!(v.iter().filter(|(_, x)| x.is_some()).count(), 5);
+    put(&s, id, &[(T0 + 2 * DAY, 2.0)]);
+    let v = s
+        .query(id, T0, T0 + 20 * DAY, DAY)
+        .unwrap()
+        .values(Aggregation::Last);
+    assert_eq!(v.iter().filter(|(_, x)| x.is_some()).count(), 6);
+}
+
+#[test]
+fn raw_step_change_re_slots_raw_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let s = open(dir.path(), 30);
+        id = series(&s, "restep");
+        put(&s, id, &[(T0, 1.0), (T0 + 5_000, 2.0), (T0 + 10_000, 3.0)]);
+        s.flush().unwrap();
+    }
+    let s = Store::open(dir.path(), Layout::new(Duration::from_secs(10), 30), 10_000).unwrap();
+    let v = s
+        .query(id, T0, T0 + 20_000, 10_000)
+        .unwrap()
+        .values(Aggregation::Last);
+    assert_eq!(v, vec![(T0, Some(2.0)), (T0 + 10_000, Some(3.0))]);
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = open(dir.path(), 30);
+    match Store::open(dir.path(), Layout::new(Duration::from_secs(5), 30), 10) {
+        Err(Error::DataDirInUse(p)) => assert_eq!(p, dir.path()),
+        other => panic!("expected DataDirInUse, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn corrupt_data_is_a_clear_error_naming_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path(), 30);
+        let id = series(&s, "c");
+        put(&s, id, &[(T0, 1.0)]);
+        s.flush().unwrap();
+        let t = s.tree("blocks").unwrap();
+        for kv in t.iter() {
+            let (k, _) = kv.unwrap();
+            t.insert(k, &[1u8, 255, 255][..]).unwrap();
+        }
+        s.sync().unwrap();
+    }
+    let s = open(dir.path(), 30);
+    let id = s.lookup(&SeriesKey::new("c")).unwrap();
+    let e = s.query(id, T0, T0 + MIN, MIN).unwrap_err().to_string();
+    assert!(e.contains(&dir.path().display().to_string()), "{e}");
+}
+
+#[test]
+fn series_cap_refuses_new_series_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), Layout::new(Duration::from_secs(5), 30), 2).unwrap();
+    series(&s, "one");
+    let keys = [
+        SeriesKey::new("one"),
+        SeriesKey::new("two"),
+        SeriesKey::new("three"),
+    ];
+    assert!(matches!(s.resolve_all(&keys), Err(Error::Capacity(_))));
+    assert_eq!(s.stats().series, 1, "nothing registered by a refused batch");
+    assert_eq!(s.resolve_all(&keys[..2]).unwrap(), vec![0, 1]);
+}
+
+#[test]
+fn unflushed_writes_are_visible_to_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 30);
+    let id = series(&s, "hot");
+    put(&s, id, &[(T0, 3.0)]);
+    assert_eq!(s.latest(id, T0 + 1_000).unwrap(), Some((T0, 3.0)));
+}
