@@ -117,8 +117,11 @@ pub struct DetailedQuery {
 pub async fn detailed(state: AppState, q: DetailedQuery) -> Result<Response, warp::Rejection> {
     let range: TimeRange = params::time_range(q.time_range.as_deref(), "24h")?;
     let (gran_label, step) = params::granularity(q.granularity.as_deref())?;
+    // The grid ends with the step that holds "now", so a range always has
+    // range/step points, the last one still filling.
     let now = Utc::now().timestamp_millis();
-    let (from, to) = (now - range.ms, now);
+    let to = crate::store::tier::ceil_div(now + 1, step) * step;
+    let from = to - range.ms;
     let store = state.store.clone();
     let series = tokio::task::spawn_blocking(move || {
         let labels: Vec<(&str, &str)> = q

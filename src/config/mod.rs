@@ -75,7 +75,13 @@ impl Source<'_> {
         file: Option<String>,
     ) -> Option<(String, String)> {
         if let Some(v) = cli {
-            return Some((v, format!("--{}", env_key.to_lowercase().replace('_', "-"))));
+            let flag = match env_key {
+                "SERVICE_HOST" => "--host",
+                "SERVICE_PORT" => "--port",
+                "DATA_DIR" => "--data-dir",
+                _ => "--log-level",
+            };
+            return Some((v, flag.to_string()));
         }
         if let Some(v) = self.env.get(env_key).filter(|v| !v.is_empty()) {
             return Some((v.clone(), env_key.to_string()));

@@ -1,0 +1,162 @@
+//! The real binary: exit codes, configuration errors, the data-directory
+//! lock, JSON logs and graceful shutdown on SIGTERM.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Runs the binary with a clean environment plus `env`; returns (code, stdout, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = binary();
+    cmd.args(args).env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let (code, out, _) = run(&["version"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("mlsec-monitor {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn invalid_settings_stop_start_up_with_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "service_port = 8006\nretention = 3\n").unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["serve"],
+            vec![("SERVICE_PORT", "abc")],
+            "SERVICE_PORT: 'abc'",
+        ),
+        (
+            vec!["serve"],
+            vec![("HEALTH_CHECK_INTERVAL", "0")],
+            "HEALTH_CHECK_INTERVAL",
+        ),
+        (
+            vec!["serve"],
+            vec![("SYSTEM_METRICS_INTERVAL", "-1")],
+            "SYSTEM_METRICS_INTERVAL",
+        ),
+        (
+            vec!["serve"],
+            vec![("CONFIG_FILE", "/nonexistent/c.toml")],
+            "cannot read it",
+        ),
+        (
+            vec!["serve", "--config", unknown.to_str().unwrap()],
+            vec![],
+            "unknown field `retention`",
+        ),
+        (vec!["serve", "--port", "99999"], vec![], "--port: '99999'"),
+        (vec!["config"], vec![("LOG_LEVEL", "chatty")], "LOG_LEVEL"),
+    ];
+    for (args, mut env, needle) in cases {
+        env.push(("DATA_DIR", data));
+        let (code, out, err) = run(&args, &env);
+        assert_eq!(code, 2, "{args:?} {env:?}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn config_prints_the_effective_settings_with_secrets_masked() {
+    let (code, out, _) = run(
+        &["config", "--port", "9100"],
+        &[
+            ("DATABASE_URL", "postgres://mon:hunter2@db:5432/mlsec"),
+            ("REDIS_URL", "redis://:s3cret@cache:6379/0"),
+            ("METRICS_RETENTION_DAYS", "14"),
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("service_port = 9100"), "{out}");
+    assert!(out.contains("metrics_retention_days = 14"), "{out}");
+    assert!(out.contains("postgres://mon:***@db:5432/mlsec"), "{out}");
+    assert!(!out.contains("hunter2") && !out.contains("s3cret"), "{out}");
+    // The output is itself a valid config file.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.toml");
+    std::fs::write(&f, &out).unwrap();
+    let (code, again, err) = run(&["config", "--config", f.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(again.contains("service_port = 9100"));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Process::spawn(dir.path(), &[]);
+    let (code, _, err) = run(
+        &["serve"],
+        &[
+            ("DATA_DIR", dir.path().to_str().unwrap()),
+            ("SERVICE_HOST", "127.0.0.1"),
+            ("SERVICE_PORT", "0"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("data directory is in use"), "{err}");
+    assert_eq!(
+        get(first.addr, "/").status,
+        200,
+        "the first daemon is unharmed"
+    );
+}
+
+#[test]
+fn sigterm_finishes_flushes_and_exits_0_with_json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long flush interval: only the shutdown flush can save the sample.
+    let p = Process::spawn(
+        dir.path(),
+        &[("LOG_FORMAT", "json"), ("FLUSH_INTERVAL", "3600")],
+    );
+    let ts = (chrono::Utc::now() - chrono::Duration::minutes(3)).to_rfc3339();
+    let r = post_json(
+        p.addr,
+        "/ingest/metrics",
+        &json!({"samples": [{"metric": "kept", "value": 7.0, "timestamp": ts}]}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(p.terminate(), 0);
+    let q = Process::spawn(dir.path(), &[("LOG_FORMAT", "json")]);
+    let r = get(
+        q.addr,
+        "/metrics/detailed?metric=kept&time_range=1h&granularity=1m",
+    );
+    let pts = r.body["series"][0]["points"]
+        .as_array()
+        .expect("series kept")
+        .clone();
+    assert!(pts.iter().any(|p| p["avg"] == 7.0), "{}", r.text);
+    let line = std::iter::from_fn(|| q.lines.recv_timeout(Duration::from_secs(5)).ok())
+        .find(|l| l.contains("/metrics/detailed"))
+        .expect("a request log line");
+    let v: Value = serde_json::from_str(&line).expect("JSON log line");
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/metrics/detailed");
+    assert_eq!(v["status"], 200);
+    assert!(v["duration_ms"].as_f64().is_some());
+}

@@ -1,0 +1,320 @@
+//! Shared test helpers: the daemon in-process on 127.0.0.1:0 with a temp data
+//! directory, the real binary as a child process, and a small HTTP client.
+
+#![allow(dead_code)]
+
+use mlsec_monitor::config::{Config, Overrides};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// A response: status, headers we care about, parsed JSON body (Null if not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+    pub text: String,
+}
+
+fn reply(mut r: ureq::http::Response<ureq::Body>) -> Reply {
+    let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let bytes = r
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Reply {
+    reply(
+        agent()
+            .get(&format!("http://{addr}{path}"))
+            .call()
+            .expect("GET"),
+    )
+}
+
+pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = agent().get(&format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    reply(req.call().expect("GET"))
+}
+
+pub fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Reply {
+    post_raw(addr, path, "application/json", body.to_string().as_bytes())
+}
+
+pub fn post_raw(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> Reply {
+    reply(
+        agent()
+            .post(&format!("http://{addr}{path}"))
+            .header("content-type", content_type)
+            .send(body)
+            .expect("POST"),
+    )
+}
+
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut b = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(()).expect("request");
+    reply(agent().run(req).expect("request"))
+}
+
+/// Sends raw bytes on a fresh connection and returns (status, body). For
+/// requests a normal client would not send (a huge Content-Length, no body).
+pub fn raw_http(addr: SocketAddr, request: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "condition not met within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The environment every test daemon starts from: loopback, port 0, fast ticks.
+pub fn base_env(data_dir: &Path) -> Vec<(String, String)> {
+    [
+        ("SERVICE_HOST", "127.0.0.1"),
+        ("SERVICE_PORT", "0"),
+        ("SYSTEM_METRICS_INTERVAL", "1"),
+        ("FLUSH_INTERVAL", "0.2"),
+        ("LOG_LEVEL", "warn"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([("DATA_DIR".to_string(), data_dir.display().to_string())])
+    .collect()
+}
+
+/// The daemon in-process: `run` on its own runtime thread.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<mlsec_monitor::error::Result<()>>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    pub fn start(extra_env: &[(&str, &str)]) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut d = Daemon::start_in(tmp.path(), extra_env);
+        d._tmp = Some(tmp);
+        d
+    }
+
+    pub fn start_in(data_dir: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        let mut env: HashMap<String, String> = base_env(data_dir).into_iter().collect();
+        for (k, v) in extra_env {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let config =
+            Config::from_sources(Overrides::default(), &env).expect("test config is valid");
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                let _ = ready_tx.send(());
+                mlsec_monitor::run(config, listener, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+            })
+        });
+        ready_rx.recv().expect("daemon thread started");
+        let d = Daemon {
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _tmp: None,
+        };
+        // Ready once the store is open and the server answers.
+        wait_for(Duration::from_secs(20), || {
+            (get(d.addr, "/").status == 200).then_some(())
+        });
+        d
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        get(self.addr, path)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        post_json(self.addr, path, body)
+    }
+
+    /// Graceful stop; returns what `run` returned.
+    pub fn stop(mut self) -> mlsec_monitor::error::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> mlsec_monitor::error::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().expect("daemon thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// The real binary as a child process.
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub lines: mpsc::Receiver<String>,
+}
+
+pub fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mlsec-monitor"))
+}
+
+impl Process {
+    /// Starts `serve` with the base env plus `extra`, and waits for "listening on".
+    pub fn spawn(data_dir: &Path, extra: &[(&str, &str)]) -> Process {
+        let mut cmd = binary();
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in base_env(data_dir) {
+            cmd.env(k, v);
+        }
+        cmd.env("LOG_LEVEL", "info");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn binary");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("daemon printed 'listening on' in time");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
+                break addr.parse().expect("address");
+            }
+        };
+        Process {
+            child,
+            addr,
+            lines: rx,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(mut self) -> i32 {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
