@@ -1,4 +1,4 @@
-//! Command-line interface: `serve`, `config`, `version`.
+//! Command-line interface: `serve`, `config`, `check`, `version`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -22,6 +22,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the effective configuration (secrets masked) and exit 2 if it is invalid.
     Config(ServeArgs),
+    /// Probe every configured service once, print a table, exit 1 if any is unhealthy.
+    Check(ServeArgs),
     /// Print the version.
     Version,
 }

@@ -8,17 +8,21 @@
 //! - `error`    the crate's `Error` and `Result`
 //! - `shutdown` one signal every loop listens to
 //! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
+//! - `health`   the health check engine: probes, back-off, the live registry
 //! - `store`    the embedded sled time-series store: tiers of ring buffers
+//! - `analysis` pure functions over series: trends
 //! - `api`      the HTTP route table, handlers, wire types and error mapping
 //!
 //! [`run`] wires them together; it takes the listener and the shutdown future
 //! so tests can run the whole daemon on port 0 in-process.
 
+pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod shutdown;
 pub mod store;
 
@@ -78,12 +82,31 @@ pub async fn run(
         down.clone(),
     ));
 
+    let registry = Arc::new(health::registry::Registry::new(&config.services));
+    health::engine::spawn(
+        &mut tasks,
+        &config.services,
+        store.clone(),
+        registry.clone(),
+        down.clone(),
+    );
+    tasks.spawn(health::resources::run(
+        config.services.clone(),
+        store.clone(),
+        registry.clone(),
+        config.system_metrics_interval,
+        down.clone(),
+    ));
+
     let state = api::AppState {
         config: config.clone(),
         store: store.clone(),
         system,
+        health: registry,
+        dashboard: Arc::default(),
         started: Instant::now(),
     };
+    tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));
     let mut down_for_http = down.clone();
     let stop = async move {
         tokio::select! {

@@ -31,6 +31,10 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Check(args) => match Config::load(overrides(cli.config, args)) {
+            Ok(config) => check(config),
+            Err(e) => fail(&e),
+        },
         Command::Serve(args) => match Config::load(overrides(cli.config, args)) {
             Ok(config) => serve(config),
             Err(e) => fail(&e),
@@ -43,6 +47,52 @@ fn fail(e: &Error) -> ExitCode {
     match e {
         Error::Config(_) => ExitCode::from(2),
         _ => ExitCode::from(1),
+    }
+}
+
+/// Probes every service once and prints one line each; exit 1 if any is unhealthy.
+fn check(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(32 + config.services.len())
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&Error::Io(e)),
+    };
+    if config.services.is_empty() {
+        println!(
+            "no services configured (add [[services]] to the config file, or set REDIS_URL / DATABASE_URL)"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let results = runtime.block_on(mlsec_monitor::health::engine::check_once(&config.services));
+    let width = config
+        .services
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:width$}  {:9}  {:>10}  ERROR",
+        "SERVICE", "STATUS", "TIME (ms)"
+    );
+    let mut any_down = false;
+    for (spec, r) in config.services.iter().zip(&results) {
+        any_down |= r.status == mlsec_monitor::health::HealthStatus::Unhealthy;
+        println!(
+            "{:width$}  {:9}  {:>10.1}  {}",
+            spec.name,
+            r.status.as_str(),
+            r.latency_ms,
+            r.error.as_deref().unwrap_or("-")
+        );
+    }
+    if any_down {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -61,8 +111,10 @@ fn serve(config: Config) -> ExitCode {
     init_tracing(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // Blocking work (sysinfo, sled flushes, probes) runs on a bounded pool.
-        .max_blocking_threads(64)
+        // Blocking work (sysinfo, sled flushes, HTTP probes) runs on a bounded
+        // pool: one thread per service (each has at most one probe in flight)
+        // plus room for the rest, so a hanging target never queues another.
+        .max_blocking_threads(32 + config.services.len())
         .build()
     {
         Ok(r) => r,

@@ -160,3 +160,34 @@ fn sigterm_finishes_flushes_and_exits_0_with_json_logs() {
     assert_eq!(v["status"], 200);
     assert!(v["duration_ms"].as_f64().is_some());
 }
+
+#[test]
+fn the_shipped_platform_registry_is_valid_and_bad_entries_are_named() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/platform.toml");
+    let (code, out, err) = run(&["--config", example, "config"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("[[services]]").count(), 5, "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    for (body, needle) in [
+        (
+            "[[services]]\nname = \"a\"\nkind = \"smtp\"\ntarget = \"x:1\"\n",
+            "services[0] (\"a\"): unknown kind 'smtp'",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nkind = \"http\"\ntarget = \"http://h/\"\ndepends_on = [\"b\"]\n",
+            "depends_on names unknown service 'b'",
+        ),
+        (
+            "[[services]]\nname = \"a\"\nkind = \"http\"\ntarget = \"http://h/\"\ncolour = 1\n",
+            "unknown field `colour`",
+        ),
+    ] {
+        let f = dir.path().join("bad.toml");
+        std::fs::write(&f, body).unwrap();
+        let (code, _, err) = run(&["--config", f.to_str().unwrap(), "serve"], &[]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+        let (code, _, _) = run(&["--config", f.to_str().unwrap(), "check"], &[]);
+        assert_eq!(code, 2);
+    }
+}

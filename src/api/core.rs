@@ -23,6 +23,15 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
     let collector_ok = state.system.is_healthy();
     let writable = state.store.writable();
     let c = state.system.counters();
+    let checks = state.health.counters();
+    let dependency = |name: &str| {
+        let configured = match name {
+            "redis" => state.config.redis_url.is_some(),
+            _ => state.config.database_url.is_some(),
+        };
+        // Configured but not answered yet counts as down: nothing vouches for it.
+        configured.then(|| state.health.is_up(name).unwrap_or(false))
+    };
     let stats = state.store.stats();
     let error = match (collector_ok, writable) {
         (true, true) => None,
@@ -30,6 +39,7 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
             "data collector stalled: no successful tick in the last {} intervals{}",
             crate::collect::STALL_TICKS,
             c.last_error
+                .clone()
                 .map(|e| format!(" (last error: {e})"))
                 .unwrap_or_default()
         )),
@@ -48,19 +58,15 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
         timestamp: ts(chrono::Utc::now()),
         uptime_seconds: state.uptime_seconds(),
         dependencies: HealthDependencies {
-            redis: None,
-            postgres: None,
+            redis: dependency("redis"),
+            postgres: dependency("postgres"),
             data_collector: collector_ok,
         },
         metrics: HealthMetrics {
-            total_checks: c.ticks,
-            successful_checks: c.ok,
-            failed_checks: c.failed,
-            average_response_time_ms: if c.ticks == 0 {
-                0.0
-            } else {
-                c.total_ms / c.ticks as f64
-            },
+            total_checks: checks.total,
+            successful_checks: checks.successful,
+            failed_checks: checks.failed,
+            average_response_time_ms: checks.average_ms(),
         },
         error,
         store: StoreHealth {
@@ -71,6 +77,16 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
             flushes: stats.flushes,
             last_flush_ms: stats.last_flush_ms,
             size_on_disk_bytes: state.store.size_on_disk(),
+        },
+        collector: CollectorHealth {
+            ticks: c.ticks,
+            failed_ticks: c.failed,
+            average_tick_ms: if c.ticks == 0 {
+                0.0
+            } else {
+                c.total_ms / c.ticks as f64
+            },
+            last_error: c.last_error.clone(),
         },
     };
     // 503 when unhealthy, so load balancers and `curl -f` see it too.

@@ -39,13 +39,23 @@ pub struct HealthResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub store: StoreHealth,
+    pub collector: CollectorHealth,
+}
+
+/// The system collector's own ticks (the spec's `metrics` counts service checks).
+#[derive(Serialize)]
+pub struct CollectorHealth {
+    pub ticks: u64,
+    pub failed_ticks: u64,
+    pub average_tick_ms: f64,
+    pub last_error: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct HealthDependencies {
-    /// `null` until a Redis probe is configured.
+    /// `null` when REDIS_URL is not set.
     pub redis: Option<bool>,
-    /// `null` until a PostgreSQL probe is configured.
+    /// `null` when DATABASE_URL is not set.
     pub postgres: Option<bool>,
     pub data_collector: bool,
 }
@@ -130,4 +140,108 @@ pub struct DetailedPoint {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub count: u64,
+}
+
+#[derive(Serialize)]
+pub struct ServiceHealthEntry {
+    pub status: crate::health::HealthStatus,
+    /// `null` until the first check.
+    pub response_time_ms: Option<f64>,
+    pub last_check: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    pub dependencies: BTreeMap<String, bool>,
+    // Beyond the spec:
+    pub kind: &'static str,
+    /// `service` for a configured service, `dependency` for REDIS_URL / DATABASE_URL.
+    pub role: &'static str,
+    pub http_status: Option<u16>,
+    pub consecutive_failures: u32,
+    pub cpu_usage: Option<f64>,
+    pub memory_usage_mb: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct ServiceHealth {
+    pub services: BTreeMap<String, ServiceHealthEntry>,
+    pub overall_status: crate::health::HealthStatus,
+    pub healthy_services: usize,
+    pub total_services: usize,
+    pub last_updated: String,
+}
+
+#[derive(Serialize)]
+pub struct NamedServiceHealth {
+    pub name: String,
+    #[serde(flatten)]
+    pub health: ServiceHealthEntry,
+}
+
+#[derive(Serialize)]
+pub struct ServicesHealthList {
+    pub services: Vec<NamedServiceHealth>,
+    pub overall_status: crate::health::HealthStatus,
+    pub healthy_services: usize,
+    pub total_services: usize,
+    pub last_updated: String,
+}
+
+#[derive(Serialize)]
+pub struct DependencyHealth {
+    /// `healthy` when it answers (a degraded service still answers).
+    pub status: &'static str,
+    pub response_time_ms: Option<f64>,
+    pub last_check: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DependenciesHealth {
+    pub dependencies: BTreeMap<String, DependencyHealth>,
+    pub overall_status: &'static str,
+    pub healthy_dependencies: usize,
+    pub total_dependencies: usize,
+}
+
+#[derive(Serialize)]
+pub struct DashboardService {
+    pub status: crate::health::HealthStatus,
+    pub response_time_ms: Option<f64>,
+    pub cpu_usage: Option<f64>,
+    pub memory_usage_mb: Option<f64>,
+    pub last_updated: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DashboardSystem {
+    pub total_cpu_usage: Option<f64>,
+    pub total_memory_usage_mb: Option<f64>,
+    pub disk_usage_percent: Option<f64>,
+    pub network_io_mbps: Option<f64>,
+    pub load_average: Option<Vec<f64>>,
+}
+
+#[derive(Serialize)]
+pub struct AlertCounts {
+    pub active: u64,
+    pub critical: u64,
+    pub warning: u64,
+    pub info: u64,
+}
+
+#[derive(Serialize)]
+pub struct DashboardTrends {
+    pub cpu_trend: crate::analysis::trend::Trend,
+    pub memory_trend: crate::analysis::trend::Trend,
+    pub response_time_trend: crate::analysis::trend::Trend,
+}
+
+#[derive(Serialize)]
+pub struct DashboardData {
+    pub services: BTreeMap<String, DashboardService>,
+    pub system_metrics: DashboardSystem,
+    pub alerts: AlertCounts,
+    pub trends: DashboardTrends,
+    pub last_updated: String,
 }

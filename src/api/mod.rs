@@ -6,13 +6,16 @@
 //! `params.rs` the query/body parsing, `reject.rs` the error mapping.
 
 mod core;
+pub mod dashboard;
 pub mod dto;
 mod metrics;
 pub mod params;
 pub mod reject;
+pub mod services;
 
 use crate::collect::SystemMonitor;
 use crate::config::{Config, CorsOrigins};
+use crate::health::registry::Registry;
 use crate::store::Store;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,6 +30,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub system: Arc<SystemMonitor>,
+    pub health: Arc<Registry>,
+    pub dashboard: Arc<dashboard::DashboardCache>,
     pub started: Instant,
 }
 
@@ -68,8 +73,31 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(params::query())
         .and_then(metrics::detailed);
 
+    let service_health = warp::path("service-health")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and_then(services::service_health);
+    let health_services = warp::path!("health" / "services")
+        .and(warp::get())
+        .and(s())
+        .and_then(services::services_list);
+    let health_deps = warp::path!("health" / "dependencies")
+        .and(warp::get())
+        .and(s())
+        .and_then(services::dependencies);
+    let dashboard_data = warp::path("dashboard-data")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and_then(dashboard::dashboard);
+
     let api = root
         .or(health)
+        .or(service_health)
+        .or(health_services)
+        .or(health_deps)
+        .or(dashboard_data)
         .or(system)
         .or(ingest)
         .or(detailed)

@@ -7,6 +7,7 @@
 
 pub mod defaults;
 pub mod raw;
+pub mod services;
 
 use crate::error::{Error, Result};
 use raw::RawConfig;
@@ -45,6 +46,9 @@ pub struct Config {
     pub flush_interval: Duration,
     pub cors_allowed_origins: CorsOrigins,
     pub max_series: usize,
+    /// Every probed service: the file's `[[services]]` plus the optional
+    /// dependencies from `REDIS_URL` and `DATABASE_URL`.
+    pub services: Vec<services::ServiceSpec>,
     /// The file the settings came from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -244,6 +248,23 @@ impl Config {
             }
         };
 
+        let health_check_interval = interval(
+            "HEALTH_CHECK_INTERVAL",
+            file.health_check_interval,
+            defaults::HEALTH_CHECK_INTERVAL_SECS,
+        )?;
+        let services = services::build(
+            &file.services,
+            redis_url.as_deref(),
+            database_url.as_deref(),
+            health_check_interval,
+        )
+        .map_err(|e| match (e, &config_file) {
+            (Error::Config(m), Some(f)) => {
+                Error::config(format!("config file {}: {m}", f.display()))
+            }
+            (e, _) => e,
+        })?;
         Ok(Config {
             host,
             port,
@@ -252,11 +273,7 @@ impl Config {
             data_dir,
             database_url,
             redis_url,
-            health_check_interval: interval(
-                "HEALTH_CHECK_INTERVAL",
-                file.health_check_interval,
-                defaults::HEALTH_CHECK_INTERVAL_SECS,
-            )?,
+            health_check_interval,
             metrics_retention_days: count(
                 "METRICS_RETENTION_DAYS",
                 file.metrics_retention_days,
@@ -291,6 +308,7 @@ impl Config {
                 defaults::MAX_SERIES as u64,
                 10_000_000,
             )? as usize,
+            services,
             config_file,
         })
     }
@@ -330,7 +348,49 @@ impl Config {
             secs(self.flush_interval),
             cors,
             self.max_series,
-        )
+        ) + &self.services_toml()
+    }
+
+    /// The file's `[[services]]` as TOML (URL-configured dependencies are
+    /// shown as the variables above, so they are not repeated).
+    fn services_toml(&self) -> String {
+        let mut out = String::new();
+        for s in self
+            .services
+            .iter()
+            .filter(|s| s.role == services::Role::Service)
+        {
+            out += &format!(
+                "\n[[services]]\nname = {:?}\nkind = \"{}\"\ntarget = {:?}\ninterval = {}\ntimeout = {}\n",
+                s.name,
+                s.kind.as_str(),
+                mask_url(&s.target),
+                s.interval.as_secs_f64(),
+                s.timeout.as_secs_f64()
+            );
+            if let Some(codes) = &s.expected_status {
+                out += &format!("expected_status = {codes:?}\n");
+            }
+            if let Some(ms) = s.degraded_threshold_ms {
+                out += &format!("degraded_threshold_ms = {ms}\n");
+            }
+            if !s.depends_on.is_empty() {
+                out += &format!("depends_on = {:?}\n", s.depends_on);
+            }
+            match &s.process {
+                Some(services::ProcessMatcher::Name(n)) => {
+                    out += &format!("process = {{ name = {n:?} }}\n")
+                }
+                Some(services::ProcessMatcher::Cmdline(c)) => {
+                    out += &format!("process = {{ cmdline = {c:?} }}\n")
+                }
+                Some(services::ProcessMatcher::PidFile(p)) => {
+                    out += &format!("process = {{ pid_file = {:?} }}\n", p.display().to_string())
+                }
+                None => {}
+            }
+        }
+        out
     }
 }
 

@@ -21,4 +21,7 @@ pub struct RawConfig {
     pub flush_interval: Option<f64>,
     pub cors_allowed_origins: Option<String>,
     pub max_series: Option<i64>,
+    /// The platform's services to probe (`[[services]]` tables).
+    #[serde(default)]
+    pub services: Vec<super::services::RawService>,
 }

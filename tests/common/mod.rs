@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod servers;
+
 use mlsec_monitor::config::{Config, Overrides};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -155,6 +157,19 @@ impl Daemon {
     pub fn start(extra_env: &[(&str, &str)]) -> Daemon {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut d = Daemon::start_in(tmp.path(), extra_env);
+        d._tmp = Some(tmp);
+        d
+    }
+
+    /// Starts with `toml` as the config file (written into the data dir's parent).
+    pub fn start_with_config(toml: &str, extra_env: &[(&str, &str)]) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("config.toml");
+        std::fs::write(&file, toml).expect("write config");
+        let mut env: Vec<(&str, &str)> = extra_env.to_vec();
+        let file_s = file.display().to_string();
+        env.push(("CONFIG_FILE", &file_s));
+        let mut d = Daemon::start_in(&tmp.path().join("data"), &env);
         d._tmp = Some(tmp);
         d
     }

@@ -1,0 +1,3 @@
+//! Pure analysis functions over stored series: no I/O, no clocks.
+
+pub mod trend;

@@ -1,0 +1,155 @@
+//! `GET /dashboard-data`: served from a snapshot that a background task
+//! rebuilds every `REFRESH` from the registry, the latest system harvest and
+//! the store's trends, so a poll is a memory copy: no probe, no sysinfo call,
+//! no store read.
+
+use super::AppState;
+use super::dto::*;
+use super::reject::error_response;
+use crate::analysis::trend::{Trend, trend};
+use crate::shutdown::Shutdown;
+use crate::store::{Agg, SeriesKey, Store};
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use std::time::Duration;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+/// How often the snapshot is rebuilt.
+pub const REFRESH: Duration = Duration::from_secs(1);
+/// The window trends are computed over.
+pub const TREND_WINDOW_MS: i64 = 30 * 60_000;
+const TREND_STEP_MS: i64 = 60_000;
+
+#[derive(Default)]
+pub struct DashboardCache {
+    json: RwLock<Option<bytes::Bytes>>,
+}
+
+impl DashboardCache {
+    fn get(&self) -> Option<bytes::Bytes> {
+        self.json.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, b: bytes::Bytes) {
+        *self.json.write().unwrap_or_else(|p| p.into_inner()) = Some(b);
+    }
+}
+
+pub async fn dashboard(state: AppState) -> Result<Response, warp::Rejection> {
+    match state.dashboard.get() {
+        Some(body) => {
+            let mut r = Response::new(body.into());
+            r.headers_mut().insert(
+                warp::http::header::CONTENT_TYPE,
+                warp::http::HeaderValue::from_static("application/json"),
+            );
+            Ok(r)
+        }
+        None => Ok(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dashboard data is being computed; retry in a second",
+        )),
+    }
+}
+
+/// Rebuilds the snapshot every `REFRESH` until shutdown.
+pub async fn run_refresher(state: AppState, mut shutdown: Shutdown) {
+    let mut ticker = tokio::time::interval(REFRESH);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {},
+            _ = shutdown.recv() => return,
+        }
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || build(&st)).await {
+            Ok(Ok(bytes)) => state.dashboard.set(bytes),
+            Ok(Err(e)) => tracing::warn!(error = %e, "dashboard snapshot failed"),
+            Err(e) => tracing::warn!(error = %e, "dashboard snapshot crashed"),
+        }
+    }
+}
+
+/// The trend of the merged points of every series in `ids` over the window.
+fn series_trend(store: &Store, ids: &[u32], now: i64) -> crate::error::Result<Trend> {
+    let mut merged: BTreeMap<i64, Agg> = BTreeMap::new();
+    for id in ids {
+        for (t, a) in store
+            .query(*id, now - TREND_WINDOW_MS, now, TREND_STEP_MS)?
+            .points
+        {
+            if let Some(a) = a {
+                merged.entry(t).and_modify(|m| m.merge(&a)).or_insert(a);
+            }
+        }
+    }
+    let points: Vec<(f64, f64)> = merged
+        .iter()
+        .map(|(t, a)| (*t as f64 / 1000.0, a.avg()))
+        .collect();
+    Ok(trend(&points))
+}
+
+fn build(state: &AppState) -> crate::error::Result<bytes::Bytes> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let store = &state.store;
+    let one = |name: &str| {
+        store
+            .lookup(&SeriesKey::new(name))
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let rt_ids: Vec<u32> = store
+        .find(Some("response_time_ms"), &[])
+        .into_iter()
+        .filter(|(_, k)| k.label("service").is_some())
+        .map(|(id, _)| id)
+        .collect();
+    let trends = DashboardTrends {
+        cpu_trend: series_trend(store, &one("cpu_usage_percent"), now)?,
+        memory_trend: series_trend(store, &one("memory_used_mb"), now)?,
+        response_time_trend: series_trend(store, &rt_ids, now)?,
+    };
+    let services = state
+        .health
+        .snapshot()
+        .into_iter()
+        .map(|v| {
+            (
+                v.name.clone(),
+                DashboardService {
+                    status: v.status(),
+                    response_time_ms: v.last.as_ref().map(|r| r.latency_ms),
+                    cpu_usage: v.cpu_usage,
+                    memory_usage_mb: v.memory_usage_mb,
+                    last_updated: v.last_check().map(ts),
+                },
+            )
+        })
+        .collect();
+    let h = state.system.latest();
+    let system_metrics = DashboardSystem {
+        total_cpu_usage: h.as_ref().and_then(|h| h.cpu_usage_percent),
+        total_memory_usage_mb: h.as_ref().and_then(|h| h.memory_used_mb),
+        disk_usage_percent: h.as_ref().and_then(|h| h.data_disk_usage_percent),
+        network_io_mbps: h.as_ref().and_then(|h| h.network_io_mbps()),
+        load_average: h.as_ref().and_then(|h| h.load_average.map(|l| l.to_vec())),
+    };
+    let body = DashboardData {
+        services,
+        system_metrics,
+        // Real counts: there is no alert engine yet, so there are no alerts.
+        alerts: AlertCounts {
+            active: 0,
+            critical: 0,
+            warning: 0,
+            info: 0,
+        },
+        trends,
+        last_updated: ts(chrono::Utc::now()),
+    };
+    Ok(serde_json::to_vec(&body)
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))?
+        .into())
+}

@@ -1,0 +1,124 @@
+//! Service health endpoints: `GET /service-health`, `GET /health/services`,
+//! `GET /health/dependencies`. All read the registry's current state; none
+//! triggers a probe.
+
+use super::AppState;
+use super::dto::*;
+use crate::config::services::Role;
+use crate::health::HealthStatus;
+use crate::health::registry::{Registry, ServiceView};
+use std::collections::BTreeMap;
+use warp::reply::{Reply, Response};
+
+fn entry(v: &ServiceView, all: &[ServiceView]) -> ServiceHealthEntry {
+    ServiceHealthEntry {
+        status: v.status(),
+        response_time_ms: v.last.as_ref().map(|r| r.latency_ms),
+        last_check: v.last_check().map(ts),
+        error_message: v.error_message(),
+        dependencies: Registry::dependencies_of(v, all),
+        kind: v.kind,
+        role: match v.role {
+            Role::Service => "service",
+            Role::Dependency => "dependency",
+        },
+        http_status: v.last.as_ref().and_then(|r| r.http_status),
+        consecutive_failures: v.consecutive_failures,
+        cpu_usage: v.cpu_usage,
+        memory_usage_mb: v.memory_usage_mb,
+    }
+}
+
+/// Unhealthy if any service is unhealthy, degraded if any is degraded, else
+/// healthy. An optional dependency (REDIS_URL / DATABASE_URL) that is down
+/// makes the whole `degraded`, never `unhealthy`: the platform is impaired,
+/// the services themselves still answer.
+pub fn overall(all: &[ServiceView]) -> HealthStatus {
+    all.iter()
+        .map(|v| match (v.role, v.status()) {
+            (Role::Dependency, HealthStatus::Unhealthy) => HealthStatus::Degraded,
+            (_, s) => s,
+        })
+        .max()
+        .unwrap_or(HealthStatus::Healthy)
+}
+
+fn summary(state: &AppState) -> (Vec<ServiceView>, HealthStatus, usize) {
+    let all = state.health.snapshot();
+    let healthy = all
+        .iter()
+        .filter(|v| v.status() == HealthStatus::Healthy)
+        .count();
+    let overall = overall(&all);
+    (all, overall, healthy)
+}
+
+pub async fn service_health(state: AppState) -> Result<Response, warp::Rejection> {
+    let (all, overall_status, healthy_services) = summary(&state);
+    let services = all
+        .iter()
+        .map(|v| (v.name.clone(), entry(v, &all)))
+        .collect();
+    Ok(warp::reply::json(&ServiceHealth {
+        services,
+        overall_status,
+        healthy_services,
+        total_services: all.len(),
+        last_updated: ts(chrono::Utc::now()),
+    })
+    .into_response())
+}
+
+pub async fn services_list(state: AppState) -> Result<Response, warp::Rejection> {
+    let (all, overall_status, healthy_services) = summary(&state);
+    let services = all
+        .iter()
+        .map(|v| NamedServiceHealth {
+            name: v.name.clone(),
+            health: entry(v, &all),
+        })
+        .collect();
+    Ok(warp::reply::json(&ServicesHealthList {
+        services,
+        overall_status,
+        healthy_services,
+        total_services: all.len(),
+        last_updated: ts(chrono::Utc::now()),
+    })
+    .into_response())
+}
+
+/// The optional dependencies (REDIS_URL, DATABASE_URL) plus every service
+/// named in some service's `depends_on`.
+pub async fn dependencies(state: AppState) -> Result<Response, warp::Rejection> {
+    let all = state.health.snapshot();
+    let mut deps = BTreeMap::new();
+    for v in &all {
+        let declared = all.iter().any(|o| o.depends_on.contains(&v.name));
+        if v.role != Role::Dependency && !declared {
+            continue;
+        }
+        let up = v.last.is_some() && v.status() != HealthStatus::Unhealthy;
+        deps.insert(
+            v.name.clone(),
+            DependencyHealth {
+                status: if up { "healthy" } else { "unhealthy" },
+                response_time_ms: v.last.as_ref().map(|r| r.latency_ms),
+                last_check: v.last_check().map(ts),
+                error_message: if up { None } else { v.error_message() },
+            },
+        );
+    }
+    let healthy = deps.values().filter(|d| d.status == "healthy").count();
+    Ok(warp::reply::json(&DependenciesHealth {
+        overall_status: if healthy == deps.len() {
+            "healthy"
+        } else {
+            "unhealthy"
+        },
+        healthy_dependencies: healthy,
+        total_dependencies: deps.len(),
+        dependencies: deps,
+    })
+    .into_response())
+}

@@ -1,0 +1,37 @@
+//! The health check engine: probes every configured service on its own
+//! schedule, keeps the current state of each (`registry.rs`), writes every
+//! result to the store as `up{service}` and `response_time_ms{service}`, and
+//! backs off from failing targets (`breaker.rs`).
+//!
+//! - `probe/`      one file per probe kind; a probe never returns `Err`, a
+//!   failure is a `ProbeResult` with an error message
+//! - `breaker.rs`  exponential back-off after repeated failures
+//! - `registry.rs` the live state the API reads
+//! - `engine.rs`   one task per service, the scheduling loop
+//! - `resources.rs` per-service CPU and memory from a process matcher
+
+pub mod breaker;
+pub mod engine;
+pub mod probe;
+pub mod registry;
+pub mod resources;
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Real servers for the probes to check: small HTTP targets with a chosen
+//! behaviour, and real redis-server and PostgreSQL processes on free
+//! loopback ports (installed by scripts/test.sh).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+pub enum Behavior {
+    /// 200 with this JSON body.
+    Json(&'static str),
+    /// This status, empty body.
+    Status(u16),
+    /// 200 after this many milliseconds.
+    Slow(u64),
+    /// Accept and never answer.
+    Hang,
+    /// Accept, then reset the connection (close with the request unread).
+    Reset,
+    /// Answer bytes that are not HTTP.
+    Garbage,
+    /// The status in the cell (change it while running).
+    Switch(Arc<AtomicU16>),
+}
+
+/// An HTTP target on 127.0.0.1 that counts the requests it receives.
+pub struct HttpTarget {
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HttpTarget {
+    pub fn start(behavior: Behavior) -> HttpTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind target");
+        let port = listener.local_addr().expect("addr").port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(stream) = conn else { continue };
+                h.fetch_add(1, Ordering::Relaxed);
+                let b = behavior.clone();
+                let s2 = s.clone();
+                std::thread::spawn(move || serve(stream, b, s2));
+            }
+        });
+        HttpTarget { port, hits, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/health", self.port)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for HttpTarget {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn read_request(s: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+}
+
+fn respond(s: &mut TcpStream, status: u16, body: &str) {
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+fn serve(mut s: TcpStream, b: Behavior, stop: Arc<AtomicBool>) {
+    match b {
+        Behavior::Reset => {
+            // Closing with unread request bytes makes the kernel send RST.
+            std::thread::sleep(Duration::from_millis(20));
+            drop(s);
+        }
+        Behavior::Hang => {
+            read_request(&mut s);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Behavior::Garbage => {
+            read_request(&mut s);
+            let _ = s.write_all(b"\x00\x01garbage that is not http\r\n\r\n");
+        }
+        Behavior::Json(body) => {
+            read_request(&mut s);
+            respond(&mut s, 200, body);
+        }
+        Behavior::Status(code) => {
+            read_request(&mut s);
+            respond(&mut s, code, "");
+        }
+        Behavior::Slow(ms) => {
+            read_request(&mut s);
+            std::thread::sleep(Duration::from_millis(ms));
+            respond(&mut s, 200, "{}");
+        }
+        Behavior::Switch(cell) => {
+            read_request(&mut s);
+            respond(&mut s, cell.load(Ordering::Relaxed), "");
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn wait_port(port: u16, what: &str) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "{what} did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn find_binary(name: &str) -> PathBuf {
+    let mut candidates: Vec<PathBuf> = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| PathBuf::from(d).join(name))
+        .collect();
+    let mut pg: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .collect();
+    pg.sort();
+    candidates.extend(pg.into_iter().rev());
+    candidates.push(PathBuf::from("/usr/bin").join(name));
+    candidates.push(PathBuf::from("/usr/sbin").join(name));
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run scripts/test.sh, which installs it")
+        })
+}
+
+/// A real redis-server on a free loopback port, optionally with a password.
+pub struct Redis {
+    pub port: u16,
+    child: Child,
+}
+
+impl Redis {
+    pub fn start(password: Option<&str>) -> Redis {
+        let port = free_port();
+        let mut cmd = Command::new(find_binary("redis-server"));
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(p) = password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        wait_port(port, "redis-server");
+        Redis { port, child }
+    }
+
+    pub fn url(&self, password: Option<&str>) -> String {
+        match password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A throw-away PostgreSQL cluster on a free loopback port, user `postgres`
+/// with password `password`. As root, it runs as the `postgres` user.
+pub struct Postgres {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn as_postgres(bin: PathBuf) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+impl Postgres {
+    pub fn start(password: &str) -> Postgres {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, format!("{password}\n")).expect("pwfile");
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(dir.path())
+            .status();
+        let out = as_postgres(find_binary("initdb"))
+            .args(["-U", "postgres", "-A", "scram-sha-256", "--pwfile"])
+            .arg(&pwfile)
+            .arg("-D")
+            .arg(&data)
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let child = as_postgres(find_binary("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-k",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start postgres");
+        wait_port(port, "postgres");
+        Postgres { port, dir, child }
+    }
+
+    pub fn url(&self, password: &str) -> String {
+        format!(
+            "postgres://postgres:{password}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGQUIT to the postmaster: immediate shutdown of the whole cluster.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            && let Some(pid) = pid.lines().next()
+        {
+            let _ = Command::new("kill").args(["-QUIT", pid.trim()]).status();
+        }
+        let _ = self.child.wait();
+    }
+}
