@@ -11,6 +11,7 @@
 //! - `health`   the health check engine: probes, back-off, the live registry
 //! - `store`    the embedded sled time-series store: tiers of ring buffers
 //! - `analysis` pure functions over series: trends
+//! - `platform` ML platform state pushed by the services: models, training jobs
 //! - `api`      the HTTP route table, handlers, wire types and error mapping
 //!
 //! [`run`] wires them together; it takes the listener and the shutdown future
@@ -23,6 +24,7 @@ pub mod collect;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod platform;
 pub mod shutdown;
 pub mod store;
 
@@ -90,6 +92,13 @@ pub async fn run(
         registry.clone(),
         down.clone(),
     );
+    for spec in config.services.iter().filter(|s| s.scrape.is_some()) {
+        tasks.spawn(collect::scrape::run(
+            spec.clone(),
+            store.clone(),
+            down.clone(),
+        ));
+    }
     tasks.spawn(health::resources::run(
         config.services.clone(),
         store.clone(),
@@ -98,12 +107,19 @@ pub async fn run(
         down.clone(),
     ));
 
+    let platform = {
+        let st = store.clone();
+        tokio::task::spawn_blocking(move || platform::Platform::open(&st))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??
+    };
     let state = api::AppState {
         config: config.clone(),
         store: store.clone(),
         system,
         health: registry,
         dashboard: Arc::default(),
+        platform: Arc::new(platform),
         started: Instant::now(),
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));

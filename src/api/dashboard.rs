@@ -17,6 +17,8 @@ use warp::reply::Response;
 
 /// How often the snapshot is rebuilt.
 pub const REFRESH: Duration = Duration::from_secs(1);
+/// The window of the per-service error rate and throughput.
+pub const REQUEST_WINDOW_MS: i64 = 5 * 60_000;
 /// The window trends are computed over.
 pub const TREND_WINDOW_MS: i64 = 30 * 60_000;
 const TREND_STEP_MS: i64 = 60_000;
@@ -91,6 +93,17 @@ fn series_trend(store: &Store, ids: &[u32], now: i64) -> crate::error::Result<Tr
     Ok(trend(&points))
 }
 
+/// The service's request statistics over the last `REQUEST_WINDOW_MS`, if it has any.
+fn request_window(store: &Store, service: &str, now: i64) -> Option<crate::store::Hist> {
+    let key = SeriesKey::new(crate::collect::requests::REQUESTS_METRIC).with("service", service);
+    let id = store.lookup(&key).filter(|id| store.is_hist(*id))?;
+    let step = store.layout().tiers[0].step_ms;
+    store
+        .query_hist(id, now - REQUEST_WINDOW_MS, now, step)
+        .ok()?
+        .total()
+}
+
 fn build(state: &AppState) -> crate::error::Result<bytes::Bytes> {
     let now = chrono::Utc::now().timestamp_millis();
     let store = &state.store;
@@ -116,9 +129,17 @@ fn build(state: &AppState) -> crate::error::Result<bytes::Bytes> {
         .snapshot()
         .into_iter()
         .map(|v| {
+            let requests = request_window(store, &v.name, now);
             (
                 v.name.clone(),
                 DashboardService {
+                    error_rate: requests
+                        .as_ref()
+                        .filter(|h| h.count > 0)
+                        .map(|h| h.errors as f64 * 100.0 / h.count as f64),
+                    throughput: requests
+                        .as_ref()
+                        .map(|h| h.count as f64 * 1000.0 / REQUEST_WINDOW_MS as f64),
                     status: v.status(),
                     response_time_ms: v.last.as_ref().map(|r| r.latency_ms),
                     cpu_usage: v.cpu_usage,

@@ -211,6 +211,12 @@ pub struct DashboardService {
     pub cpu_usage: Option<f64>,
     pub memory_usage_mb: Option<f64>,
     pub last_updated: Option<String>,
+    /// Percent of requests that failed over the last 5 minutes (when request data exists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Requests per second over the last 5 minutes (when request data exists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -244,4 +250,115 @@ pub struct DashboardData {
     pub alerts: AlertCounts,
     pub trends: DashboardTrends,
     pub last_updated: String,
+}
+
+#[derive(Serialize)]
+pub struct ModelEntry {
+    pub name: String,
+    pub status: &'static str,
+    pub progress: f64,
+    pub memory_usage_mb: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loading_time_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<String>,
+    // Beyond the spec:
+    pub updated_at: String,
+}
+
+#[derive(Serialize)]
+pub struct ModelLoadingStatus {
+    pub models: Vec<ModelEntry>,
+    pub total_models: usize,
+    pub loaded_models: usize,
+    pub loading_models: usize,
+    pub failed_models: usize,
+    pub total_memory_usage_mb: f64,
+}
+
+#[derive(Serialize)]
+pub struct JobResources {
+    pub cpu_usage: f64,
+    pub memory_usage_mb: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_usage: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct JobEntry {
+    pub job_id: String,
+    pub model_name: String,
+    pub status: &'static str,
+    pub progress: f64,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_completion: Option<String>,
+    pub resource_usage: JobResources,
+    // Beyond the spec: whether `estimated_completion` is our estimate.
+    pub estimated_completion_is_estimate: bool,
+    pub updated_at: String,
+}
+
+#[derive(Serialize)]
+pub struct QueueStatus {
+    pub pending_jobs: usize,
+    pub running_jobs: usize,
+    pub completed_jobs: usize,
+    pub failed_jobs: usize,
+}
+
+#[derive(Serialize)]
+pub struct ResourceUtilization {
+    pub total_cpu_usage: f64,
+    pub total_memory_usage_mb: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_utilization: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct TrainingStatus {
+    pub jobs: Vec<JobEntry>,
+    pub queue_status: QueueStatus,
+    pub resource_utilization: ResourceUtilization,
+}
+
+#[derive(Serialize)]
+pub struct ServiceSummary {
+    pub requests: u64,
+    /// Percent (0-100); `null` without requests.
+    pub error_rate: Option<f64>,
+    pub avg_response_time_ms: Option<f64>,
+    /// Percent of health checks that found the service up; `null` without checks.
+    pub uptime_percent: Option<f64>,
+    // Beyond the spec:
+    pub p95_response_time_ms: Option<f64>,
+    pub p99_response_time_ms: Option<f64>,
+    pub throughput_per_second: f64,
+}
+
+#[derive(Serialize)]
+pub struct SummaryTrends {
+    pub requests_trend: crate::analysis::trend::Trend,
+    pub response_time_trend: crate::analysis::trend::Trend,
+    pub error_rate_trend: crate::analysis::trend::Trend,
+}
+
+#[derive(Serialize)]
+pub struct MetricsSummary {
+    pub time_range: String,
+    pub total_requests: u64,
+    pub successful_requests: u64,
+    pub failed_requests: u64,
+    pub error_rate: Option<f64>,
+    pub avg_response_time_ms: Option<f64>,
+    pub p95_response_time_ms: Option<f64>,
+    pub p99_response_time_ms: Option<f64>,
+    pub throughput_per_second: f64,
+    pub service_metrics: BTreeMap<String, ServiceSummary>,
+    pub trends: SummaryTrends,
+    // Beyond the spec: the window the numbers cover.
+    pub from: String,
+    pub to: String,
 }

@@ -169,3 +169,164 @@ pub async fn detailed(state: AppState, q: DetailedQuery) -> Result<Response, war
     })
     .into_response())
 }
+
+pub async fn ingest_requests(
+    state: AppState,
+    batch: crate::collect::requests::RequestBatch,
+) -> Result<Response, warp::Rejection> {
+    let now = Utc::now().timestamp_millis();
+    let samples = crate::collect::requests::to_samples(&batch, now).map_err(|errors| {
+        let n = errors.len();
+        let listed: Vec<String> = errors.into_iter().take(MAX_LISTED_ERRORS).collect();
+        ApiError::bad_request(format!(
+            "{n} invalid field(s), nothing was written: {}",
+            listed.join("; ")
+        ))
+    })?;
+    let store = state.store.clone();
+    let service = batch.service.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let key =
+            SeriesKey::new(crate::collect::requests::REQUESTS_METRIC).with("service", &service);
+        let id = store.resolve_hist(&key)?;
+        let hs: Vec<crate::store::HistSample> = samples
+            .into_iter()
+            .map(|(ts_ms, hist)| crate::store::HistSample {
+                series: id,
+                ts_ms,
+                hist,
+            })
+            .collect();
+        store.ingest_hist(&hs)
+    })
+    .await
+    .map_err(|e| fail(crate::error::Error::Internal(e.to_string())))?
+    .map_err(fail)?;
+    Ok(warp::reply::json(
+        &serde_json::json!({"accepted": report.stored, "dropped": report.dropped}),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryQuery {
+    time_range: Option<String>,
+    service: Option<String>,
+}
+
+/// The step a summary reads at: fine enough for trends, coarse enough that
+/// a 30-day summary merges at most 720 hourly slots per service.
+fn summary_step(range_ms: i64) -> i64 {
+    match range_ms {
+        r if r <= 6 * 3_600_000 => 60_000,
+        r if r <= 24 * 3_600_000 => 300_000,
+        _ => 3_600_000,
+    }
+}
+
+pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp::Rejection> {
+    use crate::analysis::trend::trend;
+    use crate::store::Hist;
+    let range: TimeRange = params::time_range(q.time_range.as_deref(), "24h")?;
+    let step = summary_step(range.ms);
+    let now = Utc::now().timestamp_millis();
+    let to = crate::store::tier::ceil_div(now + 1, step) * step;
+    let from = to - range.ms;
+    let store = state.store.clone();
+    let only = q.service.clone();
+    let (services, per_point) = tokio::task::spawn_blocking(move || {
+        let requests = crate::collect::requests::REQUESTS_METRIC;
+        let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for metric in [requests, "up"] {
+            for (_, k) in store.find(Some(metric), &[]) {
+                if let Some(s) = k.label("service") {
+                    names.insert(s.to_string());
+                }
+            }
+        }
+        names.retain(|n| only.as_deref().is_none_or(|o| o == n));
+        let mut services = BTreeMap::new();
+        let mut per_point: BTreeMap<i64, Hist> = BTreeMap::new();
+        let secs = range.ms as f64 / 1000.0;
+        for name in names {
+            let hist = match store.lookup(&SeriesKey::new(requests).with("service", &name)) {
+                Some(id) if store.is_hist(id) => Some(store.query_hist(id, from, to, step)?),
+                _ => None,
+            };
+            let total = hist.as_ref().and_then(|h| h.total());
+            for (t, h) in hist.iter().flat_map(|h| h.points.iter()) {
+                if let Some(h) = h {
+                    per_point
+                        .entry(*t)
+                        .and_modify(|m| m.merge(h))
+                        .or_insert_with(|| h.clone());
+                }
+            }
+            let uptime = match store.lookup(&SeriesKey::new("up").with("service", &name)) {
+                Some(id) => store
+                    .query(id, from, to, step)?
+                    .total()
+                    .map(|a| a.avg() * 100.0),
+                None => None,
+            };
+            services.insert(name, (total, uptime, secs));
+        }
+        Ok::<_, crate::error::Error>((services, per_point))
+    })
+    .await
+    .map_err(|e| fail(crate::error::Error::Internal(e.to_string())))?
+    .map_err(fail)?;
+
+    let secs = range.ms as f64 / 1000.0;
+    let rate = |h: &Hist| (h.count > 0).then(|| h.errors as f64 * 100.0 / h.count as f64);
+    let mut all: Option<Hist> = None;
+    let mut service_metrics = BTreeMap::new();
+    for (name, (total, uptime, secs)) in services {
+        if let Some(t) = &total {
+            match &mut all {
+                Some(a) => a.merge(t),
+                None => all = Some(t.clone()),
+            }
+        }
+        service_metrics.insert(
+            name,
+            ServiceSummary {
+                requests: total.as_ref().map_or(0, |t| t.count),
+                error_rate: total.as_ref().and_then(rate),
+                avg_response_time_ms: total.as_ref().and_then(Hist::mean),
+                uptime_percent: uptime,
+                p95_response_time_ms: total.as_ref().and_then(|t| t.quantile(0.95)),
+                p99_response_time_ms: total.as_ref().and_then(|t| t.quantile(0.99)),
+                throughput_per_second: total.as_ref().map_or(0.0, |t| t.count as f64 / secs),
+            },
+        );
+    }
+    let pts = |f: &dyn Fn(&Hist) -> Option<f64>| -> Vec<(f64, f64)> {
+        per_point
+            .iter()
+            .filter_map(|(t, h)| f(h).map(|v| (*t as f64 / 1000.0, v)))
+            .collect()
+    };
+    let total = all.as_ref();
+    let body = MetricsSummary {
+        time_range: range.label.to_string(),
+        total_requests: total.map_or(0, |t| t.count),
+        successful_requests: total.map_or(0, |t| t.count - t.errors),
+        failed_requests: total.map_or(0, |t| t.errors),
+        error_rate: total.and_then(rate),
+        avg_response_time_ms: total.and_then(Hist::mean),
+        p95_response_time_ms: total.and_then(|t| t.quantile(0.95)),
+        p99_response_time_ms: total.and_then(|t| t.quantile(0.99)),
+        throughput_per_second: total.map_or(0.0, |t| t.count as f64 / secs),
+        service_metrics,
+        trends: SummaryTrends {
+            requests_trend: trend(&pts(&|h| Some(h.count as f64))),
+            response_time_trend: trend(&pts(&Hist::mean)),
+            error_rate_trend: trend(&pts(&rate)),
+        },
+        from: ts_ms(from),
+        to: ts_ms(to),
+    };
+    Ok(warp::reply::json(&body).into_response())
+}

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod dto;
 mod metrics;
 pub mod params;
+mod platform;
 pub mod reject;
 pub mod services;
 
@@ -32,6 +33,7 @@ pub struct AppState {
     pub system: Arc<SystemMonitor>,
     pub health: Arc<Registry>,
     pub dashboard: Arc<dashboard::DashboardCache>,
+    pub platform: Arc<crate::platform::Platform>,
     pub started: Instant,
 }
 
@@ -92,7 +94,45 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(s())
         .and_then(dashboard::dashboard);
 
+    let ingest_models = warp::path!("ingest" / "models")
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(platform::ingest_models);
+    let ingest_training = warp::path!("ingest" / "training")
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(platform::ingest_training);
+    let model_status = warp::path("model-loading-status")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and_then(platform::model_status);
+    let training_status = warp::path("training-status")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and_then(platform::training_status);
+
+    let ingest_requests = warp::path!("ingest" / "requests")
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(metrics::ingest_requests);
+    let summary = warp::path!("metrics" / "summary")
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and_then(metrics::summary);
+
     let api = root
+        .or(ingest_requests)
+        .or(summary)
+        .or(ingest_models)
+        .or(ingest_training)
+        .or(model_status)
+        .or(training_status)
         .or(health)
         .or(service_health)
         .or(health_services)

@@ -37,8 +37,17 @@ pub fn json_body<T: DeserializeOwned + Send + 'static>()
         .untuple_one()
         .and(warp::body::bytes())
         .and_then(|body: bytes::Bytes| async move {
-            serde_json::from_slice::<T>(&body)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+            // serde_path_to_error names the field: "requests[0].status: invalid type ...".
+            let de = &mut serde_json::Deserializer::from_slice(&body);
+            serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." || path.is_empty() {
+                    ApiError::bad_request(format!("invalid JSON body: {inner}"))
+                } else {
+                    ApiError::bad_request(format!("invalid JSON body: {path}: {inner}"))
+                }
+            })
         })
 }
 

@@ -5,6 +5,8 @@
 //! collector's own health (ticks, failures, last success), so a request never
 //! triggers a sysinfo refresh.
 
+pub mod requests;
+pub mod scrape;
 pub mod system;
 
 use crate::shutdown::Shutdown;

@@ -374,6 +374,12 @@ impl Config {
             if let Some(ms) = s.degraded_threshold_ms {
                 out += &format!("degraded_threshold_ms = {ms}\n");
             }
+            if let Some(sc) = &s.scrape {
+                out += &format!(
+                    "metrics_url = {:?}\nrequests_metric = {:?}\nduration_metric = {:?}\n",
+                    sc.url, sc.requests_metric, sc.duration_metric
+                );
+            }
             if !s.depends_on.is_empty() {
                 out += &format!("depends_on = {:?}\n", s.depends_on);
             }

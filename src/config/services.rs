@@ -30,6 +30,12 @@ pub struct RawService {
     pub depends_on: Vec<String>,
     /// How to find the service's processes for CPU and memory.
     pub process: Option<RawProcess>,
+    /// A Prometheus text endpoint to scrape request statistics from.
+    pub metrics_url: Option<String>,
+    /// The request counter there (default `http_requests_total`).
+    pub requests_metric: Option<String>,
+    /// The request duration histogram there, in seconds (default `http_request_duration_seconds`).
+    pub duration_metric: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,7 +96,19 @@ pub struct ServiceSpec {
     pub depends_on: Vec<String>,
     pub process: Option<ProcessMatcher>,
     pub role: Role,
+    pub scrape: Option<ScrapeSpec>,
 }
+
+/// Where and what to scrape for a service's request statistics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScrapeSpec {
+    pub url: String,
+    pub requests_metric: String,
+    pub duration_metric: String,
+}
+
+pub const DEFAULT_REQUESTS_METRIC: &str = "http_requests_total";
+pub const DEFAULT_DURATION_METRIC: &str = "http_request_duration_seconds";
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -169,6 +187,7 @@ pub fn build(
                 depends_on: vec![],
                 process: None,
                 role: Role::Dependency,
+                scrape: None,
             });
         }
     }
@@ -231,7 +250,33 @@ pub fn build(
                 }
             },
         };
+        let scrape = match &r.metrics_url {
+            None => {
+                if r.requests_metric.is_some() || r.duration_metric.is_some() {
+                    return Err(fail(
+                        "requests_metric / duration_metric need metrics_url".into(),
+                    ));
+                }
+                None
+            }
+            Some(url) => {
+                check_target(ProbeKind::Http, url)
+                    .map_err(|e| fail(format!("metrics_url: {e}")))?;
+                Some(ScrapeSpec {
+                    url: url.clone(),
+                    requests_metric: r
+                        .requests_metric
+                        .clone()
+                        .unwrap_or(DEFAULT_REQUESTS_METRIC.into()),
+                    duration_metric: r
+                        .duration_metric
+                        .clone()
+                        .unwrap_or(DEFAULT_DURATION_METRIC.into()),
+                })
+            }
+        };
         out.push(ServiceSpec {
+            scrape,
             name: r.name.clone(),
             kind,
             target: r.target.clone(),
@@ -273,6 +318,9 @@ mod tests {
             degraded_threshold_ms: None,
             depends_on: vec![],
             process: None,
+            metrics_url: None,
+            requests_metric: None,
+            duration_metric: None,
         }
     }
 

@@ -13,14 +13,16 @@
 //! [`Store::tree`], so that one sled database and one lock serve everything.
 
 pub mod codec;
+pub mod histogram;
 pub mod keys;
 pub mod ring;
 pub mod tier;
 
 use crate::error::{Error, Result};
+pub use histogram::Hist;
 pub use keys::{SeriesId, SeriesKey};
 pub use ring::{Agg, Aggregation};
-use ring::{Applied, Block};
+use ring::{Applied, Block, Entry};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +57,39 @@ pub struct Sample {
     pub ts_ms: i64,
     pub value: f64,
 }
+
+/// Request statistics for a histogram series at one time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistSample {
+    pub series: SeriesId,
+    pub ts_ms: i64,
+    pub hist: Hist,
+}
+
+/// Request statistics on a regular grid, `None` where nothing was recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistResult {
+    pub tier: &'static str,
+    pub step_ms: i64,
+    pub points: Vec<(i64, Option<Hist>)>,
+}
+
+impl HistResult {
+    /// All points merged (`None` when the range is empty).
+    pub fn total(&self) -> Option<Hist> {
+        self.points
+            .iter()
+            .filter_map(|(_, h)| h.clone())
+            .reduce(|mut acc, h| {
+                acc.merge(&h);
+                acc
+            })
+    }
+}
+
+/// The first byte of a series registry value: the series' kind.
+const KIND_GAUGE: u8 = b'g';
+const KIND_HIST: u8 = b'h';
 
 /// What an ingest call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,6 +168,8 @@ struct Inner {
 struct State {
     ids: HashMap<SeriesKey, SeriesId>,
     keys: Vec<SeriesKey>,
+    /// Per series id: a histogram (request statistics) series.
+    hist: Vec<bool>,
     max_series: usize,
     cache: HashMap<u64, Cached>,
     generation: u64,
@@ -195,6 +232,7 @@ impl Store {
         let (blocks, series_tree, meta) = (tree("blocks")?, tree("series")?, tree("meta")?);
 
         let mut keys = Vec::new();
+        let mut hist = Vec::new();
         for kv in series_tree.iter() {
             let (k, v) = kv.map_err(|e| store_err(dir, e.to_string()))?;
             let id = u32::from_be_bytes(
@@ -202,8 +240,13 @@ impl Store {
                     .try_into()
                     .map_err(|_| store_err(dir, "corrupt series id".into()))?,
             );
-            let text = std::str::from_utf8(&v).ok().and_then(SeriesKey::parse);
-            let key = text.ok_or_else(|| store_err(dir, format!("corrupt series entry {id}")))?;
+            let (kind, text) = v.split_first().unwrap_or((&0, &[]));
+            let key = std::str::from_utf8(text)
+                .ok()
+                .and_then(SeriesKey::parse)
+                .filter(|_| [KIND_GAUGE, KIND_HIST].contains(kind))
+                .ok_or_else(|| store_err(dir, format!("corrupt series entry {id}")))?;
+            hist.push(*kind == KIND_HIST);
             if id as usize != keys.len() {
                 return Err(store_err(
                     dir,
@@ -228,6 +271,7 @@ impl Store {
                 state: Mutex::new(State {
                     ids,
                     keys,
+                    hist,
                     max_series,
                     cache: HashMap::new(),
                     generation: 0,
@@ -291,18 +335,36 @@ impl Store {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The id of `key`, registering it when new. Errors with `Capacity` once
-    /// `max_series` distinct series exist.
+    /// The id of gauge series `key`, registering it when new. Errors with
+    /// `Capacity` once `max_series` distinct series exist.
     pub fn resolve(&self, key: &SeriesKey) -> Result<SeriesId> {
         let mut st = self.state();
-        self.resolve_locked(&mut st, key)
+        self.resolve_locked(&mut st, key, false)
     }
 
-    /// Resolves many keys at once; either all resolve or none is registered.
+    /// The id of histogram series `key` (request statistics), registering it when new.
+    pub fn resolve_hist(&self, key: &SeriesKey) -> Result<SeriesId> {
+        let mut st = self.state();
+        self.resolve_locked(&mut st, key, true)
+    }
+
+    /// Resolves many gauge keys at once; either all resolve or none is registered.
     pub fn resolve_all(&self, keys: &[SeriesKey]) -> Result<Vec<SeriesId>> {
         let mut st = self.state();
-        let new: std::collections::HashSet<&SeriesKey> =
-            keys.iter().filter(|k| !st.ids.contains_key(*k)).collect();
+        let mut new = std::collections::HashSet::new();
+        for k in keys {
+            match st.ids.get(k) {
+                Some(id) if st.hist[*id as usize] => {
+                    return Err(Error::BadRequest(format!(
+                        "series {k} holds request statistics, not plain values"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    new.insert(k);
+                }
+            }
+        }
         if st.keys.len() + new.len() > st.max_series {
             return Err(Error::Capacity(format!(
                 "series limit reached: {} series exist, this request adds {}, the limit is {} (MAX_SERIES)",
@@ -312,12 +374,22 @@ impl Store {
             )));
         }
         keys.iter()
-            .map(|k| self.resolve_locked(&mut st, k))
+            .map(|k| self.resolve_locked(&mut st, k, false))
             .collect()
     }
 
-    fn resolve_locked(&self, st: &mut State, key: &SeriesKey) -> Result<SeriesId> {
+    fn resolve_locked(&self, st: &mut State, key: &SeriesKey, hist: bool) -> Result<SeriesId> {
         if let Some(id) = st.ids.get(key) {
+            if st.hist[*id as usize] != hist {
+                return Err(Error::BadRequest(format!(
+                    "series {key} already exists as a {} series",
+                    if hist {
+                        "plain value"
+                    } else {
+                        "request statistics"
+                    }
+                )));
+            }
             return Ok(*id);
         }
         if st.keys.len() >= st.max_series {
@@ -328,11 +400,14 @@ impl Store {
             )));
         }
         let id = st.keys.len() as SeriesId;
+        let mut value = vec![if hist { KIND_HIST } else { KIND_GAUGE }];
+        value.extend_from_slice(key.to_string().as_bytes());
         self.inner
             .series_tree
-            .insert(id.to_be_bytes(), key.to_string().as_bytes())
+            .insert(id.to_be_bytes(), value)
             .map_err(|e| self.err(e))?;
         st.keys.push(key.clone());
+        st.hist.push(hist);
         st.ids.insert(key.clone(), id);
         Ok(id)
     }
@@ -340,6 +415,11 @@ impl Store {
     /// Looks a series up without registering it.
     pub fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
         self.state().ids.get(key).copied()
+    }
+
+    /// True for a histogram (request statistics) series.
+    pub fn is_hist(&self, id: SeriesId) -> bool {
+        self.state().hist.get(id as usize).copied().unwrap_or(false)
     }
 
     /// Every series whose metric is `metric` (any when `None`) and whose labels
@@ -359,36 +439,57 @@ impl Store {
             .collect()
     }
 
-    /// Writes samples into every tier. Samples must name resolved series.
+    /// Writes gauge samples into every tier. Samples must name resolved series.
     pub fn ingest(&self, samples: &[Sample]) -> Result<IngestReport> {
+        self.ingest_entries(
+            samples
+                .iter()
+                .map(|s| (s.series, s.ts_ms, Entry::Agg(Agg::single(s.ts_ms, s.value)))),
+        )
+    }
+
+    /// Merges request statistics into every tier of histogram series.
+    pub fn ingest_hist(&self, samples: &[HistSample]) -> Result<IngestReport> {
+        self.ingest_entries(
+            samples
+                .iter()
+                .map(|s| (s.series, s.ts_ms, Entry::Hist(s.hist.clone()))),
+        )
+    }
+
+    fn ingest_entries(
+        &self,
+        entries: impl Iterator<Item = (SeriesId, i64, Entry)>,
+    ) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let mut late = [0u64; 3];
         let over_limit = {
             let mut st = self.state();
             let generation = st.generation;
-            for s in samples {
-                let i = s.series as usize;
+            for (series, ts_ms, entry) in entries {
+                let i = series as usize;
                 if st.newest_ms.len() <= i {
                     st.newest_ms.resize(i + 1, i64::MIN);
                 }
-                let newest = st.newest_ms[i].max(s.ts_ms);
+                let newest = st.newest_ms[i].max(ts_ms);
                 st.newest_ms[i] = newest;
+                let hist = st.hist.get(i).copied().unwrap_or(false);
                 let mut stored_anywhere = false;
                 for spec in &self.inner.layout.tiers {
-                    if s.ts_ms <= newest - spec.window_ms() {
+                    if ts_ms <= newest - spec.window_ms() {
                         late[spec.id as usize] += 1;
                         continue;
                     }
-                    let slot = spec.slot_of(s.ts_ms);
+                    let slot = spec.slot_of(ts_ms);
                     let base = spec.block_base(slot);
                     let pos = spec.position(base);
-                    let ck = cache_key(s.series, spec.id, pos);
-                    let entry = match st.cache.get_mut(&ck) {
+                    let ck = cache_key(series, spec.id, pos);
+                    let cached = match st.cache.get_mut(&ck) {
                         Some(e) => e,
                         None => {
                             let block = self
-                                .load_block(s.series, spec, pos)?
-                                .unwrap_or_else(|| Block::empty(spec, base));
+                                .load_block(series, spec, pos)?
+                                .unwrap_or_else(|| Block::empty(spec, base, hist));
                             st.cache.entry(ck).or_insert(Cached {
                                 block,
                                 dirty: false,
@@ -396,10 +497,10 @@ impl Store {
                             })
                         }
                     };
-                    match entry.block.apply(spec, base, slot, s.ts_ms, s.value) {
+                    match cached.block.apply_entry(spec, base, slot, &entry) {
                         Applied::Stored => {
-                            entry.dirty = true;
-                            entry.touched = generation;
+                            cached.dirty = true;
+                            cached.touched = generation;
                             stored_anywhere = true;
                         }
                         Applied::TooOld => late[spec.id as usize] += 1,
@@ -518,20 +619,7 @@ impl Store {
         to_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult> {
-        if step_ms <= 0 || to_ms < from_ms {
-            return Err(Error::BadRequest(format!(
-                "invalid query range {from_ms}..{to_ms} step {step_ms}"
-            )));
-        }
-        let spec = *self.inner.layout.tier_for_step(step_ms);
-        let step = tier::ceil_div(step_ms.max(spec.step_ms), spec.step_ms) * spec.step_ms;
-        let start = from_ms.div_euclid(step) * step;
-        let n = tier::ceil_div(to_ms - start, step);
-        if n > MAX_QUERY_POINTS {
-            return Err(Error::BadRequest(format!(
-                "query would return {n} points, at most {MAX_QUERY_POINTS}: use a larger step"
-            )));
-        }
+        let (spec, step, start, n) = self.grid(from_ms, to_ms, step_ms)?;
         let mut blocks: HashMap<i64, Option<Block>> = HashMap::new();
         let mut points = Vec::with_capacity(n.max(0) as usize);
         for i in 0..n {
@@ -555,6 +643,63 @@ impl Store {
             points.push((t, acc));
         }
         Ok(QueryResult {
+            tier: spec.name(),
+            step_ms: step,
+            points,
+        })
+    }
+
+    /// The tier, effective step, first point and point count of a query.
+    fn grid(&self, from_ms: i64, to_ms: i64, step_ms: i64) -> Result<(TierSpec, i64, i64, i64)> {
+        if step_ms <= 0 || to_ms < from_ms {
+            return Err(Error::BadRequest(format!(
+                "invalid query range {from_ms}..{to_ms} step {step_ms}"
+            )));
+        }
+        let spec = *self.inner.layout.tier_for_step(step_ms);
+        let step = tier::ceil_div(step_ms.max(spec.step_ms), spec.step_ms) * spec.step_ms;
+        let start = from_ms.div_euclid(step) * step;
+        let n = tier::ceil_div(to_ms - start, step);
+        if n > MAX_QUERY_POINTS {
+            return Err(Error::BadRequest(format!(
+                "query would return {n} points, at most {MAX_QUERY_POINTS}: use a larger step"
+            )));
+        }
+        Ok((spec, step, start, n))
+    }
+
+    /// Request statistics of a histogram series on the same grid as `query`.
+    pub fn query_hist(
+        &self,
+        series: SeriesId,
+        from_ms: i64,
+        to_ms: i64,
+        step_ms: i64,
+    ) -> Result<HistResult> {
+        let (spec, step, start, n) = self.grid(from_ms, to_ms, step_ms)?;
+        let mut blocks: HashMap<i64, Option<Block>> = HashMap::new();
+        let mut points = Vec::with_capacity(n.max(0) as usize);
+        for i in 0..n {
+            let t = start + i * step;
+            let mut acc: Option<Hist> = None;
+            for slot in spec.slot_of(t)..spec.slot_of(t + step) {
+                let base = spec.block_base(slot);
+                let block = match blocks.entry(base) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(self.read_block(series, &spec, base)?)
+                    }
+                };
+                if let Some(h) = block.as_ref().and_then(|b| b.get_hist(slot)) {
+                    match &mut acc {
+                        Some(x) => x.merge(h),
+                        None => acc = Some(h.clone()),
+                    }
+                }
+            }
+            points.push((t, acc));
+        }
+        Ok(HistResult {
             tier: spec.name(),
             step_ms: step,
             points,
@@ -620,7 +765,7 @@ impl Store {
 
     /// Re-slots every tier whose spec changed since the data was written.
     fn migrate(&self, old: &Layout) -> Result<()> {
-        let n_series = self.state().keys.len() as SeriesId;
+        let kinds = self.state().hist.clone();
         for (o, n) in old.tiers.iter().zip(&self.inner.layout.tiers) {
             if o == n {
                 continue;
@@ -631,8 +776,9 @@ impl Store {
                 ?n,
                 "tier layout changed; re-slotting stored data"
             );
-            for series in 0..n_series {
-                let mut filled: Vec<(i64, Agg)> = Vec::new();
+            for (series, hist) in kinds.iter().enumerate() {
+                let series = series as SeriesId;
+                let mut filled: Vec<(i64, Entry)> = Vec::new();
                 let mut batch = sled::Batch::default();
                 for kv in self
                     .inner
@@ -644,20 +790,20 @@ impl Store {
                     let block: Block = codec::decode(&v).map_err(|e| self.err(e))?;
                     filled.extend(
                         block
-                            .filled(o.step_ms)
+                            .entries(o.step_ms)
                             .into_iter()
-                            .map(|(s, a)| (s * o.step_ms, a)),
+                            .map(|(s, e)| (s * o.step_ms, e)),
                     );
                 }
                 filled.sort_by_key(|(t, _)| *t);
                 let mut fresh: HashMap<u32, Block> = HashMap::new();
-                for (t, a) in filled {
+                for (t, e) in filled {
                     let slot = n.slot_of(t);
                     let base = n.block_base(slot);
                     let b = fresh
                         .entry(n.position(base))
-                        .or_insert_with(|| Block::empty(n, base));
-                    b.apply_agg(n, base, slot, &a);
+                        .or_insert_with(|| Block::empty(n, base, *hist));
+                    b.apply_entry(n, base, slot, &e);
                 }
                 for (pos, b) in fresh {
                     batch.insert(&keys::block_key(series, n.id, pos), codec::encode(&b));

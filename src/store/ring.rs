@@ -2,6 +2,7 @@
 //! one tier. Pure data; the tier arithmetic is in `tier.rs`, the sled I/O in
 //! `mod.rs`.
 
+use super::histogram::Hist;
 use super::tier::{TierKind, TierSpec};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +75,16 @@ pub enum Slots {
     /// Raw tier: one value per slot, the last write wins.
     Raw(Vec<Option<f64>>),
     Agg(Vec<Option<Agg>>),
+    /// Request statistics with a latency histogram, in every tier of a
+    /// histogram series; writes merge.
+    Hist(Vec<Option<Hist>>),
+}
+
+/// A filled slot's content, for moving data between layouts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    Agg(Agg),
+    Hist(Hist),
 }
 
 /// One block: `base` is the absolute slot index of its first slot.
@@ -92,13 +103,31 @@ pub enum Applied {
 }
 
 impl Block {
-    pub fn empty(spec: &TierSpec, base: i64) -> Block {
+    /// An empty block; `hist` for a histogram series (every tier holds `Hist`).
+    pub fn empty(spec: &TierSpec, base: i64, hist: bool) -> Block {
         let n = spec.block_slots as usize;
-        let slots = match spec.kind {
-            TierKind::Raw => Slots::Raw(vec![None; n]),
-            TierKind::Agg => Slots::Agg(vec![None; n]),
+        let slots = match (hist, spec.kind) {
+            (true, _) => Slots::Hist(vec![None; n]),
+            (false, TierKind::Raw) => Slots::Raw(vec![None; n]),
+            (false, TierKind::Agg) => Slots::Agg(vec![None; n]),
         };
         Block { base, slots }
+    }
+
+    fn is_hist(&self) -> bool {
+        matches!(self.slots, Slots::Hist(_))
+    }
+
+    /// Makes this block hold the lap starting at `base`: resets it when it
+    /// holds an older lap; `false` when it holds a newer one.
+    fn lap(&mut self, spec: &TierSpec, base: i64) -> bool {
+        if self.base > base {
+            return false;
+        }
+        if self.base < base {
+            *self = Block::empty(spec, base, self.is_hist());
+        }
+        true
     }
 
     /// Puts one sample (already known to belong to ring position of `base`)
@@ -111,66 +140,82 @@ impl Block {
         ts_ms: i64,
         value: f64,
     ) -> Applied {
-        if self.base > base {
-            return Applied::TooOld;
-        }
-        if self.base < base {
-            *self = Block::empty(spec, base);
-        }
-        let i = (slot - base) as usize;
-        match &mut self.slots {
-            Slots::Raw(v) => v[i] = Some(value),
-            Slots::Agg(v) => match &mut v[i] {
-                Some(a) => a.merge(&Agg::single(ts_ms, value)),
-                empty => *empty = Some(Agg::single(ts_ms, value)),
-            },
-        }
-        Applied::Stored
+        self.apply_entry(spec, base, slot, &Entry::Agg(Agg::single(ts_ms, value)))
     }
 
-    /// Merges a whole slot from another layout (used when the layout changes).
-    pub fn apply_agg(&mut self, spec: &TierSpec, base: i64, slot: i64, agg: &Agg) -> Applied {
-        if self.base > base {
+    /// Merges a slot's worth of data: an aggregate into a gauge block (the
+    /// raw tier keeps its `last`), a histogram into a histogram block.
+    pub fn apply_entry(&mut self, spec: &TierSpec, base: i64, slot: i64, entry: &Entry) -> Applied {
+        if !self.lap(spec, base) {
             return Applied::TooOld;
         }
-        if self.base < base {
-            *self = Block::empty(spec, base);
-        }
         let i = (slot - base) as usize;
-        match &mut self.slots {
-            Slots::Raw(v) => v[i] = Some(agg.last),
-            Slots::Agg(v) => match &mut v[i] {
+        match (&mut self.slots, entry) {
+            (Slots::Raw(v), Entry::Agg(agg)) => v[i] = Some(agg.last),
+            (Slots::Agg(v), Entry::Agg(agg)) => match &mut v[i] {
                 Some(a) => a.merge(agg),
                 empty => *empty = Some(*agg),
             },
+            (Slots::Hist(v), Entry::Hist(h)) => match &mut v[i] {
+                Some(x) => x.merge(h),
+                empty => *empty = Some(h.clone()),
+            },
+            // A value of the other kind (a gauge sample for a histogram
+            // series) has nowhere to go; the store never sends one.
+            _ => {}
         }
         Applied::Stored
     }
 
-    /// The slot at absolute index `slot`, if this block holds that lap.
-    pub fn get(&self, slot: i64, step_ms: i64) -> Option<Agg> {
+    /// The histogram at absolute index `slot`, if this is a histogram block holding that lap.
+    pub fn get_hist(&self, slot: i64) -> Option<&Hist> {
         let i = slot - self.base;
-        let len = match &self.slots {
+        match &self.slots {
+            Slots::Hist(v) if i >= 0 && (i as usize) < v.len() => v[i as usize].as_ref(),
+            _ => None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.slots {
             Slots::Raw(v) => v.len(),
             Slots::Agg(v) => v.len(),
-        } as i64;
-        if i < 0 || i >= len {
+            Slots::Hist(v) => v.len(),
+        }
+    }
+
+    /// The slot at absolute index `slot`, if this block holds that lap. For a
+    /// histogram slot: the latency statistics (count of timed requests, sum,
+    /// min, max; `last` is the max).
+    pub fn get(&self, slot: i64, step_ms: i64) -> Option<Agg> {
+        let i = slot - self.base;
+        if i < 0 || i >= self.len() as i64 {
             return None;
         }
         match &self.slots {
             Slots::Raw(v) => v[i as usize].map(|x| Agg::single(slot * step_ms, x)),
             Slots::Agg(v) => v[i as usize],
+            Slots::Hist(v) => v[i as usize]
+                .as_ref()
+                .filter(|h| h.timed() > 0)
+                .map(|h| Agg {
+                    count: h.timed() as u32,
+                    sum: h.sum,
+                    min: h.min,
+                    max: h.max,
+                    last: h.max,
+                    last_ts_ms: slot * step_ms,
+                }),
         }
     }
 
-    /// Every filled slot as (absolute slot index, aggregate).
-    pub fn filled(&self, step_ms: i64) -> Vec<(i64, Agg)> {
-        let n = match &self.slots {
-            Slots::Raw(v) => v.len(),
-            Slots::Agg(v) => v.len(),
-        } as i64;
-        (self.base..self.base + n)
-            .filter_map(|s| self.get(s, step_ms).map(|a| (s, a)))
+    /// Every filled slot as (absolute slot index, content), for re-slotting.
+    pub fn entries(&self, step_ms: i64) -> Vec<(i64, Entry)> {
+        (self.base..self.base + self.len() as i64)
+            .filter_map(|s| match &self.slots {
+                Slots::Hist(_) => self.get_hist(s).map(|h| (s, Entry::Hist(h.clone()))),
+                _ => self.get(s, step_ms).map(|a| (s, Entry::Agg(a))),
+            })
             .collect()
     }
 }
@@ -188,7 +233,7 @@ mod tests {
     #[test]
     fn aggregates_are_exact_and_last_follows_time_not_arrival() {
         let s = spec(1);
-        let mut b = Block::empty(&s, 0);
+        let mut b = Block::empty(&s, 0, false);
         for (ts, v) in [(1_000, 4.0), (30_000, 10.0), (2_000, -2.0)] {
             assert_eq!(b.apply(&s, 0, 0, ts, v), Applied::Stored);
         }
@@ -203,7 +248,7 @@ mod tests {
     #[test]
     fn raw_duplicates_keep_the_last_value() {
         let s = spec(0);
-        let mut b = Block::empty(&s, 0);
+        let mut b = Block::empty(&s, 0, false);
         b.apply(&s, 0, 3, 15_000, 1.0);
         b.apply(&s, 0, 3, 15_000, 2.0);
         assert_eq!(b.get(3, s.step_ms).map(|a| a.last), Some(2.0));
@@ -214,7 +259,7 @@ mod tests {
     fn a_newer_lap_resets_the_block_and_an_older_one_is_dropped() {
         let s = spec(0);
         let lap = (s.block_slots * s.blocks) as i64;
-        let mut b = Block::empty(&s, 0);
+        let mut b = Block::empty(&s, 0, false);
         b.apply(&s, 0, 1, 5_000, 1.0);
         assert_eq!(b.apply(&s, lap, lap + 2, 0, 2.0), Applied::Stored);
         assert_eq!(b.get(1, s.step_ms), None, "old lap gone");

@@ -303,3 +303,61 @@ fn unflushed_writes_are_visible_to_queries() {
     put(&s, id, &[(T0, 3.0)]);
     assert_eq!(s.latest(id, T0 + 1_000).unwrap(), Some((T0, 3.0)));
 }
+
+#[test]
+fn histogram_series_merge_across_tiers_and_survive_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let s = open(dir.path(), 30);
+        id = s
+            .resolve_hist(&SeriesKey::new("requests").with("service", "api"))
+            .unwrap();
+        assert!(s.is_hist(id));
+        // A gauge write to a histogram series name is refused.
+        assert!(
+            s.resolve(&SeriesKey::new("requests").with("service", "api"))
+                .is_err()
+        );
+        let mut samples = Vec::new();
+        for i in 0..600i64 {
+            samples.push(HistSample {
+                series: id,
+                ts_ms: T0 + i * 6_000,
+                hist: Hist::of((i % 100 + 1) as f64, 1, u64::from(i % 10 == 0)),
+            });
+        }
+        s.ingest_hist(&samples).unwrap();
+        // One hour at 1 h step, one hour at 1 m step merged, and raw: the same totals.
+        let h = s
+            .query_hist(id, T0, T0 + HOUR, HOUR)
+            .unwrap()
+            .total()
+            .unwrap();
+        let m = s
+            .query_hist(id, T0, T0 + HOUR, MIN)
+            .unwrap()
+            .total()
+            .unwrap();
+        assert_eq!((h.count, h.errors), (600, 60));
+        assert_eq!(h, m);
+        assert_eq!(s.query_hist(id, T0, T0 + HOUR, MIN).unwrap().tier, "1m");
+        let p99 = h.quantile(0.99).unwrap();
+        assert!((p99 - 99.0).abs() / 99.0 <= 0.01, "{p99}");
+        // The gauge view of a histogram series is its latency statistics.
+        let a = s.query(id, T0, T0 + HOUR, HOUR).unwrap().points[0]
+            .1
+            .unwrap();
+        assert_eq!((a.count, a.min, a.max), (600, 1.0, 100.0));
+        s.flush().unwrap();
+    }
+    // A retention change re-slots histograms too.
+    let s = open(dir.path(), 7);
+    assert!(s.is_hist(id));
+    let h = s
+        .query_hist(id, T0, T0 + HOUR, HOUR)
+        .unwrap()
+        .total()
+        .unwrap();
+    assert_eq!((h.count, h.errors), (600, 60));
+}

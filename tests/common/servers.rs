@@ -26,6 +26,8 @@ pub enum Behavior {
     Garbage,
     /// The status in the cell (change it while running).
     Switch(Arc<AtomicU16>),
+    /// 200 with the text in the cell (Prometheus exposition).
+    Text(Arc<std::sync::Mutex<String>>),
 }
 
 /// An HTTP target on 127.0.0.1 that counts the requests it receives.
@@ -125,6 +127,15 @@ fn serve(mut s: TcpStream, b: Behavior, stop: Arc<AtomicBool>) {
             read_request(&mut s);
             std::thread::sleep(Duration::from_millis(ms));
             respond(&mut s, 200, "{}");
+        }
+        Behavior::Text(cell) => {
+            read_request(&mut s);
+            let body = cell.lock().map(|b| b.clone()).unwrap_or_default();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
         Behavior::Switch(cell) => {
             read_request(&mut s);

@@ -1,0 +1,161 @@
+//! Application request statistics pushed by services (`POST /ingest/requests`):
+//! raw request observations or a pre-aggregated interval, turned into
+//! histogram samples for the service's `http_requests` series.
+
+use crate::store::Hist;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// The histogram series holding a service's request statistics.
+pub const REQUESTS_METRIC: &str = "http_requests";
+/// Most raw observations one request may carry.
+pub const MAX_REQUESTS: usize = 10_000;
+/// How far in the future a timestamp may be.
+pub const MAX_FUTURE_MS: i64 = 5 * 60_000;
+
+/// A response with this status or above counts as an error (server errors;
+/// 4xx are the client's).
+pub fn is_error(status: u16) -> bool {
+    status >= 500
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestBatch {
+    pub service: String,
+    #[serde(default)]
+    pub requests: Vec<RequestObservation>,
+    pub aggregate: Option<AggregateObservation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestObservation {
+    pub duration_ms: f64,
+    pub status: u16,
+    pub timestamp: Option<DateTime<Utc>>,
+    /// Overrides the status rule (for example a 200 carrying an error).
+    pub error: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateObservation {
+    /// The end of the interval (default: when received).
+    pub timestamp: Option<DateTime<Utc>>,
+    pub count: u64,
+    pub errors: u64,
+    /// The latency histogram as weighted values: `[{"value": 12.5, "count": 30}, ...]`.
+    #[serde(default)]
+    pub latency_ms: Vec<WeightedValue>,
+    /// Exact latency sum, when known (else the weighted values' sum).
+    pub sum_ms: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedValue {
+    pub value: f64,
+    pub count: u64,
+}
+
+fn check_ts(t: Option<DateTime<Utc>>, now_ms: i64) -> Result<i64, String> {
+    let ts = t.map_or(now_ms, |t| t.timestamp_millis());
+    if ts > now_ms + MAX_FUTURE_MS {
+        return Err("timestamp is more than 5 minutes in the future".into());
+    }
+    Ok(ts)
+}
+
+/// Validates the whole batch (all-or-nothing) and returns (timestamp, stats) pairs.
+pub fn to_samples(b: &RequestBatch, now_ms: i64) -> Result<Vec<(i64, Hist)>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(b.requests.len() + 1);
+    if b.service.trim().is_empty()
+        || b.service.len() > 64
+        || b.service.chars().any(char::is_control)
+    {
+        errors.push("service: must be 1-64 characters".to_string());
+    }
+    if b.requests.is_empty() && b.aggregate.is_none() {
+        errors.push("give requests (raw observations) or aggregate".into());
+    }
+    if b.requests.len() > MAX_REQUESTS {
+        errors.push(format!(
+            "requests: {} observations, at most {MAX_REQUESTS}",
+            b.requests.len()
+        ));
+    }
+    for (i, r) in b.requests.iter().enumerate() {
+        if !(r.duration_ms.is_finite() && r.duration_ms >= 0.0) {
+            errors.push(format!(
+                "requests[{i}].duration_ms: {} must be a number >= 0",
+                r.duration_ms
+            ));
+        } else if !(100..=599).contains(&r.status) {
+            errors.push(format!(
+                "requests[{i}].status: {} is not an HTTP status",
+                r.status
+            ));
+        } else {
+            match check_ts(r.timestamp, now_ms) {
+                Ok(ts) => {
+                    let err = r.error.unwrap_or(is_error(r.status));
+                    out.push((ts, Hist::of(r.duration_ms, 1, u64::from(err))));
+                }
+                Err(e) => errors.push(format!("requests[{i}].{e}")),
+            }
+        }
+    }
+    if let Some(a) = &b.aggregate {
+        let timed: u64 = a.latency_ms.iter().map(|w| w.count).sum();
+        if a.errors > a.count {
+            errors.push(format!(
+                "aggregate.errors: {} is more than count {}",
+                a.errors, a.count
+            ));
+        }
+        if timed > a.count {
+            errors.push(format!(
+                "aggregate.latency_ms: {timed} values is more than count {}",
+                a.count
+            ));
+        }
+        if let Some((i, w)) = a
+            .latency_ms
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.value.is_finite() && w.value >= 0.0))
+        {
+            errors.push(format!(
+                "aggregate.latency_ms[{i}].value: {} must be a number >= 0",
+                w.value
+            ));
+        }
+        if let Some(s) = a.sum_ms
+            && !(s.is_finite() && s >= 0.0)
+        {
+            errors.push(format!("aggregate.sum_ms: {s} must be a number >= 0"));
+        }
+        match check_ts(a.timestamp, now_ms) {
+            Ok(ts) if errors.is_empty() => {
+                let mut h = Hist::counts_only(a.count - timed, 0);
+                for w in a.latency_ms.iter().filter(|w| w.count > 0) {
+                    h.merge(&Hist::of(w.value, w.count, 0));
+                }
+                h.errors = a.errors;
+                if let Some(s) = a.sum_ms {
+                    h.sum = s;
+                }
+                out.push((ts, h));
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(format!("aggregate.{e}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}

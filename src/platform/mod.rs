@@ -1,0 +1,82 @@
+//! ML platform state pushed by the services: model loading (`models.rs`) and
+//! training jobs (`training.rs`). The current state of each model and job is
+//! kept in memory and persisted in its own sled tree, so it survives a
+//! restart; every change is also written to the store as series for charts.
+
+pub mod models;
+pub mod training;
+
+use crate::error::{Error, Result};
+use crate::store::{Sample, SeriesKey, Store, codec};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// Both kinds of platform state, opened from the store.
+pub struct Platform {
+    pub models: models::Models,
+    pub jobs: training::Jobs,
+}
+
+impl Platform {
+    pub fn open(store: &Store) -> Result<Platform> {
+        Ok(Platform {
+            models: models::Models::open(store)?,
+            jobs: training::Jobs::open(store)?,
+        })
+    }
+}
+
+/// Loads every value of a tree keyed by name.
+fn load<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    dir: &std::path::Path,
+) -> Result<BTreeMap<String, T>> {
+    let mut out = BTreeMap::new();
+    for kv in tree.iter() {
+        let (k, v) = kv.map_err(|e| err(dir, e))?;
+        let name = String::from_utf8_lossy(&k).into_owned();
+        let value = codec::decode(&v).map_err(|e| err(dir, format!("{name}: {e}")))?;
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+/// Writes one value and makes it durable before the caller answers.
+fn save<T: Serialize>(store: &Store, tree: &sled::Tree, name: &str, value: &T) -> Result<()> {
+    tree.insert(name.as_bytes(), codec::encode(value))
+        .map_err(|e| err(store.dir(), e))?;
+    store.sync()
+}
+
+fn err(dir: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::Store {
+        dir: dir.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes gauge values at `ts_ms` (series are registered as needed).
+fn record(store: &Store, ts_ms: i64, values: Vec<(SeriesKey, f64)>) -> Result<()> {
+    let keys: Vec<SeriesKey> = values.iter().map(|(k, _)| k.clone()).collect();
+    let ids = store.resolve_all(&keys)?;
+    let samples: Vec<Sample> = ids
+        .into_iter()
+        .zip(values)
+        .map(|(series, (_, value))| Sample {
+            series,
+            ts_ms,
+            value,
+        })
+        .collect();
+    store.ingest(&samples).map(|_| ())
+}
+
+/// A progress percentage must be within 0-100.
+pub fn check_progress(p: f64) -> std::result::Result<(), String> {
+    if p.is_finite() && (0.0..=100.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(format!("progress: {p} is outside 0-100"))
+    }
+}
