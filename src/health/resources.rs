@@ -1,8 +1,8 @@
 //! Per-service CPU and memory. A service with a process matcher gets the
 //! sum over its matching processes (sysinfo, refreshed on a blocking thread);
-//! a service without one takes pushed `service_cpu_usage_percent` and
-//! `service_memory_mb` samples (labelled `service`) from the last 5 minutes;
-//! otherwise both stay `None`.
+//! a service without one, or whose matcher finds no process, takes pushed
+//! `service_cpu_usage_percent` and `service_memory_mb` samples (labelled
+//! `service`) from the last 5 minutes; otherwise both stay `None`.
 
 use super::registry::Registry;
 use crate::config::services::{ProcessMatcher, ServiceSpec};
@@ -143,7 +143,7 @@ fn sample(
                     }
                     (report_cpu.then_some(cpu), Some(mem))
                 }
-                None => (None, None),
+                None => (pushed(store, &cpu_key, now), pushed(store, &mem_key, now)),
             },
             None => (pushed(store, &cpu_key, now), pushed(store, &mem_key, now)),
         };
