@@ -110,7 +110,7 @@ fn main() {
             );
         }
         // Models: each cycles loading -> loaded; one in five loads fails, then retries.
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             for (i, m) in models.iter().enumerate() {
                 let phase = (tick / 5 + i as u64 * 3) % 12;
                 let (status, progress, extra) = match phase {
@@ -132,7 +132,7 @@ fn main() {
                 let progress = ((tick as f64 * speed) % 130.0).min(100.0);
                 let status = match progress {
                     p if p >= 100.0 => "completed",
-                    p if p == 0.0 => "pending",
+                    0.0 => "pending",
                     _ => "running",
                 };
                 post(
@@ -146,7 +146,7 @@ fn main() {
             }
         }
         tick += 1;
-        if tick % 30 == 0 {
+        if tick.is_multiple_of(30) {
             println!(
                 "{tick} s pushed; see {base}/metrics/summary?time_range=1h and {base}/dashboard-data"
             );
