@@ -1,4 +1,4 @@
-//! Command-line interface: `serve`, `config`, `check`, `version`.
+//! Command-line interface: `serve`, `config`, `check`, `rules`, `version`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +24,8 @@ pub enum Command {
     Config(ServeArgs),
     /// Probe every configured service once, print a table, exit 1 if any is unhealthy.
     Check(ServeArgs),
+    /// List the effective alert rules (built-in and configured).
+    Rules(ServeArgs),
     /// Print the version.
     Version,
 }

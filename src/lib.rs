@@ -11,12 +11,14 @@
 //! - `health`   the health check engine: probes, back-off, the live registry
 //! - `store`    the embedded sled time-series store: tiers of ring buffers
 //! - `analysis` pure functions over series: trends
+//! - `alerting` rules, the alert state machine, audit, silences, notifications
 //! - `platform` ML platform state pushed by the services: models, training jobs
 //! - `api`      the HTTP route table, handlers, wire types and error mapping
 //!
 //! [`run`] wires them together; it takes the listener and the shutdown future
 //! so tests can run the whole daemon on port 0 in-process.
 
+pub mod alerting;
 pub mod analysis;
 pub mod api;
 pub mod cli;
@@ -113,6 +115,30 @@ pub async fn run(
             .await
             .map_err(|e| Error::Internal(e.to_string()))??
     };
+    let alert_state = {
+        let st = store.clone();
+        tokio::task::spawn_blocking(move || alerting::state::AlertState::open(&st))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??
+    };
+    let engine = Arc::new(alerting::engine::Engine::new(
+        &config,
+        store.clone(),
+        Arc::new(alert_state),
+    ));
+    let (alert_changes, _) = tokio::sync::broadcast::channel(1024);
+    tasks.spawn(alerting::engine::run(
+        engine.clone(),
+        config.alert_evaluation_interval,
+        alert_changes.clone(),
+        down.clone(),
+    ));
+    tasks.spawn(alerting::notify::run(
+        engine.state.clone(),
+        config.channels.clone(),
+        format!("http://{addr}"),
+        down.clone(),
+    ));
     let state = api::AppState {
         config: config.clone(),
         store: store.clone(),
@@ -120,6 +146,8 @@ pub async fn run(
         health: registry,
         dashboard: Arc::default(),
         platform: Arc::new(platform),
+        alerts: engine,
+        alert_changes,
         started: Instant::now(),
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));

@@ -31,6 +31,42 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Rules(args) => match Config::load(overrides(cli.config, args)) {
+            Ok(config) => {
+                println!(
+                    "{:26} {:9} {:44} {:10} {:>7} {:>6}  CONDITION",
+                    "RULE", "SEVERITY", "SERIES", "AGG", "WINDOW", "FOR"
+                );
+                for r in mlsec_monitor::alerting::rule::effective_rules(&config) {
+                    let matchers: Vec<String> = r
+                        .matchers
+                        .iter()
+                        .map(|m| {
+                            format!(
+                                "{}{}\"{}\"",
+                                m.name,
+                                if m.negate { "!=" } else { "=" },
+                                m.value
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "{:26} {:9} {:44} {:10} {:>6}s {:>5}s  {} {}{}",
+                        r.name,
+                        r.severity.as_str(),
+                        format!("{}{{{}}}", r.metric, matchers.join(",")),
+                        format!("{:?}", r.aggregation).to_lowercase(),
+                        r.window.as_secs_f64(),
+                        r.for_.as_secs_f64(),
+                        r.op.as_str(),
+                        r.threshold,
+                        if r.builtin { "" } else { "  (configured)" }
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Check(args) => match Config::load(overrides(cli.config, args)) {
             Ok(config) => check(config),
             Err(e) => fail(&e),

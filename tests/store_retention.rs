@@ -2,12 +2,12 @@
 //! database stops growing once every tier has wrapped (day 31 with the
 //! default 30-day hour tier).
 //!
-//! sled settles a few days behind the data: the hour tier's blocks fill until
-//! day 30, and sled's log reaches its plateau some days later (measured: day
-//! 31 to day 40 grew 5-15 % depending on flusher timing, then stayed flat to
-//! day 60; with a 3-day hour tier the size is flat from day 9 on). The margin
-//! below covers that lag; unbounded growth, as with deleting keys (18x over
-//! the same span, see shared/notes/dependencies.md), fails it by far.
+//! sled settles some days behind the data: when the 30-day hour tier starts
+//! to wrap, sled's log grows for a few more days before it plateaus
+//! (measured between runs: day 31 to day 40 +5 % to +21 %, flat after; with
+//! a 3-day hour tier the size is flat from day 9 on). The margin below covers
+//! that lag; unbounded growth, as with deleting keys (18x over the same span,
+//! see shared/notes/dependencies.md), fails it by far.
 
 use mlsec_monitor::store::{Layout, Sample, SeriesKey, Store};
 use std::time::Duration;
@@ -64,7 +64,7 @@ fn disk_use_stops_growing_once_every_tier_has_wrapped() {
         day40 / SERIES as u64
     );
     assert!(
-        (max_after as f64) <= day31 as f64 * 1.20,
+        (max_after as f64) <= day31 as f64 * 1.35,
         "grew after every tier wrapped: day 31 {day31} B, max after {max_after} B"
     );
     // And the data is still right: the newest hour of series 7 is complete.

@@ -160,12 +160,14 @@ fn build(state: &AppState) -> crate::error::Result<bytes::Bytes> {
     let body = DashboardData {
         services,
         system_metrics,
-        // Real counts: there is no alert engine yet, so there are no alerts.
-        alerts: AlertCounts {
-            active: 0,
-            critical: 0,
-            warning: 0,
-            info: 0,
+        alerts: {
+            let (active, [critical, warning, info]) = state.alerts.state.open_counts();
+            AlertCounts {
+                active,
+                critical,
+                warning,
+                info,
+            }
         },
         trends,
         last_updated: ts(chrono::Utc::now()),

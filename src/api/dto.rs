@@ -362,3 +362,86 @@ pub struct MetricsSummary {
     pub from: String,
     pub to: String,
 }
+
+#[derive(Serialize)]
+pub struct AlertView {
+    pub alert_id: String,
+    pub severity: &'static str,
+    pub status: &'static str,
+    pub service: String,
+    pub message: String,
+    pub description: String,
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    pub metadata: serde_json::Value,
+}
+
+impl From<&crate::alerting::Alert> for AlertView {
+    fn from(a: &crate::alerting::Alert) -> AlertView {
+        AlertView {
+            alert_id: a.alert_id.clone(),
+            severity: a.severity.as_str(),
+            status: a.status.as_str(),
+            service: a.service.clone(),
+            message: a.message.clone(),
+            description: a.description.clone(),
+            timestamp: ts(a.fired_at),
+            acknowledged_at: a.acknowledged_at.map(ts),
+            acknowledged_by: a.acknowledged_by.clone(),
+            resolved_at: a.resolved_at.map(ts),
+            metadata: serde_json::json!({
+                "rule": a.rule,
+                "labels": a.labels,
+                "value": a.value,
+                "threshold": a.threshold,
+                "fingerprint": a.fingerprint,
+                "resolved_by": a.resolved_by,
+                "escalated": a.escalated,
+                "silenced": a.silenced,
+                "updated_at": ts(a.updated_at),
+            }),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AlertsResponse {
+    pub alerts: Vec<AlertView>,
+    pub total_count: usize,
+    pub active_count: usize,
+    pub critical_count: usize,
+    pub warning_count: usize,
+    pub info_count: usize,
+}
+
+#[derive(Serialize)]
+pub struct AuditView {
+    pub seq: u64,
+    pub timestamp: String,
+    pub alert_id: Option<String>,
+    pub action: String,
+    pub actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
+}
+
+impl From<&crate::alerting::AuditRecord> for AuditView {
+    fn from(r: &crate::alerting::AuditRecord) -> AuditView {
+        AuditView {
+            seq: r.seq,
+            timestamp: ts(r.at),
+            alert_id: r.alert_id.clone(),
+            action: r.action.clone(),
+            actor: r.actor.clone(),
+            comment: r.comment.clone(),
+            details: r.details.clone(),
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! Handlers are plain async fns over `AppState`; `dto.rs` holds the wire types,
 //! `params.rs` the query/body parsing, `reject.rs` the error mapping.
 
+mod alerts;
 mod core;
 pub mod dashboard;
 pub mod dto;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub health: Arc<Registry>,
     pub dashboard: Arc<dashboard::DashboardCache>,
     pub platform: Arc<crate::platform::Platform>,
+    pub alerts: Arc<crate::alerting::engine::Engine>,
+    /// Alert state changes, for the live feed.
+    pub alert_changes: tokio::sync::broadcast::Sender<crate::alerting::Alert>,
     pub started: Instant,
 }
 
@@ -126,7 +130,58 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(params::query())
         .and_then(metrics::summary);
 
+    let alerts_list = warp::path("alerts")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and_then(alerts::list);
+    let alert_ack = warp::path!("alerts" / "acknowledge")
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(alerts::acknowledge);
+    let alert_resolve = warp::path!("alerts" / "resolve")
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(alerts::resolve);
+    let alert_get = warp::path!("alerts" / String)
+        .and(warp::get())
+        .and(s())
+        .and_then(alerts::get);
+    let audit = warp::path("audit")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and_then(alerts::audit);
+    let silence_new = warp::path("silences")
+        .and(end())
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(alerts::create_silence);
+    let silence_list = warp::path("silences")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and_then(alerts::list_silences);
+    let silence_del = warp::path!("silences" / String)
+        .and(warp::delete())
+        .and(s())
+        .and_then(alerts::delete_silence);
+    let alerting = alerts_list
+        .or(alert_ack)
+        .or(alert_resolve)
+        .or(alert_get)
+        .or(audit)
+        .or(silence_new)
+        .or(silence_list)
+        .or(silence_del);
+
     let api = root
+        .or(alerting)
         .or(ingest_requests)
         .or(summary)
         .or(ingest_models)

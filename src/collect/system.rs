@@ -19,6 +19,8 @@ pub struct SystemHarvest {
     pub cpu_usage_percent: Option<f64>,
     pub memory_used_mb: Option<f64>,
     pub memory_total_mb: Option<f64>,
+    /// Logical CPUs, for load per core.
+    pub cpus: Option<usize>,
     /// Usage of the filesystem holding the data directory.
     pub data_disk_usage_percent: Option<f64>,
     pub disks: Vec<DiskHarvest>,
@@ -38,6 +40,17 @@ pub struct DiskHarvest {
 }
 
 impl SystemHarvest {
+    pub fn memory_usage_percent(&self) -> Option<f64> {
+        let total = self.memory_total_mb.filter(|t| *t > 0.0)?;
+        Some(self.memory_used_mb? * 100.0 / total)
+    }
+
+    /// The 1-minute load average divided by the number of logical CPUs.
+    pub fn load_per_core(&self) -> Option<f64> {
+        let cpus = self.cpus.filter(|c| *c > 0)?;
+        Some(self.load_average?[0] / cpus as f64)
+    }
+
     /// Received plus transmitted, in megabits per second.
     pub fn network_io_mbps(&self) -> Option<f64> {
         Some(self.network_rx_mbps? + self.network_tx_mbps?)
@@ -54,6 +67,8 @@ impl SystemHarvest {
         put("cpu_usage_percent", self.cpu_usage_percent);
         put("memory_used_mb", self.memory_used_mb);
         put("memory_total_mb", self.memory_total_mb);
+        put("memory_usage_percent", self.memory_usage_percent());
+        put("load_per_core", self.load_per_core());
         put("disk_usage_percent", self.data_disk_usage_percent);
         put("network_io_mbps", self.network_io_mbps());
         put("network_rx_mbps", self.network_rx_mbps);
@@ -112,6 +127,7 @@ impl SystemSource {
             cpu_usage_percent: None,
             memory_used_mb: None,
             memory_total_mb: None,
+            cpus: None,
             data_disk_usage_percent: None,
             disks: Vec::new(),
             network_rx_mbps: None,
@@ -130,6 +146,7 @@ impl SystemSource {
             h.cpu_usage_percent = Some(sys.global_cpu_usage() as f64);
             h.memory_used_mb = Some(sys.used_memory() as f64 / BYTES_PER_MB);
             h.memory_total_mb = Some(sys.total_memory() as f64 / BYTES_PER_MB);
+            h.cpus = Some(sys.cpus().len()).filter(|n| *n > 0);
         }
         if let Some(disks) = &mut self.disks {
             disks.refresh(true);

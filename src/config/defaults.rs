@@ -15,3 +15,5 @@ pub const FLUSH_INTERVAL_SECS: f64 = 1.0;
 pub const CORS_ALLOWED_ORIGINS: &str = "*";
 /// Distinct series the store accepts before refusing new ones (label explosions).
 pub const MAX_SERIES: usize = 50_000;
+/// Seconds between alert rule evaluations.
+pub const ALERT_EVALUATION_INTERVAL_SECS: f64 = 10.0;

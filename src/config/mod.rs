@@ -5,6 +5,7 @@
 //! command-line flags. Every value is checked here, once, and a bad one is an
 //! `Error::Config` whose message names the setting and quotes the value.
 
+pub mod alerting;
 pub mod defaults;
 pub mod raw;
 pub mod services;
@@ -49,6 +50,12 @@ pub struct Config {
     /// Every probed service: the file's `[[services]]` plus the optional
     /// dependencies from `REDIS_URL` and `DATABASE_URL`.
     pub services: Vec<services::ServiceSpec>,
+    pub alert_evaluation_interval: Duration,
+    /// Custom rules from the file (the built-in ones are added by the engine).
+    pub rules: Vec<alerting::RuleSpec>,
+    pub channels: Vec<alerting::ChannelSpec>,
+    pub routes: Vec<alerting::RouteSpec>,
+    pub escalation: Option<alerting::EscalationSpec>,
     /// The file the settings came from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -265,7 +272,27 @@ impl Config {
             }
             (e, _) => e,
         })?;
+        let in_file = |e: Error| match (e, &config_file) {
+            (Error::Config(m), Some(f)) => {
+                Error::config(format!("config file {}: {m}", f.display()))
+            }
+            (e, _) => e,
+        };
+        let rules = alerting::build_rules(&file.rules).map_err(in_file)?;
+        let (channels, routes, escalation) =
+            alerting::build_channels(&file.channels, &file.routes, file.escalation.as_ref())
+                .map_err(in_file)?;
+        let alert_evaluation_interval = interval(
+            "ALERT_EVALUATION_INTERVAL",
+            file.alert_evaluation_interval,
+            defaults::ALERT_EVALUATION_INTERVAL_SECS,
+        )?;
         Ok(Config {
+            alert_evaluation_interval,
+            rules,
+            channels,
+            routes,
+            escalation,
             host,
             port,
             log_level,

@@ -24,4 +24,13 @@ pub struct RawConfig {
     /// The platform's services to probe (`[[services]]` tables).
     #[serde(default)]
     pub services: Vec<super::services::RawService>,
+    /// Seconds between rule evaluations (default 10).
+    pub alert_evaluation_interval: Option<f64>,
+    #[serde(default)]
+    pub rules: Vec<super::alerting::RawRule>,
+    #[serde(default)]
+    pub channels: Vec<super::alerting::RawChannel>,
+    #[serde(default)]
+    pub routes: Vec<super::alerting::RawRoute>,
+    pub escalation: Option<super::alerting::RawEscalation>,
 }

@@ -41,6 +41,7 @@ async fn service_loop(
 ) {
     let up_key = SeriesKey::new("up").with("service", &spec.name);
     let rt_key = SeriesKey::new("response_time_ms").with("service", &spec.name);
+    let degraded_key = SeriesKey::new("degraded").with("service", &spec.name);
     loop {
         let started = Instant::now();
         let result = tokio::select! {
@@ -50,7 +51,7 @@ async fn service_loop(
         if result.status != HealthStatus::Healthy {
             tracing::debug!(service = %spec.name, status = result.status.as_str(), error = ?result.error, "check");
         }
-        store_result(&store, &up_key, &rt_key, &result).await;
+        store_result(&store, [&up_key, &rt_key, &degraded_key], &result).await;
         let failures = registry.record(index, result);
         if failures == breaker::OPEN_AFTER {
             tracing::warn!(service = %spec.name, failures, "service keeps failing; backing off");
@@ -63,8 +64,10 @@ async fn service_loop(
     }
 }
 
-async fn store_result(store: &Store, up_key: &SeriesKey, rt_key: &SeriesKey, r: &ProbeResult) {
-    let (store, up_key, rt_key) = (store.clone(), up_key.clone(), rt_key.clone());
+/// Writes `up` (1/0), `response_time_ms` and `degraded` (1/0) for one check.
+async fn store_result(store: &Store, keys: [&SeriesKey; 3], r: &ProbeResult) {
+    let store = store.clone();
+    let keys: Vec<SeriesKey> = keys.into_iter().cloned().collect();
     let ts_ms = r.at.timestamp_millis();
     let up = if r.status == HealthStatus::Unhealthy {
         0.0
@@ -72,8 +75,13 @@ async fn store_result(store: &Store, up_key: &SeriesKey, rt_key: &SeriesKey, r: 
         1.0
     };
     let latency = r.latency_ms;
+    let degraded = if r.status == HealthStatus::Degraded {
+        1.0
+    } else {
+        0.0
+    };
     let res = tokio::task::spawn_blocking(move || {
-        let ids = store.resolve_all(&[up_key, rt_key])?;
+        let ids = store.resolve_all(&keys)?;
         store.ingest(&[
             Sample {
                 series: ids[0],
@@ -84,6 +92,11 @@ async fn store_result(store: &Store, up_key: &SeriesKey, rt_key: &SeriesKey, r: 
                 series: ids[1],
                 ts_ms,
                 value: latency,
+            },
+            Sample {
+                series: ids[2],
+                ts_ms,
+                value: degraded,
             },
         ])
     })

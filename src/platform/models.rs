@@ -156,7 +156,8 @@ impl Models {
 
     /// Applies events, persists the new states durably, and records series:
     /// `models{status}` (count per status), `model_memory_mb{model}`,
-    /// `model_loading_progress{model}`, `models_memory_mb` (sum of loaded).
+    /// `model_loading_progress{model}`, `model_failed{model}` (1/0),
+    /// `models_memory_mb` (sum of loaded).
     pub fn ingest(&self, store: &Store, events: &[ModelEvent]) -> Result<Vec<ModelState>> {
         for (i, e) in events.iter().enumerate() {
             e.validate()
@@ -197,6 +198,15 @@ impl Models {
             values.push((
                 SeriesKey::new("model_loading_progress").with("model", &m.name),
                 m.progress,
+            ));
+            let failed = if m.status == ModelStatus::Failed {
+                1.0
+            } else {
+                0.0
+            };
+            values.push((
+                SeriesKey::new("model_failed").with("model", &m.name),
+                failed,
             ));
         }
         record(store, ts, values)?;

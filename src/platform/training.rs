@@ -222,6 +222,17 @@ impl Jobs {
             values.push((SeriesKey::new("training_gpu_usage"), gpus.iter().sum()));
         }
         for j in &out {
+            let failed = if j.status == JobStatus::Failed {
+                1.0
+            } else {
+                0.0
+            };
+            values.push((
+                SeriesKey::new("training_job_failed")
+                    .with("job", &j.job_id)
+                    .with("model", &j.model_name),
+                failed,
+            ));
             values.push((
                 SeriesKey::new("training_job_progress")
                     .with("job", &j.job_id)

@@ -1,0 +1,251 @@
+//! The alert state machine. Every evaluation (at an explicit time) runs each
+//! rule against the store; per fingerprint (rule + series labels):
+//! the condition must hold for the rule's `for` before an alert fires, and
+//! stay clear for its `clear_after` before the alert resolves itself, so a
+//! value hovering at the threshold does not flap. Open alerts are loaded
+//! from sled at start, so a restart neither duplicates nor re-notifies.
+
+use super::notify::{escalation_channels, route};
+use super::rule::{effective_rules, evaluate, render};
+use super::state::AlertState;
+use super::{Alert, AlertStatus};
+use crate::config::Config;
+use crate::config::alerting::{ChannelSpec, EscalationSpec, RouteSpec, RuleSpec, Severity};
+use crate::error::Result;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Pending {
+    /// Condition true since.
+    since: Option<DateTime<Utc>>,
+    /// Condition false (with an open alert) since.
+    clear_since: Option<DateTime<Utc>>,
+}
+
+pub struct Engine {
+    pub rules: Vec<RuleSpec>,
+    pub state: Arc<AlertState>,
+    store: Store,
+    channels: Vec<ChannelSpec>,
+    routes: Vec<RouteSpec>,
+    escalation: Option<EscalationSpec>,
+    retention: chrono::Duration,
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+/// The service an alert is about: its `service` label, else the area of the rule.
+fn service_of(rule: &RuleSpec, labels: &BTreeMap<String, String>) -> String {
+    if let Some(s) = labels.get("service") {
+        return s.clone();
+    }
+    match rule.metric.as_str() {
+        "model_failed" => "model-loading".into(),
+        "training_job_failed" => "training".into(),
+        _ => "system".into(),
+    }
+}
+
+impl Engine {
+    pub fn new(config: &Config, store: Store, state: Arc<AlertState>) -> Engine {
+        Engine {
+            rules: effective_rules(config),
+            state,
+            store,
+            channels: config.channels.clone(),
+            routes: config.routes.clone(),
+            escalation: config.escalation.clone(),
+            retention: chrono::Duration::days(config.alert_retention_days as i64),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn channels_for(&self, a: &Alert) -> Vec<String> {
+        route(&self.channels, &self.routes, a)
+    }
+
+    /// One evaluation cycle at `now`. Returns the alerts that changed.
+    pub fn evaluate_at(&self, now: DateTime<Utc>) -> Result<Vec<Alert>> {
+        let now_ms = now.timestamp_millis();
+        let mut changed = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &self.rules {
+            for (key, value) in evaluate(r, &self.store, now_ms)? {
+                let fingerprint = format!("{}/{key}", r.name);
+                seen.insert(fingerprint.clone());
+                let firing = value.is_some_and(|v| r.op.holds(v, r.threshold));
+                let open = self.state.lock().open.get(&fingerprint).copied();
+                let p = pending.entry(fingerprint.clone()).or_default();
+                if firing {
+                    p.clear_since = None;
+                    let v = value.unwrap_or_default();
+                    match open {
+                        Some(seq) => self.state.touch(seq, v),
+                        None => {
+                            let since = *p.since.get_or_insert(now);
+                            if now - since >= chrono::Duration::from_std(r.for_).unwrap_or_default()
+                            {
+                                let service = service_of(r, &key.labels);
+                                let a = Alert {
+                                    seq: 0,
+                                    alert_id: String::new(),
+                                    fingerprint: fingerprint.clone(),
+                                    rule: r.name.clone(),
+                                    severity: r.severity,
+                                    status: AlertStatus::Active,
+                                    message: render(&r.message, r, &key, &service, v),
+                                    description: render(&r.description, r, &key, &service, v),
+                                    service,
+                                    labels: key.labels.clone(),
+                                    value: v,
+                                    threshold: r.threshold,
+                                    fired_at: now,
+                                    acknowledged_at: None,
+                                    acknowledged_by: None,
+                                    resolved_at: None,
+                                    resolved_by: None,
+                                    escalated: false,
+                                    silenced: false,
+                                    updated_at: now,
+                                };
+                                let channels = self.channels_for(&a);
+                                changed.push(self.state.fire(a, &channels, now)?);
+                                p.since = None;
+                            }
+                        }
+                    }
+                } else {
+                    p.since = None;
+                    if let Some(seq) = open
+                        && let Some(a) = self.clear(p, seq, r, now)?
+                    {
+                        changed.push(a);
+                    }
+                }
+            }
+        }
+        // Open alerts whose series or rule is gone count as cleared.
+        let orphans: Vec<(String, u64)> = self
+            .state
+            .lock()
+            .open
+            .iter()
+            .filter(|(f, _)| !seen.contains(*f))
+            .map(|(f, s)| (f.clone(), *s))
+            .collect();
+        for (f, seq) in orphans {
+            let rule = self
+                .rules
+                .iter()
+                .find(|r| f.starts_with(&format!("{}/", r.name)));
+            let p = pending.entry(f).or_default();
+            if let Some(r) = rule {
+                if let Some(a) = self.clear(p, seq, r, now)? {
+                    changed.push(a);
+                }
+            } else if let Some(a) = self.state.resolve_by_system(seq, &[], now)? {
+                changed.push(a);
+            }
+        }
+        drop(pending);
+        changed.extend(self.escalate(now)?);
+        self.state.purge(now - self.retention)?;
+        Ok(changed)
+    }
+
+    fn clear(
+        &self,
+        p: &mut Pending,
+        seq: u64,
+        r: &RuleSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Alert>> {
+        let since = *p.clear_since.get_or_insert(now);
+        if now - since < chrono::Duration::from_std(r.clear_after).unwrap_or_default() {
+            return Ok(None);
+        }
+        p.clear_since = None;
+        let channels = self
+            .state
+            .lock()
+            .alerts
+            .get(&seq)
+            .map(|a| self.channels_for(a))
+            .unwrap_or_default();
+        self.state.resolve_by_system(seq, &channels, now)
+    }
+
+    /// Active critical alerts not acknowledged within the escalation time.
+    fn escalate(&self, now: DateTime<Utc>) -> Result<Vec<Alert>> {
+        let Some(esc) = &self.escalation else {
+            return Ok(vec![]);
+        };
+        let after = chrono::Duration::from_std(esc.after).unwrap_or_default();
+        let due: Vec<u64> = {
+            let st = self.state.lock();
+            st.open
+                .values()
+                .filter_map(|s| st.alerts.get(s))
+                .filter(|a| {
+                    a.status == AlertStatus::Active
+                        && a.severity == Severity::Critical
+                        && !a.escalated
+                        && now - a.fired_at >= after
+                })
+                .map(|a| a.seq)
+                .collect()
+        };
+        let mut out = Vec::new();
+        for seq in due {
+            let channels = {
+                let st = self.state.lock();
+                let mut c = st
+                    .alerts
+                    .get(&seq)
+                    .map(|a| self.channels_for(a))
+                    .unwrap_or_default();
+                for e in escalation_channels(&self.escalation) {
+                    if !c.contains(&e) {
+                        c.push(e);
+                    }
+                }
+                c
+            };
+            if let Some(a) = self.state.escalate(seq, &channels, now)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Evaluates every `interval` until shutdown; reports changes on `changes`.
+pub async fn run(
+    engine: Arc<Engine>,
+    interval: std::time::Duration,
+    changes: tokio::sync::broadcast::Sender<Alert>,
+    mut shutdown: Shutdown,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {},
+            _ = shutdown.recv() => return,
+        }
+        let e = engine.clone();
+        match tokio::task::spawn_blocking(move || e.evaluate_at(Utc::now())).await {
+            Ok(Ok(changed)) => {
+                for a in changed {
+                    let _ = changes.send(a);
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "alert evaluation failed"),
+            Err(e) => tracing::error!(error = %e, "alert evaluation crashed"),
+        }
+    }
+}

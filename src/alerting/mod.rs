@@ -1,0 +1,113 @@
+//! Alerting: rules evaluated against the store (`rule.rs`), the alert
+//! lifecycle state machine (`engine.rs`), persistent alerts, audit trail and
+//! silences (`state.rs`, `silence.rs`), and notification delivery through a
+//! persistent outbox (`notify/`).
+//!
+//! An alert is one firing of one rule for one label set (its fingerprint):
+//! `active` -> `acknowledged` -> `resolved`. Every change is written to sled
+//! and flushed before it is reported, together with an audit record.
+
+pub mod engine;
+pub mod notify;
+pub mod rule;
+pub mod silence;
+pub mod state;
+
+use crate::config::alerting::Severity;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    Active,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn parse(s: &str) -> Option<AlertStatus> {
+        match s {
+            "active" => Some(AlertStatus::Active),
+            "acknowledged" => Some(AlertStatus::Acknowledged),
+            "resolved" => Some(AlertStatus::Resolved),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlertStatus::Active => "active",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Creation order; also the sled key.
+    pub seq: u64,
+    pub alert_id: String,
+    pub fingerprint: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub service: String,
+    pub message: String,
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    /// The value that fired the rule, then the latest evaluated value.
+    pub value: f64,
+    pub threshold: f64,
+    pub fired_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub escalated: bool,
+    /// Matched a silence when it fired: recorded, not notified.
+    pub silenced: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Alert {
+    pub fn is_open(&self) -> bool {
+        self.status != AlertStatus::Resolved
+    }
+}
+
+/// One line of the append-only audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub alert_id: Option<String>,
+    /// fired, acknowledged, resolved, escalated, silenced, notified,
+    /// notification_failed, silence_created, silence_deleted, purged
+    pub action: String,
+    /// Who: an operator's name, or "system".
+    pub actor: String,
+    pub comment: Option<String>,
+    /// Delivery attempts: channel, outcome, HTTP status, attempt number.
+    pub details: BTreeMap<String, String>,
+}
+
+/// What changed, for notifications and the live feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Fired,
+    Escalated,
+    Resolved,
+}
+
+impl Event {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Event::Fired => "fired",
+            Event::Escalated => "escalated",
+            Event::Resolved => "resolved",
+        }
+    }
+}

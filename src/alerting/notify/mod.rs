@@ -1,0 +1,145 @@
+//! Notification delivery. A state change queues one `Delivery` per routed
+//! channel in the persistent outbox (see `state.rs`); the dispatcher sends
+//! due deliveries with a timeout and retries failures with exponential
+//! back-off, so a receiver that is down, or a restart, delays a notification
+//! but does not lose it. Each attempt is recorded in the alert's history.
+//! One file per provider builds the request body.
+
+pub mod alertmanager;
+pub mod slack;
+pub mod webhook;
+
+use super::state::AlertState;
+use super::{Alert, Event};
+use crate::config::alerting::{ChannelKind, ChannelSpec, EscalationSpec, RouteSpec};
+use crate::shutdown::Shutdown;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Per-attempt timeout.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait between two attempts.
+pub const MAX_RETRY_DELAY_SECS: i64 = 300;
+/// How often the outbox is checked.
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub seq: u64,
+    pub channel: String,
+    pub event: Event,
+    /// The alert as it was when the change happened.
+    pub alert: Alert,
+    pub attempts: u32,
+    pub next_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which channels get a notification: with no routes every channel; else
+/// every channel of every route whose severity and service match.
+pub fn route(channels: &[ChannelSpec], routes: &[RouteSpec], a: &Alert) -> Vec<String> {
+    if routes.is_empty() {
+        return channels.iter().map(|c| c.name.clone()).collect();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for r in routes {
+        let sev = r.severity.is_none_or(|s| s == a.severity);
+        let svc = r.service.as_ref().is_none_or(|s| s == &a.service);
+        if sev && svc {
+            for c in &r.channels {
+                if !out.contains(c) {
+                    out.push(c.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn escalation_channels(esc: &Option<EscalationSpec>) -> Vec<String> {
+    esc.as_ref().map(|e| e.channels.clone()).unwrap_or_default()
+}
+
+/// Exponential back-off: 1, 2, 4 ... seconds, at most `MAX_RETRY_DELAY_SECS`.
+pub fn retry_delay(attempts: u32) -> chrono::Duration {
+    chrono::Duration::seconds((1i64 << attempts.min(16)).min(MAX_RETRY_DELAY_SECS))
+}
+
+/// The request for one delivery: URL and JSON body.
+pub fn request(ch: &ChannelSpec, d: &Delivery, external_url: &str) -> (String, serde_json::Value) {
+    match ch.kind {
+        ChannelKind::Webhook => (ch.url.clone(), webhook::body(&ch.name, d, external_url)),
+        ChannelKind::Slack => (ch.url.clone(), slack::body(d, external_url)),
+        ChannelKind::Alertmanager => (
+            format!("{}/api/v2/alerts", ch.url),
+            alertmanager::body(d, external_url),
+        ),
+    }
+}
+
+fn send(url: &str, body: &serde_json::Value) -> (bool, Option<u16>, Option<String>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(DELIVERY_TIMEOUT))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    match agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+    {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            let ok = r.status().is_success();
+            (ok, Some(code), (!ok).then(|| format!("bad status {code}")))
+        }
+        Err(e) => (false, None, Some(e.to_string())),
+    }
+}
+
+/// Sends due deliveries until shutdown.
+pub async fn run(
+    state: Arc<AlertState>,
+    channels: Vec<ChannelSpec>,
+    external_url: String,
+    mut shutdown: Shutdown,
+) {
+    let mut ticker = tokio::time::interval(POLL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {},
+            _ = shutdown.recv() => return,
+        }
+        let due = state.due(Utc::now());
+        for d in due {
+            let Some(ch) = channels.iter().find(|c| c.name == d.channel).cloned() else {
+                // The channel was removed from the config: drop the delivery, recorded.
+                let _ = state.delivered(
+                    &d,
+                    true,
+                    None,
+                    Some("channel no longer configured".into()),
+                    Utc::now(),
+                    Utc::now(),
+                );
+                continue;
+            };
+            let (url, body) = request(&ch, &d, &external_url);
+            let st = state.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                let (ok, status, err) = send(&url, &body);
+                let now = Utc::now();
+                st.delivered(&d, ok, status, err, now + retry_delay(d.attempts), now)
+            })
+            .await;
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "recording a delivery failed"),
+                Err(e) => tracing::error!(error = %e, "delivery crashed"),
+            }
+        }
+    }
+}

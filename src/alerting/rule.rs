@@ -1,0 +1,329 @@
+//! Rules: the built-in set and the evaluation of one rule against the store
+//! at an explicit time (so tests can simulate days in seconds).
+
+use crate::config::Config;
+use crate::config::alerting::{Aggregation, Matcher, Op, RuleSpec, Severity};
+use crate::error::Result;
+use crate::store::{SeriesKey, Store};
+use std::time::Duration;
+
+#[allow(clippy::too_many_arguments)] // one row of the built-in table
+fn rule(
+    name: &str,
+    metric: &str,
+    aggregation: Aggregation,
+    window_secs: f64,
+    op: Op,
+    threshold: f64,
+    severity: Severity,
+    message: &str,
+) -> RuleSpec {
+    RuleSpec {
+        name: name.into(),
+        metric: metric.into(),
+        matchers: vec![],
+        aggregation,
+        window: Duration::from_secs_f64(window_secs),
+        op,
+        threshold,
+        for_: Duration::ZERO,
+        clear_after: Duration::from_secs(30),
+        severity,
+        message: message.into(),
+        description: format!(
+            "Built-in rule {name}: {metric} over {window_secs} s is {{value}}, {} {{threshold}}. Labels: {{labels}}.",
+            op.as_str()
+        ),
+        builtin: true,
+    }
+}
+
+fn with(mut r: RuleSpec, name: &str, value: &str, negate: bool) -> RuleSpec {
+    r.matchers.push(Matcher {
+        name: name.into(),
+        value: value.into(),
+        negate,
+    });
+    r
+}
+
+/// The built-in rules (documented in the README), then the configured ones.
+pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
+    use Aggregation::*;
+    use Op::*;
+    use Severity::*;
+    const WEEK: f64 = 7.0 * 86_400.0;
+    let stalled = config.system_metrics_interval.as_secs_f64() * 3.0;
+    let mut rules = vec![
+        rule(
+            "cpu_usage_high",
+            "cpu_usage_percent",
+            Avg,
+            300.0,
+            Gt,
+            85.0,
+            Warning,
+            "CPU usage {value}% over {threshold}%",
+        ),
+        rule(
+            "cpu_usage_critical",
+            "cpu_usage_percent",
+            Avg,
+            300.0,
+            Gt,
+            95.0,
+            Critical,
+            "CPU usage {value}% over {threshold}%",
+        ),
+        rule(
+            "memory_usage_high",
+            "memory_usage_percent",
+            Avg,
+            300.0,
+            Gt,
+            85.0,
+            Warning,
+            "Memory usage {value}% over {threshold}%",
+        ),
+        rule(
+            "memory_usage_critical",
+            "memory_usage_percent",
+            Avg,
+            300.0,
+            Gt,
+            95.0,
+            Critical,
+            "Memory usage {value}% over {threshold}%",
+        ),
+        rule(
+            "disk_usage_high",
+            "disk_usage_percent",
+            Last,
+            300.0,
+            Gt,
+            85.0,
+            Warning,
+            "Disk {label.mount} usage {value}% over {threshold}%",
+        ),
+        rule(
+            "disk_usage_critical",
+            "disk_usage_percent",
+            Last,
+            300.0,
+            Gt,
+            95.0,
+            Critical,
+            "Disk {label.mount} usage {value}% over {threshold}%",
+        ),
+        rule(
+            "load_per_core_high",
+            "load_per_core",
+            Avg,
+            300.0,
+            Gt,
+            2.0,
+            Warning,
+            "Load per core {value} over {threshold}",
+        ),
+        with(
+            with(
+                rule(
+                    "service_unhealthy",
+                    "up",
+                    Last,
+                    300.0,
+                    Lt,
+                    1.0,
+                    Critical,
+                    "Service {service} is unhealthy",
+                ),
+                "service",
+                "redis",
+                true,
+            ),
+            "service",
+            "postgres",
+            true,
+        ),
+        rule(
+            "service_degraded",
+            "degraded",
+            Last,
+            300.0,
+            Ge,
+            1.0,
+            Warning,
+            "Service {service} is degraded",
+        ),
+        with(
+            rule(
+                "dependency_down_redis",
+                "up",
+                Last,
+                300.0,
+                Lt,
+                1.0,
+                Warning,
+                "Optional dependency {service} is down",
+            ),
+            "service",
+            "redis",
+            false,
+        ),
+        with(
+            rule(
+                "dependency_down_postgres",
+                "up",
+                Last,
+                300.0,
+                Lt,
+                1.0,
+                Warning,
+                "Optional dependency {service} is down",
+            ),
+            "service",
+            "postgres",
+            false,
+        ),
+        rule(
+            "collector_stalled",
+            "cpu_usage_percent",
+            Age,
+            stalled,
+            Gt,
+            stalled,
+            Critical,
+            "System collector stalled: no sample for {value} s",
+        ),
+        rule(
+            "error_rate_high",
+            crate::collect::requests::REQUESTS_METRIC,
+            ErrorRate,
+            300.0,
+            Gt,
+            5.0,
+            Warning,
+            "Service {service} error rate {value}% over {threshold}%",
+        ),
+        rule(
+            "model_load_failed",
+            "model_failed",
+            Last,
+            WEEK,
+            Ge,
+            1.0,
+            Warning,
+            "Model {label.model} failed to load",
+        ),
+        rule(
+            "training_job_failed",
+            "training_job_failed",
+            Last,
+            WEEK,
+            Ge,
+            1.0,
+            Warning,
+            "Training job {label.job} ({label.model}) failed",
+        ),
+    ];
+    // The collector rule must not wait for the default clear-after either way.
+    rules.extend(config.rules.iter().cloned());
+    rules
+}
+
+/// The rule's value for every matching series at `now_ms` (`None`: no data).
+pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesKey, Option<f64>)>> {
+    let window_ms = r.window.as_millis() as i64;
+    let raw_step = store.layout().tiers[0].step_ms;
+    // Enough resolution for the window, at most ~120 points.
+    let step = (window_ms / 120).max(raw_step);
+    let from = now_ms - window_ms;
+    let mut out = Vec::new();
+    for (id, key) in store.find(Some(&r.metric), &[]) {
+        if !r.matchers.iter().all(|m| m.matches(key.label(&m.name))) {
+            continue;
+        }
+        let value = match r.aggregation {
+            Aggregation::ErrorRate => {
+                if !store.is_hist(id) {
+                    continue;
+                }
+                store
+                    .query_hist(id, from, now_ms + 1, step)?
+                    .total()
+                    .filter(|h| h.count > 0)
+                    .map(|h| h.errors as f64 * 100.0 / h.count as f64)
+            }
+            Aggregation::Age => {
+                let newest = store.latest(id, now_ms)?;
+                Some(match newest {
+                    Some((ts, _)) => (now_ms - ts) as f64 / 1000.0,
+                    // Nothing in the raw window: at least that old.
+                    None => store.layout().tiers[0].window_ms() as f64 / 1000.0,
+                })
+            }
+            agg => {
+                let q = store.query(id, from, now_ms + 1, step)?;
+                let filled: Vec<(i64, crate::store::Agg)> = q
+                    .points
+                    .iter()
+                    .filter_map(|(t, a)| a.map(|a| (*t, a)))
+                    .collect();
+                let total = q.total();
+                match agg {
+                    Aggregation::Avg => total.map(|a| a.avg()),
+                    Aggregation::Max => total.map(|a| a.max),
+                    Aggregation::Min => total.map(|a| a.min),
+                    Aggregation::Last => filled.last().map(|(_, a)| a.last),
+                    Aggregation::Rate => match (filled.first(), filled.last()) {
+                        (Some((_, a)), Some((_, b))) if b.last_ts_ms > a.last_ts_ms => {
+                            let grew = if b.last >= a.last {
+                                b.last - a.last
+                            } else {
+                                b.last
+                            };
+                            Some(grew * 1000.0 / (b.last_ts_ms - a.last_ts_ms) as f64)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+        };
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// Fills a message template: {value}, {threshold}, {service}, {rule},
+/// {labels} and {label.NAME}.
+pub fn render(template: &str, r: &RuleSpec, key: &SeriesKey, service: &str, value: f64) -> String {
+    let fmt = |v: f64| {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    let labels = key
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = template
+        .replace("{value}", &fmt(value))
+        .replace("{threshold}", &fmt(r.threshold))
+        .replace("{service}", service)
+        .replace("{rule}", &r.name)
+        .replace("{labels}", &labels);
+    while let Some(start) = out.find("{label.") {
+        let Some(end) = out[start..].find('}') else {
+            break;
+        };
+        let name = out[start + 7..start + end].to_string();
+        let v = key.label(&name).unwrap_or("").to_string();
+        out.replace_range(start..start + end + 1, &v);
+    }
+    out
+}

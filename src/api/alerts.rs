@@ -1,0 +1,310 @@
+//! Alerting endpoints: `GET /alerts`, `GET /alerts/{id}`,
+//! `POST /alerts/acknowledge`, `POST /alerts/resolve`, `GET /audit`,
+//! `POST|GET /silences`, `DELETE /silences/{id}`. Every change is durable
+//! before the reply.
+
+use super::AppState;
+use super::dto::*;
+use super::reject::{ApiError, error_response, fail};
+use crate::alerting::state::ActionError;
+use crate::alerting::{AlertStatus, silence::Silence};
+use crate::config::alerting::Severity;
+use crate::error::Error;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 1000;
+
+fn limit(v: Option<&str>, default: usize) -> Result<usize, warp::Rejection> {
+    match v {
+        None => Ok(default),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "limit '{s}' must be a whole number from 1 to {MAX_LIMIT}"
+            ))),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsQuery {
+    severity: Option<String>,
+    service: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+}
+
+pub async fn list(state: AppState, q: AlertsQuery) -> Result<Response, warp::Rejection> {
+    let severity = match q.severity.as_deref() {
+        None => None,
+        Some(s) => Some(Severity::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "severity '{s}' is not one of critical, warning, info"
+            ))
+        })?),
+    };
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(AlertStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status '{s}' is not one of active, acknowledged, resolved"
+            ))
+        })?),
+    };
+    let limit = limit(q.limit.as_deref(), DEFAULT_LIMIT)?;
+    let st = state.alerts.state.lock();
+    let mut body = AlertsResponse {
+        alerts: Vec::new(),
+        total_count: 0,
+        active_count: 0,
+        critical_count: 0,
+        warning_count: 0,
+        info_count: 0,
+    };
+    // Newest first: alerts are keyed by creation order.
+    for a in st.alerts.values().rev() {
+        if severity.is_some_and(|s| s != a.severity)
+            || status.is_some_and(|s| s != a.status)
+            || q.service.as_ref().is_some_and(|s| s != &a.service)
+        {
+            continue;
+        }
+        body.total_count += 1;
+        if a.status == AlertStatus::Active {
+            body.active_count += 1;
+        }
+        if a.is_open() {
+            match a.severity {
+                Severity::Critical => body.critical_count += 1,
+                Severity::Warning => body.warning_count += 1,
+                Severity::Info => body.info_count += 1,
+            }
+        }
+        if body.alerts.len() < limit {
+            body.alerts.push(AlertView::from(a));
+        }
+    }
+    drop(st);
+    Ok(warp::reply::json(&body).into_response())
+}
+
+pub async fn get(id: String, state: AppState) -> Result<Response, warp::Rejection> {
+    match state.alerts.state.get(&id) {
+        None => Ok(error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no alert with alert_id '{id}'"),
+        )),
+        Some((a, history)) => {
+            let mut v = serde_json::to_value(AlertView::from(&a))
+                .map_err(|e| fail(Error::Internal(e.to_string())))?;
+            v["history"] =
+                serde_json::to_value(history.iter().map(AuditView::from).collect::<Vec<_>>())
+                    .map_err(|e| fail(Error::Internal(e.to_string())))?;
+            Ok(warp::reply::json(&v).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeRequest {
+    alert_id: String,
+    acknowledged_by: String,
+    comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    alert_id: String,
+    resolved_by: String,
+    resolution_notes: Option<String>,
+}
+
+fn outcome(
+    r: crate::error::Result<Result<crate::alerting::Alert, ActionError>>,
+) -> Result<Response, warp::Rejection> {
+    match r.map_err(fail)? {
+        Ok(a) => Ok(
+            warp::reply::json(&serde_json::json!({"alert": AlertView::from(&a)})).into_response(),
+        ),
+        Err(ActionError::NotFound(m)) => Ok(error_response(StatusCode::NOT_FOUND, &m)),
+        Err(ActionError::Conflict(m)) => Ok(error_response(StatusCode::CONFLICT, &m)),
+    }
+}
+
+fn non_empty(field: &str, v: &str) -> Result<(), warp::Rejection> {
+    if v.trim().is_empty() {
+        Err(ApiError::bad_request(format!("{field} must not be empty")))
+    } else {
+        Ok(())
+    }
+}
+
+pub async fn acknowledge(
+    state: AppState,
+    req: AcknowledgeRequest,
+) -> Result<Response, warp::Rejection> {
+    non_empty("alert_id", &req.alert_id)?;
+    non_empty("acknowledged_by", &req.acknowledged_by)?;
+    let st = state.alerts.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        st.state
+            .acknowledge(&req.alert_id, &req.acknowledged_by, req.comment, Utc::now())
+    })
+    .await
+    .map_err(|e| fail(Error::Internal(e.to_string())))?;
+    if let Ok(Ok(a)) = &r {
+        let _ = state.alert_changes.send(a.clone());
+    }
+    outcome(r)
+}
+
+pub async fn resolve(state: AppState, req: ResolveRequest) -> Result<Response, warp::Rejection> {
+    non_empty("alert_id", &req.alert_id)?;
+    non_empty("resolved_by", &req.resolved_by)?;
+    let engine = state.alerts.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let channels = engine
+            .state
+            .get(&req.alert_id)
+            .map(|(a, _)| engine.channels_for(&a))
+            .unwrap_or_default();
+        engine.state.resolve(
+            &req.alert_id,
+            &req.resolved_by,
+            req.resolution_notes,
+            &channels,
+            Utc::now(),
+        )
+    })
+    .await
+    .map_err(|e| fail(Error::Internal(e.to_string())))?;
+    if let Ok(Ok(a)) = &r {
+        let _ = state.alert_changes.send(a.clone());
+    }
+    outcome(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    alert_id: Option<String>,
+    action: Option<String>,
+    actor: Option<String>,
+    limit: Option<String>,
+}
+
+pub async fn audit(state: AppState, q: AuditQuery) -> Result<Response, warp::Rejection> {
+    let limit = limit(q.limit.as_deref(), 100)?;
+    let st = state.alerts.state.lock();
+    let records: Vec<AuditView> = st
+        .audit
+        .iter()
+        .rev()
+        .filter(|r| {
+            q.alert_id
+                .as_ref()
+                .is_none_or(|id| r.alert_id.as_ref() == Some(id))
+        })
+        .filter(|r| q.action.as_ref().is_none_or(|a| &r.action == a))
+        .filter(|r| q.actor.as_ref().is_none_or(|a| &r.actor == a))
+        .take(limit)
+        .map(AuditView::from)
+        .collect();
+    drop(st);
+    Ok(warp::reply::json(&serde_json::json!({ "records": records })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceRequest {
+    matchers: BTreeMap<String, String>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: DateTime<Utc>,
+    created_by: String,
+    comment: String,
+}
+
+fn silence_json(s: &Silence, now: DateTime<Utc>) -> serde_json::Value {
+    serde_json::json!({"id": s.id, "matchers": s.matchers, "starts_at": ts(s.starts_at), "ends_at": ts(s.ends_at),
+        "created_by": s.created_by, "comment": s.comment, "created_at": ts(s.created_at), "active": s.is_active(now)})
+}
+
+pub async fn create_silence(
+    state: AppState,
+    req: SilenceRequest,
+) -> Result<Response, warp::Rejection> {
+    let now = Utc::now();
+    non_empty("created_by", &req.created_by)?;
+    non_empty("comment", &req.comment)?;
+    if req.matchers.is_empty() {
+        return Err(ApiError::bad_request(
+            "matchers must name at least one label",
+        ));
+    }
+    let starts_at = req.starts_at.unwrap_or(now);
+    if req.ends_at <= now || req.ends_at <= starts_at {
+        return Err(ApiError::bad_request(
+            "ends_at must be in the future and after starts_at",
+        ));
+    }
+    let s = Silence {
+        id: format!(
+            "silence_{}_{}",
+            now.format("%Y%m%d%H%M%S"),
+            now.timestamp_subsec_micros()
+        ),
+        matchers: req.matchers,
+        starts_at,
+        ends_at: req.ends_at,
+        created_by: req.created_by,
+        comment: req.comment,
+        created_at: now,
+    };
+    let st = state.alerts.clone();
+    let s = tokio::task::spawn_blocking(move || st.state.add_silence(s))
+        .await
+        .map_err(|e| fail(Error::Internal(e.to_string())))?
+        .map_err(fail)?;
+    Ok(warp::reply::with_status(
+        warp::reply::json(&silence_json(&s, now)),
+        StatusCode::CREATED,
+    )
+    .into_response())
+}
+
+pub async fn list_silences(state: AppState) -> Result<Response, warp::Rejection> {
+    let now = Utc::now();
+    let silences: Vec<serde_json::Value> = state
+        .alerts
+        .state
+        .lock()
+        .silences
+        .values()
+        .map(|s| silence_json(s, now))
+        .collect();
+    Ok(warp::reply::json(&serde_json::json!({ "silences": silences })).into_response())
+}
+
+pub async fn delete_silence(id: String, state: AppState) -> Result<Response, warp::Rejection> {
+    let st = state.alerts.clone();
+    let id2 = id.clone();
+    let removed = tokio::task::spawn_blocking(move || st.state.delete_silence(&id2, Utc::now()))
+        .await
+        .map_err(|e| fail(Error::Internal(e.to_string())))?
+        .map_err(fail)?;
+    match removed {
+        Some(s) => Ok(warp::reply::json(&silence_json(&s, Utc::now())).into_response()),
+        None => Ok(error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no silence with id '{id}'"),
+        )),
+    }
+}
