@@ -239,10 +239,16 @@ pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesK
     let step = (window_ms / 120).max(raw_step);
     let from = now_ms - window_ms;
     let mut out = Vec::new();
-    for (id, key) in store.find(Some(&r.metric), &[]) {
-        if !r.matchers.iter().all(|m| m.matches(key.label(&m.name))) {
-            continue;
-        }
+    let equal: Vec<(&str, &str)> = r
+        .matchers
+        .iter()
+        .filter(|m| !m.negate)
+        .map(|m| (m.name.as_str(), m.value.as_str()))
+        .collect();
+    let found = store.find_with(&r.metric, &equal, |k| {
+        r.matchers.iter().all(|m| m.matches(k.label(&m.name)))
+    });
+    for (id, key) in found {
         let value = match r.aggregation {
             Aggregation::ErrorRate => {
                 if !store.is_hist(id) {

@@ -170,12 +170,32 @@ struct State {
     keys: Vec<SeriesKey>,
     /// Per series id: a histogram (request statistics) series.
     hist: Vec<bool>,
+    /// Series ids by metric name, so a rule or a query by metric does not scan every series.
+    by_metric: HashMap<String, Vec<SeriesId>>,
+    /// Series ids by (metric, label name, label value): rules with an
+    /// equality matcher look at their posting list only.
+    by_label: HashMap<(String, String, String), Vec<SeriesId>>,
     max_series: usize,
     cache: HashMap<u64, Cached>,
     generation: u64,
     /// Per series id, the newest sample timestamp written since start
     /// (`i64::MIN` when none yet): a tier's window ends there.
     newest_ms: Vec<i64>,
+}
+
+fn index(
+    by_metric: &mut HashMap<String, Vec<SeriesId>>,
+    by_label: &mut HashMap<(String, String, String), Vec<SeriesId>>,
+    k: &SeriesKey,
+    id: SeriesId,
+) {
+    by_metric.entry(k.metric.clone()).or_default().push(id);
+    for (n, v) in &k.labels {
+        by_label
+            .entry((k.metric.clone(), n.clone(), v.clone()))
+            .or_default()
+            .push(id);
+    }
 }
 
 struct Cached {
@@ -255,6 +275,11 @@ impl Store {
             }
             keys.push(key);
         }
+        let mut by_metric: HashMap<String, Vec<SeriesId>> = HashMap::new();
+        let mut by_label: HashMap<(String, String, String), Vec<SeriesId>> = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            index(&mut by_metric, &mut by_label, k, i as SeriesId);
+        }
         let ids = keys
             .iter()
             .enumerate()
@@ -270,6 +295,8 @@ impl Store {
                 layout,
                 state: Mutex::new(State {
                     ids,
+                    by_metric,
+                    by_label,
                     keys,
                     hist,
                     max_series,
@@ -407,6 +434,12 @@ impl Store {
             .insert(id.to_be_bytes(), value)
             .map_err(|e| self.err(e))?;
         st.keys.push(key.clone());
+        let State {
+            by_metric,
+            by_label,
+            ..
+        } = st;
+        index(by_metric, by_label, key, id);
         st.hist.push(hist);
         st.ids.insert(key.clone(), id);
         Ok(id)
@@ -429,14 +462,63 @@ impl Store {
         metric: Option<&str>,
         labels: &[(&str, &str)],
     ) -> Vec<(SeriesId, SeriesKey)> {
+        self.find_by(metric, |k| {
+            labels.iter().all(|(n, v)| k.label(n) == Some(v))
+        })
+    }
+
+    /// Every series of `metric` that has all the `equal` labels and for which
+    /// `keep` holds, looked up through the label index.
+    pub fn find_with(
+        &self,
+        metric: &str,
+        equal: &[(&str, &str)],
+        keep: impl Fn(&SeriesKey) -> bool,
+    ) -> Vec<(SeriesId, SeriesKey)> {
         let st = self.state();
-        st.keys
+        let lists: Option<Vec<&Vec<SeriesId>>> = equal
             .iter()
-            .enumerate()
-            .filter(|(_, k)| metric.is_none_or(|m| k.metric == m))
-            .filter(|(_, k)| labels.iter().all(|(n, v)| k.label(n) == Some(v)))
-            .map(|(i, k)| (i as SeriesId, k.clone()))
+            .map(|(n, v)| {
+                st.by_label
+                    .get(&(metric.to_string(), n.to_string(), v.to_string()))
+            })
+            .collect();
+        let candidates: &[SeriesId] = match lists {
+            None => return Vec::new(),
+            Some(l) => match l.into_iter().min_by_key(|l| l.len()) {
+                Some(shortest) => shortest,
+                None => st.by_metric.get(metric).map(Vec::as_slice).unwrap_or(&[]),
+            },
+        };
+        candidates
+            .iter()
+            .filter_map(|id| {
+                let k = &st.keys[*id as usize];
+                (equal.iter().all(|(n, v)| k.label(n) == Some(v)) && keep(k))
+                    .then(|| (*id, k.clone()))
+            })
             .collect()
+    }
+
+    /// Every series of `metric` (any when `None`) for which `keep` holds.
+    pub fn find_by(
+        &self,
+        metric: Option<&str>,
+        keep: impl Fn(&SeriesKey) -> bool,
+    ) -> Vec<(SeriesId, SeriesKey)> {
+        let st = self.state();
+        let pick = |id: SeriesId| {
+            let k = &st.keys[id as usize];
+            keep(k).then(|| (id, k.clone()))
+        };
+        match metric {
+            Some(m) => st
+                .by_metric
+                .get(m)
+                .map(|ids| ids.iter().filter_map(|id| pick(*id)).collect())
+                .unwrap_or_default(),
+            None => (0..st.keys.len() as SeriesId).filter_map(pick).collect(),
+        }
     }
 
     /// Writes gauge samples into every tier. Samples must name resolved series.
@@ -620,33 +702,78 @@ impl Store {
         step_ms: i64,
     ) -> Result<QueryResult> {
         let (spec, step, start, n) = self.grid(from_ms, to_ms, step_ms)?;
-        let mut blocks: HashMap<i64, Option<Block>> = HashMap::new();
-        let mut points = Vec::with_capacity(n.max(0) as usize);
-        for i in 0..n {
-            let t = start + i * step;
-            let mut acc: Option<Agg> = None;
-            for slot in spec.slot_of(t)..spec.slot_of(t + step) {
-                let base = spec.block_base(slot);
-                let block = match blocks.entry(base) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(self.read_block(series, &spec, base)?)
-                    }
-                };
-                if let Some(a) = block.as_ref().and_then(|b| b.get(slot, spec.step_ms)) {
-                    match &mut acc {
-                        Some(x) => x.merge(&a),
-                        None => acc = Some(a),
-                    }
-                }
-            }
-            points.push((t, acc));
-        }
+        let first = spec.slot_of(start);
+        let slots = self.slots(
+            series,
+            &spec,
+            first,
+            spec.slot_of(start + n * step),
+            |b, s| b.get(s, spec.step_ms),
+        )?;
+        let per_point = (step / spec.step_ms) as usize;
+        let points = (0..n)
+            .map(|i| {
+                let chunk = &slots[i as usize * per_point..(i as usize + 1) * per_point];
+                let acc = chunk
+                    .iter()
+                    .flatten()
+                    .fold(None::<Agg>, |acc, a| match acc {
+                        Some(mut x) => {
+                            x.merge(a);
+                            Some(x)
+                        }
+                        None => Some(*a),
+                    });
+                (start + i * step, acc)
+            })
+            .collect();
         Ok(QueryResult {
             tier: spec.name(),
             step_ms: step,
             points,
         })
+    }
+
+    /// What `extract` finds in each slot from `from_slot` (inclusive) to
+    /// `to_slot` (exclusive). Cached blocks are read in place under the lock
+    /// (no copy); others are loaded from sled.
+    fn slots<T>(
+        &self,
+        series: SeriesId,
+        spec: &TierSpec,
+        from_slot: i64,
+        to_slot: i64,
+        extract: impl Fn(&Block, i64) -> Option<T>,
+    ) -> Result<Vec<Option<T>>> {
+        let mut out: Vec<Option<T>> = (from_slot..to_slot).map(|_| None).collect();
+        let mut base = spec.block_base(from_slot);
+        while base < to_slot {
+            let lo = base.max(from_slot);
+            let hi = (base + spec.block_slots as i64).min(to_slot);
+            let pos = spec.position(base);
+            let mut fill = |b: &Block| {
+                if b.base == base {
+                    for slot in lo..hi {
+                        out[(slot - from_slot) as usize] = extract(b, slot);
+                    }
+                }
+            };
+            let hit = {
+                let st = self.state();
+                match st.cache.get(&cache_key(series, spec.id, pos)) {
+                    Some(c) => {
+                        fill(&c.block);
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if !hit && let Some(b) = self.load_block(series, spec, pos)? {
+                fill(&b);
+            }
+            base += spec.block_slots as i64;
+        }
+        Ok(out)
     }
 
     /// The tier, effective step, first point and point count of a query.
@@ -677,48 +804,36 @@ impl Store {
         step_ms: i64,
     ) -> Result<HistResult> {
         let (spec, step, start, n) = self.grid(from_ms, to_ms, step_ms)?;
-        let mut blocks: HashMap<i64, Option<Block>> = HashMap::new();
-        let mut points = Vec::with_capacity(n.max(0) as usize);
-        for i in 0..n {
-            let t = start + i * step;
-            let mut acc: Option<Hist> = None;
-            for slot in spec.slot_of(t)..spec.slot_of(t + step) {
-                let base = spec.block_base(slot);
-                let block = match blocks.entry(base) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(self.read_block(series, &spec, base)?)
-                    }
-                };
-                if let Some(h) = block.as_ref().and_then(|b| b.get_hist(slot)) {
-                    match &mut acc {
-                        Some(x) => x.merge(h),
-                        None => acc = Some(h.clone()),
-                    }
-                }
-            }
-            points.push((t, acc));
-        }
+        let first = spec.slot_of(start);
+        let slots = self.slots(
+            series,
+            &spec,
+            first,
+            spec.slot_of(start + n * step),
+            |b, s| b.get_hist(s).cloned(),
+        )?;
+        let per_point = (step / spec.step_ms) as usize;
+        let points = (0..n)
+            .map(|i| {
+                let chunk = &slots[i as usize * per_point..(i as usize + 1) * per_point];
+                let acc = chunk
+                    .iter()
+                    .flatten()
+                    .fold(None::<Hist>, |acc, h| match acc {
+                        Some(mut x) => {
+                            x.merge(h);
+                            Some(x)
+                        }
+                        None => Some(h.clone()),
+                    });
+                (start + i * step, acc)
+            })
+            .collect();
         Ok(HistResult {
             tier: spec.name(),
             step_ms: step,
             points,
         })
-    }
-
-    /// The block with `base` if the ring still holds that lap: cache first, then sled.
-    fn read_block(&self, series: SeriesId, spec: &TierSpec, base: i64) -> Result<Option<Block>> {
-        let pos = spec.position(base);
-        let cached = self
-            .state()
-            .cache
-            .get(&cache_key(series, spec.id, pos))
-            .map(|c| c.block.clone());
-        let block = match cached {
-            Some(b) => Some(b),
-            None => self.load_block(series, spec, pos)?,
-        };
-        Ok(block.filter(|b| b.base == base))
     }
 
     /// The newest sample of a series within the raw tier's window.

@@ -315,3 +315,50 @@ impl Drop for Postgres {
         let _ = self.child.wait();
     }
 }
+
+/// A real Prometheus Alertmanager on a free loopback port (no clustering).
+pub struct Alertmanager {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Alertmanager {
+    pub fn start() -> Alertmanager {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("am.yml");
+        std::fs::write(
+            &cfg,
+            "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+        )
+        .expect("config");
+        let port = free_port();
+        let bin = ["/usr/bin/prometheus-alertmanager"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| find_binary("alertmanager"));
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.path={}", dir.path().display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        wait_port(port, "alertmanager");
+        Alertmanager {
+            port,
+            _dir: dir,
+            child,
+        }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
