@@ -191,3 +191,53 @@ fn the_shipped_platform_registry_is_valid_and_bad_entries_are_named() {
         assert_eq!(code, 2);
     }
 }
+
+#[test]
+fn rules_lists_built_in_and_configured_rules_and_bad_rules_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[rules]]\nname = \"queue_backlog\"\nmetric = \"queue_depth\"\nlabels = { queue = \"ingest\" }\nthreshold = 1000\nseverity = \"warning\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["--config", good.to_str().unwrap(), "rules"], &[]);
+    assert_eq!(code, 0, "{err}");
+    for name in [
+        "cpu_usage_high",
+        "service_unhealthy",
+        "collector_stalled",
+        "error_rate_high",
+        "queue_backlog",
+    ] {
+        assert!(out.contains(name), "{name} missing from:\n{out}");
+    }
+    assert!(
+        out.contains("queue_depth{queue=\"ingest\"}") && out.contains("(configured)"),
+        "{out}"
+    );
+    for (body, needle) in [
+        (
+            "[[rules]]\nname = \"r\"\nmetric = \"m\"\nthreshold = 1\nseverity = \"urgent\"\n",
+            "rules[0] (\"r\"): unknown severity 'urgent'",
+        ),
+        (
+            "[[rules]]\nname = \"r\"\nmetric = \"m\"\nthreshold = 1\nseverity = \"info\"\naggregation = \"p42\"\n",
+            "unknown aggregation 'p42'",
+        ),
+        (
+            "[[channels]]\nname = \"c\"\nkind = \"pager\"\nurl = \"http://x\"\n",
+            "channels[0] (\"c\"): unknown kind 'pager'",
+        ),
+        (
+            "[[routes]]\nchannels = [\"nobody\"]\n",
+            "routes[0]: unknown channel 'nobody'",
+        ),
+    ] {
+        let f = dir.path().join("bad.toml");
+        std::fs::write(&f, body).unwrap();
+        let (code, _, err) = run(&["--config", f.to_str().unwrap(), "serve"], &[]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+    }
+}
