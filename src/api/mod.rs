@@ -6,6 +6,7 @@
 //! `params.rs` the query/body parsing, `reject.rs` the error mapping.
 
 mod alerts;
+mod charts;
 mod core;
 pub mod dashboard;
 pub mod dto;
@@ -180,7 +181,23 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(silence_list)
         .or(silence_del);
 
+    let chart = |name: &'static str| {
+        warp::path("charts")
+            .and(warp::path(name))
+            .and(end())
+            .and(warp::get())
+            .and(s())
+            .and(params::query())
+    };
+    let charts = chart("model-loading")
+        .and_then(charts::model_loading)
+        .or(chart("training-progress").and_then(charts::training_progress))
+        .or(chart("system-metrics").and_then(charts::system_metrics))
+        .or(chart("service-health").and_then(charts::service_health))
+        .or(chart("alerts-timeline").and_then(charts::alerts_timeline));
+
     let api = root
+        .or(charts)
         .or(alerting)
         .or(ingest_requests)
         .or(summary)

@@ -1,0 +1,395 @@
+//! Chart.js-ready JSON charts (JSON only): `/charts/model-loading`,
+//! `/charts/training-progress`, `/charts/system-metrics`,
+//! `/charts/service-health`, `/charts/alerts-timeline`. Points come from
+//! the store's tiers at a step that keeps a chart at or under about 300
+//! points; missing data is `null`, so Chart.js draws a gap.
+
+use super::AppState;
+use super::dto::ts_ms;
+use super::params::{self, TimeRange};
+use super::reject::{ApiError, fail};
+use crate::analysis::trend::{Trend, trend};
+use crate::config::alerting::Severity;
+use crate::error::Error;
+use crate::store::{Aggregation, SeriesKey, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use warp::reply::{Reply, Response};
+
+/// A chart keeps at most about this many points.
+pub const MAX_POINTS: i64 = 300;
+
+/// A fixed palette; a dataset's colour is picked by a hash of its label, so
+/// it stays the same across calls.
+const PALETTE: [&str; 10] = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
+];
+
+fn colour(label: &str) -> (String, String) {
+    // FNV-1a: stable across runs and platforms (std's hasher is seeded).
+    let h = label.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    let c = PALETTE[(h % PALETTE.len() as u64) as usize];
+    (c.to_string(), format!("{c}33"))
+}
+
+#[derive(Serialize)]
+pub struct Dataset {
+    pub label: String,
+    pub data: Vec<Option<f64>>,
+    #[serde(rename = "borderColor")]
+    pub border_color: String,
+    #[serde(rename = "backgroundColor")]
+    pub background_color: String,
+}
+
+impl Dataset {
+    fn new(label: &str, data: Vec<Option<f64>>) -> Dataset {
+        let (border_color, background_color) = colour(label);
+        Dataset {
+            label: label.to_string(),
+            data,
+            border_color,
+            background_color,
+        }
+    }
+}
+
+/// The grid of a chart: first point, step, count.
+#[derive(Clone, Copy)]
+struct Grid {
+    from: i64,
+    to: i64,
+    step: i64,
+}
+
+fn grid(store: &Store, range: TimeRange) -> Grid {
+    let wanted =
+        crate::store::tier::ceil_div(range.ms, MAX_POINTS).max(store.layout().tiers[0].step_ms);
+    let spec = store.layout().tier_for_step(wanted);
+    let step = crate::store::tier::ceil_div(wanted, spec.step_ms) * spec.step_ms;
+    let now = chrono::Utc::now().timestamp_millis();
+    let to = crate::store::tier::ceil_div(now + 1, step) * step;
+    // A whole number of steps, covering at least the range.
+    let n = crate::store::tier::ceil_div(range.ms, step);
+    Grid {
+        from: to - n * step,
+        to,
+        step,
+    }
+}
+
+fn labels(g: Grid) -> Vec<String> {
+    (0..(g.to - g.from) / g.step)
+        .map(|i| ts_ms(g.from + i * g.step))
+        .collect()
+}
+
+fn values(
+    store: &Store,
+    key: &SeriesKey,
+    g: Grid,
+    how: Aggregation,
+) -> crate::error::Result<Vec<Option<f64>>> {
+    let n = ((g.to - g.from) / g.step) as usize;
+    match store.lookup(key) {
+        None => Ok(vec![None; n]),
+        Some(id) => Ok(store
+            .query(id, g.from, g.to, g.step)?
+            .values(how)
+            .into_iter()
+            .map(|(_, v)| v)
+            .take(n)
+            .collect()),
+    }
+}
+
+fn trend_of(data: &[Option<f64>]) -> Trend {
+    let pts: Vec<(f64, f64)> = data
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i as f64, v)))
+        .collect();
+    trend(&pts)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartQuery {
+    time_range: Option<String>,
+    format: Option<String>,
+    metric: Option<String>,
+    service: Option<String>,
+    model_name: Option<String>,
+    severity: Option<String>,
+}
+
+fn check_format(f: Option<&str>) -> Result<(), warp::Rejection> {
+    match f {
+        None | Some("json") => Ok(()),
+        Some("png" | "svg") => Err(ApiError::bad_request(
+            "format: charts are served as JSON only (Chart.js-ready); render them in the browser",
+        )),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "format '{other}' is not one of json"
+        ))),
+    }
+}
+
+/// Refuses parameters that the chart does not take.
+fn only(q: &ChartQuery, allowed: &[&str]) -> Result<(), warp::Rejection> {
+    for (name, set) in [
+        ("metric", q.metric.is_some()),
+        ("service", q.service.is_some()),
+        ("model_name", q.model_name.is_some()),
+        ("severity", q.severity.is_some()),
+    ] {
+        if set && !allowed.contains(&name) {
+            return Err(ApiError::bad_request(format!(
+                "this chart takes no '{name}' parameter (it takes time_range, format{})",
+                allowed.iter().map(|a| format!(", {a}")).collect::<String>()
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Result<T, warp::Rejection> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| fail(Error::Internal(e.to_string())))?
+        .map_err(fail)
+}
+
+fn reply(body: serde_json::Value) -> Result<Response, warp::Rejection> {
+    Ok(warp::reply::json(&body).into_response())
+}
+
+pub async fn model_loading(state: AppState, q: ChartQuery) -> Result<Response, warp::Rejection> {
+    check_format(q.format.as_deref())?;
+    only(&q, &[])?;
+    let range = params::time_range(q.time_range.as_deref(), "24h")?;
+    let store = state.store.clone();
+    let total_models = state.platform.models.all().len();
+    let (labels, datasets, loading_trend) = blocking(move || {
+        let g = grid(&store, range);
+        let mut datasets = Vec::new();
+        for status in ["loaded", "loading", "failed", "unloaded"] {
+            let data = values(
+                &store,
+                &SeriesKey::new("models").with("status", status),
+                g,
+                Aggregation::Last,
+            )?;
+            datasets.push(Dataset::new(status, data));
+        }
+        let t = trend_of(&datasets[1].data);
+        Ok((labels(g), datasets, t))
+    })
+    .await?;
+    reply(
+        serde_json::json!({"labels": labels, "datasets": datasets, "time_range": range.label,
+        "total_models": total_models, "loading_trend": loading_trend}),
+    )
+}
+
+pub async fn training_progress(
+    state: AppState,
+    q: ChartQuery,
+) -> Result<Response, warp::Rejection> {
+    check_format(q.format.as_deref())?;
+    only(&q, &["model_name"])?;
+    let range = params::time_range(q.time_range.as_deref(), "24h")?;
+    let store = state.store.clone();
+    let jobs = state.platform.jobs.all();
+    let model = q.model_name.clone();
+    let (labels, datasets) = blocking(move || {
+        let g = grid(&store, range);
+        let mut datasets = Vec::new();
+        let mut found = store.find(Some("training_job_progress"), &[]);
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        for (_, key) in found {
+            if model
+                .as_deref()
+                .is_some_and(|m| key.label("model") != Some(m))
+            {
+                continue;
+            }
+            let label = format!(
+                "{} ({})",
+                key.label("job").unwrap_or(""),
+                key.label("model").unwrap_or("")
+            );
+            datasets.push(Dataset::new(
+                &label,
+                values(&store, &key, g, Aggregation::Last)?,
+            ));
+        }
+        Ok((labels(g), datasets))
+    })
+    .await?;
+    let ours: Vec<_> = jobs
+        .iter()
+        .filter(|j| q.model_name.as_deref().is_none_or(|m| j.model_name == m))
+        .collect();
+    let running = ours
+        .iter()
+        .filter(|j| j.status == crate::platform::training::JobStatus::Running)
+        .count();
+    reply(
+        serde_json::json!({"labels": labels, "datasets": datasets, "time_range": range.label,
+        "total_jobs": ours.len(), "running_jobs": running}),
+    )
+}
+
+pub async fn system_metrics(state: AppState, q: ChartQuery) -> Result<Response, warp::Rejection> {
+    check_format(q.format.as_deref())?;
+    only(&q, &["metric"])?;
+    let range = params::time_range(q.time_range.as_deref(), "24h")?;
+    let series: Vec<(&str, &str)> = match q.metric.as_deref() {
+        None => vec![
+            ("cpu_usage_percent", "CPU %"),
+            ("memory_usage_percent", "Memory %"),
+            ("disk_usage_percent", "Disk %"),
+        ],
+        Some("cpu") => vec![("cpu_usage_percent", "CPU %")],
+        Some("memory") => vec![("memory_used_mb", "Memory used MB")],
+        Some("disk") => vec![("disk_usage_percent", "Disk %")],
+        Some("network") => vec![
+            ("network_rx_mbps", "Received Mbps"),
+            ("network_tx_mbps", "Transmitted Mbps"),
+        ],
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "metric '{other}' is not one of cpu, memory, disk, network"
+            )));
+        }
+    };
+    let store = state.store.clone();
+    let (labels, datasets) = blocking(move || {
+        let g = grid(&store, range);
+        let mut datasets = Vec::new();
+        for (metric, label) in series {
+            datasets.push(Dataset::new(
+                label,
+                values(&store, &SeriesKey::new(metric), g, Aggregation::Avg)?,
+            ));
+        }
+        Ok((labels(g), datasets))
+    })
+    .await?;
+    let summary: Vec<serde_json::Value> = datasets
+        .iter()
+        .map(|d| {
+            let vals: Vec<f64> = d.data.iter().flatten().copied().collect();
+            serde_json::json!({
+                "label": d.label,
+                "current": d.data.iter().rev().flatten().next(),
+                "average": (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64),
+                "max": vals.iter().copied().reduce(f64::max),
+                "trend": trend_of(&d.data),
+            })
+        })
+        .collect();
+    reply(
+        serde_json::json!({"labels": labels, "datasets": datasets, "time_range": range.label,
+        "metric": q.metric.as_deref().unwrap_or("all"), "summary": summary}),
+    )
+}
+
+pub async fn service_health(state: AppState, q: ChartQuery) -> Result<Response, warp::Rejection> {
+    check_format(q.format.as_deref())?;
+    only(&q, &["service"])?;
+    let range = params::time_range(q.time_range.as_deref(), "24h")?;
+    let store = state.store.clone();
+    let only_service = q.service.clone();
+    let (labels, datasets, uptime) = blocking(move || {
+        let g = grid(&store, range);
+        let mut datasets = Vec::new();
+        let mut uptime = BTreeMap::new();
+        let mut found = store.find(Some("response_time_ms"), &[]);
+        found.sort_by(|a, b| a.1.cmp(&b.1));
+        for (_, key) in found {
+            let Some(svc) = key.label("service").map(str::to_string) else {
+                continue;
+            };
+            if only_service.as_ref().is_some_and(|s| s != &svc) {
+                continue;
+            }
+            datasets.push(Dataset::new(
+                &svc,
+                values(&store, &key, g, Aggregation::Avg)?,
+            ));
+            let up = SeriesKey::new("up").with("service", &svc);
+            let u = match store.lookup(&up) {
+                Some(id) => store
+                    .query(id, g.from, g.to, g.step)?
+                    .total()
+                    .map(|a| a.avg() * 100.0),
+                None => None,
+            };
+            uptime.insert(svc, u);
+        }
+        Ok((labels(g), datasets, uptime))
+    })
+    .await?;
+    reply(
+        serde_json::json!({"labels": labels, "datasets": datasets, "time_range": range.label,
+        "total_services": datasets.len(), "uptime_percent": uptime}),
+    )
+}
+
+pub async fn alerts_timeline(state: AppState, q: ChartQuery) -> Result<Response, warp::Rejection> {
+    check_format(q.format.as_deref())?;
+    only(&q, &["severity"])?;
+    let range = params::time_range(q.time_range.as_deref(), "7d")?;
+    let severity = match q.severity.as_deref() {
+        None => None,
+        Some(s) => Some(Severity::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "severity '{s}' is not one of critical, warning, info"
+            ))
+        })?),
+    };
+    let g = grid(&state.store, range);
+    let n = ((g.to - g.from) / g.step) as usize;
+    let mut counts: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();
+    let mut total = 0usize;
+    {
+        let st = state.alerts.state.lock();
+        for a in st.alerts.values() {
+            let t = a.fired_at.timestamp_millis();
+            if t < g.from || t >= g.to || severity.is_some_and(|s| s != a.severity) {
+                continue;
+            }
+            total += 1;
+            counts.entry(a.severity).or_insert_with(|| vec![0.0; n])
+                [((t - g.from) / g.step) as usize] += 1.0;
+        }
+    }
+    let sevs: Vec<Severity> = match severity {
+        Some(s) => vec![s],
+        None => vec![Severity::Critical, Severity::Warning, Severity::Info],
+    };
+    // Counts of alerts fired per step: 0 is a real count here, not a gap.
+    let datasets: Vec<Dataset> = sevs
+        .iter()
+        .map(|s| {
+            let data = counts
+                .remove(s)
+                .unwrap_or_else(|| vec![0.0; n])
+                .into_iter()
+                .map(Some)
+                .collect();
+            Dataset::new(s.as_str(), data)
+        })
+        .collect();
+    reply(
+        serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
+        "total_alerts": total, "step_seconds": g.step / 1000}),
+    )
+}
