@@ -147,10 +147,18 @@ pub async fn run(
         dashboard: Arc::default(),
         platform: Arc::new(platform),
         alerts: engine,
-        alert_changes,
+        alert_changes: alert_changes.clone(),
+        hub: Arc::new(api::ws::Hub::new(config.ws_max_clients)),
+        shutdown: down.clone(),
         started: Instant::now(),
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));
+    tasks.spawn(api::ws::run_publisher(
+        state.clone(),
+        config.dashboard_refresh_interval,
+        alert_changes.subscribe(),
+        down.clone(),
+    ));
     let mut down_for_http = down.clone();
     let stop = async move {
         tokio::select! {

@@ -15,6 +15,7 @@ pub mod params;
 mod platform;
 pub mod reject;
 pub mod services;
+pub mod ws;
 
 use crate::collect::SystemMonitor;
 use crate::config::{Config, CorsOrigins};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub alerts: Arc<crate::alerting::engine::Engine>,
     /// Alert state changes, for the live feed.
     pub alert_changes: tokio::sync::broadcast::Sender<crate::alerting::Alert>,
+    pub hub: Arc<ws::Hub>,
+    pub shutdown: crate::shutdown::Shutdown,
     pub started: Instant,
 }
 
@@ -196,7 +199,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(chart("service-health").and_then(charts::service_health))
         .or(chart("alerts-timeline").and_then(charts::alerts_timeline));
 
+    // Reached only when the websocket upgrade did not match (see below).
+    let ws_plain = warp::path!("ws" / "metrics").map(|| {
+        reject::error_response(
+            warp::http::StatusCode::BAD_REQUEST,
+            "/ws/metrics is a websocket: connect with an Upgrade: websocket request",
+        )
+    });
+
     let api = root
+        .or(ws_plain)
         .or(charts)
         .or(alerting)
         .or(ingest_requests)
@@ -237,6 +249,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(api.clone())
         .with(warp::filters::compression::gzip())
         .or(api);
+
+    // The websocket route stays outside compression and CORS; anything it
+    // does not take falls through to the API.
+    let live = warp::path!("ws" / "metrics")
+        .and(warp::ws())
+        .and(s())
+        .and_then(ws::upgrade);
+    let api = live.or(api);
 
     api.with(warp::log::custom(|info| {
         tracing::info!(

@@ -17,3 +17,5 @@ pub const CORS_ALLOWED_ORIGINS: &str = "*";
 pub const MAX_SERIES: usize = 50_000;
 /// Seconds between alert rule evaluations.
 pub const ALERT_EVALUATION_INTERVAL_SECS: f64 = 10.0;
+/// Most websocket live-feed clients at once.
+pub const WS_MAX_CLIENTS: usize = 2000;

@@ -51,6 +51,8 @@ pub struct Config {
     /// dependencies from `REDIS_URL` and `DATABASE_URL`.
     pub services: Vec<services::ServiceSpec>,
     pub alert_evaluation_interval: Duration,
+    /// Most live-feed (websocket) clients at once.
+    pub ws_max_clients: usize,
     /// Custom rules from the file (the built-in ones are added by the engine).
     pub rules: Vec<alerting::RuleSpec>,
     pub channels: Vec<alerting::ChannelSpec>,
@@ -287,7 +289,14 @@ impl Config {
             file.alert_evaluation_interval,
             defaults::ALERT_EVALUATION_INTERVAL_SECS,
         )?;
+        let ws_max_clients = count(
+            "WS_MAX_CLIENTS",
+            file.ws_max_clients,
+            defaults::WS_MAX_CLIENTS as u64,
+            100_000,
+        )? as usize;
         Ok(Config {
+            ws_max_clients,
             alert_evaluation_interval,
             rules,
             channels,

@@ -24,6 +24,8 @@ pub struct RawConfig {
     /// The platform's services to probe (`[[services]]` tables).
     #[serde(default)]
     pub services: Vec<super::services::RawService>,
+    /// Most live-feed clients at once (default 2000).
+    pub ws_max_clients: Option<i64>,
     /// Seconds between rule evaluations (default 10).
     pub alert_evaluation_interval: Option<f64>,
     #[serde(default)]
