@@ -210,3 +210,41 @@ fn chart_errors_are_400_listing_what_is_accepted() {
         );
     }
 }
+
+#[test]
+fn the_dashboard_is_served_from_the_binary_and_fetches_nothing_outside() {
+    let d = Daemon::start(&[]);
+    let page = d.get("/ui");
+    assert_eq!(page.status, 200);
+    assert!(page.headers["content-type"].starts_with("text/html"));
+    for needle in [
+        "/ui/app.js",
+        "/ui/style.css",
+        "id=\"services\"",
+        "id=\"alerts\"",
+        "id=\"chart\"",
+    ] {
+        assert!(page.text.contains(needle), "{needle}");
+    }
+    let js = d.get("/ui/app.js");
+    assert!(js.headers["content-type"].starts_with("text/javascript"));
+    for needle in [
+        "/ws/metrics",
+        "/charts/system-metrics",
+        "/alerts/acknowledge",
+        "/alerts/resolve",
+        "/service-health",
+    ] {
+        assert!(js.text.contains(needle), "{needle}");
+    }
+    let css = d.get("/ui/style.css");
+    assert!(css.headers["content-type"].starts_with("text/css"));
+    // Offline appliance: no absolute URL to another host anywhere.
+    for text in [&page.text, &js.text, &css.text] {
+        assert!(
+            !text.contains("http://") && !text.contains("https://") && !text.contains("//cdn"),
+            "external URL"
+        );
+    }
+    assert_eq!(d.get("/ui/missing.js").status, 404);
+}

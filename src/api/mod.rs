@@ -15,6 +15,7 @@ pub mod params;
 mod platform;
 pub mod reject;
 pub mod services;
+mod ui;
 pub mod ws;
 
 use crate::collect::SystemMonitor;
@@ -207,7 +208,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         )
     });
 
+    let ui_page = warp::path("ui").and(end()).and(warp::get()).map(ui::page);
+    let ui_asset = warp::path!("ui" / String).and(warp::get()).map(ui::asset);
+
     let api = root
+        .or(ui_page)
+        .or(ui_asset)
         .or(ws_plain)
         .or(charts)
         .or(alerting)
