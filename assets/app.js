@@ -108,6 +108,15 @@ async function drawChart() {
       pen = true;
     });
     g.stroke();
+    // A point with gaps on both sides would draw nothing: mark it.
+    g.fillStyle = d.borderColor;
+    d.data.forEach((v, i) => {
+      if (v !== null && d.data[i - 1] == null && d.data[i + 1] == null) {
+        const x = pad + ((w - pad) * i) / Math.max(1, n - 1);
+        const y = h - pad - ((h - 2 * pad) * v) / max;
+        g.fillRect(x - 2 * devicePixelRatio, y - 2 * devicePixelRatio, 4 * devicePixelRatio, 4 * devicePixelRatio);
+      }
+    });
   }
   $('legend').innerHTML = chart.datasets
     .map((d) => `<span><i style="background:${esc(d.borderColor)}"></i>${esc(d.label)}</span>`).join('');
