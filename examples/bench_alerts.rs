@@ -4,6 +4,9 @@
 //! 2. `GET /alerts` against the release daemon with 100,000 stored alerts:
 //!    latency percentiles over 2,000 sequential requests.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use chrono::Utc;
 use mlsec_monitor::alerting::engine::Engine;
 use mlsec_monitor::alerting::state::AlertState;
@@ -12,8 +15,6 @@ use mlsec_monitor::config::alerting::Severity;
 use mlsec_monitor::config::{Config, Overrides};
 use mlsec_monitor::store::{Sample, SeriesKey, codec};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -131,33 +132,7 @@ fn list_latency() {
         tree.apply_batch(batch).expect("batch");
         store.sync().expect("sync");
     }
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mlsec-monitor");
-    let mut child = Command::new(&bin)
-        .arg("serve")
-        .env("DATA_DIR", &data)
-        .env("SERVICE_HOST", "127.0.0.1")
-        .env("SERVICE_PORT", "0")
-        .env("LOG_LEVEL", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "start {}: {e} (run cargo build --release first)",
-                bin.display()
-            )
-        });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .map_while(Result::ok);
-    let addr = lines
-        .by_ref()
-        .find_map(|l| {
-            l.split("listening on http://")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
-        })
-        .expect("listening line");
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, addr) = support::spawn_daemon(&["serve"], &[("DATA_DIR", data.as_os_str())]);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()

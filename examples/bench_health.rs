@@ -6,31 +6,14 @@
 //! then loads `/dashboard-data` with `wrk -t2 -c64 -d10s --latency` (Debian
 //! package `wrk`) and prints its summary.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    f[11] + f[12]
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
+use support::{HZ, cpu_ticks, spawn_daemon, status_mb};
 
 /// A minimal health endpoint: answers every request with a small JSON document.
 fn target() -> u16 {
@@ -69,41 +52,19 @@ fn main() {
     }
     let file = dir.path().join("config.toml");
     std::fs::write(&file, cfg).expect("config");
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mlsec-monitor");
-    let mut child = Command::new(&bin)
-        .args(["--config", file.to_str().expect("path"), "serve"])
-        .env("DATA_DIR", dir.path().join("data"))
-        .env("SERVICE_HOST", "127.0.0.1")
-        .env("SERVICE_PORT", "0")
-        .env("LOG_LEVEL", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "start {}: {e} (run cargo build --release first)",
-                bin.display()
-            )
-        });
+    let data = dir.path().join("data");
+    let (mut child, addr) = spawn_daemon(
+        &["--config", file.to_str().expect("path"), "serve"],
+        &[("DATA_DIR", data.as_os_str())],
+    );
     let pid = child.id();
-    let out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut lines = out.lines().map_while(Result::ok);
-    let addr = lines
-        .by_ref()
-        .find_map(|l| {
-            l.split("listening on http://")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
-        })
-        .expect("listening line");
-    // Drain the rest of the log so the daemon never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
     std::thread::sleep(Duration::from_secs(5));
-    let (t0, c0) = (Instant::now(), ticks(pid));
+    let (t0, c0) = (Instant::now(), cpu_ticks(pid));
     std::thread::sleep(Duration::from_secs(secs));
-    let cpu = (ticks(pid) - c0) as f64 / 100.0 / t0.elapsed().as_secs_f64() * 100.0;
+    let cpu = (cpu_ticks(pid) - c0) as f64 / HZ / t0.elapsed().as_secs_f64() * 100.0;
     println!(
         "100 HTTP services at 1 s: daemon CPU {cpu:.1} % of one core, RSS {:.1} MB (over {secs} s)",
-        rss_mb(pid)
+        status_mb(pid, "VmRSS:")
     );
     let health = ureq::get(&format!("http://{addr}/health")).call();
     if let Ok(mut r) = health {

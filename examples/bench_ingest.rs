@@ -4,8 +4,9 @@
 //! `cargo build --release && cargo run --release --example bench_ingest [SECONDS] [CLIENTS]`
 //! (defaults 10 s, 4 client threads). Prints samples/s and batch latency percentiles.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,33 +15,8 @@ fn main() {
     let secs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
     let clients: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(4);
     let dir = tempfile::tempdir().expect("tempdir");
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mlsec-monitor");
-    let mut child = Command::new(&bin)
-        .arg("serve")
-        .env("DATA_DIR", dir.path())
-        .env("SERVICE_HOST", "127.0.0.1")
-        .env("SERVICE_PORT", "0")
-        .env("LOG_LEVEL", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "start {}: {e} (run cargo build --release first)",
-                bin.display()
-            )
-        });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .map_while(Result::ok);
-    let addr = lines
-        .by_ref()
-        .find_map(|l| {
-            l.split("listening on http://")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
-        })
-        .expect("listening line");
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, addr) =
+        support::spawn_daemon(&["serve"], &[("DATA_DIR", dir.path().as_os_str())]);
     let url = format!("http://{addr}/ingest/metrics");
     // 100 series x 10 timestamps per batch; each client writes its own series.
     let bodies: Vec<Vec<String>> = (0..clients)

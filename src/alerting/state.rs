@@ -138,6 +138,30 @@ impl AlertState {
         Ok(())
     }
 
+    /// Appends an audit record about an alert (no delivery details).
+    fn note(
+        &self,
+        inner: &mut Inner,
+        alert_id: String,
+        action: &str,
+        actor: &str,
+        comment: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.audit(
+            inner,
+            AuditRecord {
+                seq: 0,
+                at,
+                alert_id: Some(alert_id),
+                action: action.into(),
+                actor: actor.into(),
+                comment,
+                details: BTreeMap::new(),
+            },
+        )
+    }
+
     pub fn record(
         &self,
         alert_id: Option<&str>,
@@ -184,20 +208,17 @@ impl AlertState {
             event = event.as_str(), message = %a.message, "alert");
         if Self::is_silenced(inner, a, now) {
             if !channels.is_empty() {
-                self.audit(
+                let why = format!(
+                    "{} notification not sent: a silence matches",
+                    event.as_str()
+                );
+                self.note(
                     inner,
-                    AuditRecord {
-                        seq: 0,
-                        at: now,
-                        alert_id: Some(a.alert_id.clone()),
-                        action: "silenced".into(),
-                        actor: "system".into(),
-                        comment: Some(format!(
-                            "{} notification not sent: a silence matches",
-                            event.as_str()
-                        )),
-                        details: BTreeMap::new(),
-                    },
+                    a.alert_id.clone(),
+                    "silenced",
+                    "system",
+                    Some(why),
+                    now,
                 )?;
             }
             return Ok(());
@@ -234,20 +255,17 @@ impl AlertState {
         inner.by_id.insert(a.alert_id.clone(), a.seq);
         inner.open.insert(a.fingerprint.clone(), a.seq);
         inner.alerts.insert(a.seq, a.clone());
-        self.audit(
+        let why = format!(
+            "{} (value {}, threshold {})",
+            a.message, a.value, a.threshold
+        );
+        self.note(
             &mut inner,
-            AuditRecord {
-                seq: 0,
-                at: now,
-                alert_id: Some(a.alert_id.clone()),
-                action: "fired".into(),
-                actor: "system".into(),
-                comment: Some(format!(
-                    "{} (value {}, threshold {})",
-                    a.message, a.value, a.threshold
-                )),
-                details: BTreeMap::new(),
-            },
+            a.alert_id.clone(),
+            "fired",
+            "system",
+            Some(why),
+            now,
         )?;
         self.enqueue(&mut inner, &a, Event::Fired, channels, now)?;
         drop(inner);
@@ -280,17 +298,13 @@ impl AlertState {
         let a = a.clone();
         inner.open.remove(&a.fingerprint);
         self.put_alert(&a)?;
-        self.audit(
+        self.note(
             &mut inner,
-            AuditRecord {
-                seq: 0,
-                at: now,
-                alert_id: Some(a.alert_id.clone()),
-                action: "resolved".into(),
-                actor: "system".into(),
-                comment: Some("condition cleared".into()),
-                details: BTreeMap::new(),
-            },
+            a.alert_id.clone(),
+            "resolved",
+            "system",
+            Some("condition cleared".into()),
+            now,
         )?;
         self.enqueue(&mut inner, &a, Event::Resolved, channels, now)?;
         drop(inner);
@@ -316,17 +330,13 @@ impl AlertState {
         a.updated_at = now;
         let a = a.clone();
         self.put_alert(&a)?;
-        self.audit(
+        self.note(
             &mut inner,
-            AuditRecord {
-                seq: 0,
-                at: now,
-                alert_id: Some(a.alert_id.clone()),
-                action: "escalated".into(),
-                actor: "system".into(),
-                comment: Some("critical alert not acknowledged in time".into()),
-                details: BTreeMap::new(),
-            },
+            a.alert_id.clone(),
+            "escalated",
+            "system",
+            Some("critical alert not acknowledged in time".into()),
+            now,
         )?;
         self.enqueue(&mut inner, &a, Event::Escalated, channels, now)?;
         drop(inner);
@@ -372,17 +382,13 @@ impl AlertState {
         a.updated_at = now;
         let a = a.clone();
         self.put_alert(&a)?;
-        self.audit(
+        self.note(
             &mut inner,
-            AuditRecord {
-                seq: 0,
-                at: now,
-                alert_id: Some(a.alert_id.clone()),
-                action: "acknowledged".into(),
-                actor: by.into(),
-                comment,
-                details: BTreeMap::new(),
-            },
+            a.alert_id.clone(),
+            "acknowledged",
+            by,
+            comment,
+            now,
         )?;
         drop(inner);
         self.store.sync()?;
@@ -420,18 +426,7 @@ impl AlertState {
         let a = a.clone();
         inner.open.remove(&a.fingerprint);
         self.put_alert(&a)?;
-        self.audit(
-            &mut inner,
-            AuditRecord {
-                seq: 0,
-                at: now,
-                alert_id: Some(a.alert_id.clone()),
-                action: "resolved".into(),
-                actor: by.into(),
-                comment: notes,
-                details: BTreeMap::new(),
-            },
-        )?;
+        self.note(&mut inner, a.alert_id.clone(), "resolved", by, notes, now)?;
         self.enqueue(&mut inner, &a, Event::Resolved, channels, now)?;
         drop(inner);
         self.store.sync()?;

@@ -1,0 +1,68 @@
+//! What the benchmark examples share: starting the release daemon on a free
+//! port and reading a process's CPU time and memory from /proc.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Starts `target/release/mlsec-monitor` with `args` and `env` on
+/// 127.0.0.1:0 and returns it with the address it printed. Its log is
+/// drained on a thread so it never blocks on a full pipe.
+pub fn spawn_daemon(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (Child, String) {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mlsec-monitor");
+    let mut cmd = Command::new(&bin);
+    cmd.args(args)
+        .env("SERVICE_HOST", "127.0.0.1")
+        .env("SERVICE_PORT", "0")
+        .env("LOG_LEVEL", "info")
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "start {}: {e} (run cargo build --release first)",
+            bin.display()
+        )
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok);
+    let addr = lines
+        .by_ref()
+        .find_map(|l| {
+            l.split("listening on http://")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .expect("the daemon prints its address");
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// CPU time (user + system) in clock ticks: fields 14 and 15 of /proc/PID/stat.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    f[11] + f[12]
+}
+
+/// Clock ticks per second (USER_HZ on Linux).
+pub const HZ: f64 = 100.0;
+
+/// A `/proc/PID/status` field in MB (`VmRSS:`, `VmHWM:`).
+pub fn status_mb(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
