@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need on a fresh Debian machine
 # (redis-server, PostgreSQL and Prometheus Alertmanager, which the tests
-# start themselves on free loopback ports), then runs the whole suite. Safe
-# to run again.
+# start themselves on free loopback ports; Chromium and playwright-core for
+# the dashboard test), then runs the whole suite. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,11 +10,18 @@ need=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/prometheus-alertmanager ] || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+# The dashboard's browser test drives Debian's chromium with playwright-core
+# (no browser download), pinned by tests/e2e/package-lock.json.
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi
 # The Debian packages start their own default servers; the tests use their
 # own instances and do not need those.
