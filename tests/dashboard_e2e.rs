@@ -15,7 +15,9 @@ use std::process::Command;
 fn the_dashboard_in_headless_chromium() {
     let e2e = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e");
     assert!(
-        std::path::Path::new(e2e).join("node_modules/playwright-core").is_dir(),
+        std::path::Path::new(e2e)
+            .join("node_modules/playwright-core")
+            .is_dir(),
         "playwright-core is not installed: run scripts/test.sh, which installs it"
     );
     let api = HttpTarget::start(Behavior::Json(r#"{"status":"healthy"}"#));
@@ -26,16 +28,29 @@ fn the_dashboard_in_headless_chromium() {
     );
     let d = Daemon::start_with_config(
         &cfg,
-        &[("DASHBOARD_REFRESH_INTERVAL", "0.5"), ("ALERT_EVALUATION_INTERVAL", "0.2")],
+        &[
+            ("DASHBOARD_REFRESH_INTERVAL", "0.5"),
+            ("ALERT_EVALUATION_INTERVAL", "0.2"),
+        ],
     );
     // Simulated platform data: a model, a training job, and a firing alert.
     assert_eq!(d.post("/ingest/models", &json!({"name": "fraud", "status": "loaded", "progress": 100.0, "memory_usage_mb": 900.0})).status, 200);
     let job = json!({"job_id": "j1", "model_name": "fraud", "status": "running", "progress": 30.0,
         "started_at": chrono::Utc::now().to_rfc3339(), "resource_usage": {"cpu_usage": 100.0, "memory_usage_mb": 2048.0}});
     assert_eq!(d.post("/ingest/training", &job).status, 200);
-    assert_eq!(d.post("/ingest/metrics", &json!({"samples": [{"metric": "queue_depth", "value": 99.0}]})).status, 200);
+    assert_eq!(
+        d.post(
+            "/ingest/metrics",
+            &json!({"samples": [{"metric": "queue_depth", "value": 99.0}]})
+        )
+        .status,
+        200
+    );
     wait_for(std::time::Duration::from_secs(10), || {
-        (d.get("/alerts?status=active").body["alerts"].as_array().is_some_and(|a| !a.is_empty())).then_some(())
+        (d.get("/alerts?status=active").body["alerts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()))
+        .then_some(())
     });
     let shot = concat!(env!("CARGO_MANIFEST_DIR"), "/target/dashboard.png");
     let out = Command::new("node")
@@ -46,8 +61,13 @@ fn the_dashboard_in_headless_chromium() {
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("result line");
+    assert!(
+        out.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("result line");
     assert_eq!(seen["consoleErrors"], json!([]), "console errors: {seen}");
     assert!(seen["loadMs"].as_u64().unwrap() < 3_000, "{seen}");
     assert_eq!(seen["liveMessages"], 2, "live values arrive: {seen}");
@@ -57,7 +77,16 @@ fn the_dashboard_in_headless_chromium() {
     let a = d.get(&format!("/alerts/{id}")).body;
     assert_eq!(a["status"], "acknowledged", "{a}");
     assert_eq!(a["acknowledged_by"], "e2e-operator");
-    let ack = a["history"].as_array().unwrap().iter().find(|r| r["action"] == "acknowledged").unwrap().clone();
+    let ack = a["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "acknowledged")
+        .unwrap()
+        .clone();
     assert_eq!(ack["comment"], "acknowledged from the browser test");
-    assert!(std::fs::metadata(shot).unwrap().len() > 10_000, "a screenshot was saved");
+    assert!(
+        std::fs::metadata(shot).unwrap().len() > 10_000,
+        "a screenshot was saved"
+    );
 }

@@ -47,6 +47,8 @@ const CACHE_SOFT_LIMIT: usize = 200_000;
 pub const SLED_CACHE_BYTES: u64 = 64 << 20;
 /// How many times (50 ms apart) to retry a data directory that is locked.
 const LOCK_RETRIES: u32 = 40;
+/// Decoded blocks kept for queries (about 3 kB each).
+const READ_CACHE_BLOCKS: usize = 8192;
 /// A query may return at most this many points.
 pub const MAX_QUERY_POINTS: i64 = 100_000;
 
@@ -177,6 +179,10 @@ struct State {
     by_label: HashMap<(String, String, String), Vec<SeriesId>>,
     max_series: usize,
     cache: HashMap<u64, Cached>,
+    /// Decoded blocks read by queries (not written since they were read),
+    /// so repeated charts over cold data skip sled and decoding. Bounded by
+    /// `READ_CACHE_BLOCKS`; a write to a block drops its entry.
+    read_cache: HashMap<u64, Arc<Block>>,
     generation: u64,
     /// Per series id, the newest sample timestamp written since start
     /// (`i64::MIN` when none yet): a tier's window ends there.
@@ -301,6 +307,7 @@ impl Store {
                     hist,
                     max_series,
                     cache: HashMap::new(),
+                    read_cache: HashMap::new(),
                     generation: 0,
                     newest_ms: Vec::new(),
                 }),
@@ -584,6 +591,7 @@ impl Store {
                             cached.dirty = true;
                             cached.touched = generation;
                             stored_anywhere = true;
+                            st.read_cache.remove(&ck);
                         }
                         Applied::TooOld => late[spec.id as usize] += 1,
                     }
@@ -758,18 +766,31 @@ impl Store {
                     }
                 }
             };
+            let ck = cache_key(series, spec.id, pos);
             let hit = {
                 let st = self.state();
-                match st.cache.get(&cache_key(series, spec.id, pos)) {
-                    Some(c) => {
+                match (st.cache.get(&ck), st.read_cache.get(&ck)) {
+                    (Some(c), _) => {
                         fill(&c.block);
                         true
                     }
-                    None => false,
+                    (None, Some(b)) => {
+                        fill(b);
+                        true
+                    }
+                    (None, None) => false,
                 }
             };
             if !hit && let Some(b) = self.load_block(series, spec, pos)? {
                 fill(&b);
+                let mut st = self.state();
+                // Only if no write got there first.
+                if !st.cache.contains_key(&ck) {
+                    if st.read_cache.len() >= READ_CACHE_BLOCKS {
+                        st.read_cache.clear();
+                    }
+                    st.read_cache.insert(ck, Arc::new(b));
+                }
             }
             base += spec.block_slots as i64;
         }

@@ -361,3 +361,33 @@ fn histogram_series_merge_across_tiers_and_survive_migration() {
         .unwrap();
     assert_eq!((h.count, h.errors), (600, 60));
 }
+
+#[test]
+fn the_read_cache_never_serves_a_block_older_than_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let s = open(dir.path(), 30);
+        id = series(&s, "cold");
+        put(&s, id, &[(T0, 1.0)]);
+        s.flush().unwrap();
+    }
+    let s = open(dir.path(), 30);
+    // A query loads the cold block into the read cache ...
+    assert_eq!(
+        s.query(id, T0, T0 + MIN, MIN).unwrap().points[0]
+            .1
+            .map(|a| a.count),
+        Some(1)
+    );
+    // ... a write to the same block must be visible to the next query.
+    put(&s, id, &[(T0 + 1_000, 3.0)]);
+    let a = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+    assert_eq!((a.count, a.sum), (2, 4.0));
+    // And after the write cache lets it go, the read path still sees it.
+    for _ in 0..12 {
+        s.flush().unwrap();
+    }
+    let a = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+    assert_eq!((a.count, a.sum), (2, 4.0));
+}
