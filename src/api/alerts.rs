@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::dto::*;
+use super::params;
 use super::reject::{ApiError, error_response, fail};
 use crate::alerting::state::ActionError;
 use crate::alerting::{AlertStatus, silence::Silence};
@@ -41,14 +42,7 @@ pub struct AlertsQuery {
 }
 
 pub async fn list(state: AppState, q: AlertsQuery) -> Result<Response, warp::Rejection> {
-    let severity = match q.severity.as_deref() {
-        None => None,
-        Some(s) => Some(Severity::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "severity '{s}' is not one of critical, warning, info"
-            ))
-        })?),
-    };
+    let severity = params::severity(q.severity.as_deref())?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(AlertStatus::parse(s).ok_or_else(|| {

@@ -7,10 +7,9 @@
 use super::AppState;
 use super::dto::ts_ms;
 use super::params::{self, TimeRange};
-use super::reject::{ApiError, fail};
+use super::reject::ApiError;
 use crate::analysis::trend::{Trend, trend};
 use crate::config::alerting::Severity;
-use crate::error::Error;
 use crate::store::{Aggregation, SeriesKey, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -156,15 +155,6 @@ fn only(q: &ChartQuery, allowed: &[&str]) -> Result<(), warp::Rejection> {
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
-) -> Result<T, warp::Rejection> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| fail(Error::Internal(e.to_string())))?
-        .map_err(fail)
-}
-
 fn reply(body: serde_json::Value) -> Result<Response, warp::Rejection> {
     Ok(warp::reply::json(&body).into_response())
 }
@@ -175,7 +165,7 @@ pub async fn model_loading(state: AppState, q: ChartQuery) -> Result<Response, w
     let range = params::time_range(q.time_range.as_deref(), "24h")?;
     let store = state.store.clone();
     let total_models = state.platform.models.all().len();
-    let (labels, datasets, loading_trend) = blocking(move || {
+    let (labels, datasets, loading_trend) = super::blocking(move || {
         let g = grid(&store, range);
         let mut datasets = Vec::new();
         for status in ["loaded", "loading", "failed", "unloaded"] {
@@ -207,7 +197,7 @@ pub async fn training_progress(
     let store = state.store.clone();
     let jobs = state.platform.jobs.all();
     let model = q.model_name.clone();
-    let (labels, datasets) = blocking(move || {
+    let (labels, datasets) = super::blocking(move || {
         let g = grid(&store, range);
         let mut datasets = Vec::new();
         let mut found = store.find(Some("training_job_progress"), &[]);
@@ -270,7 +260,7 @@ pub async fn system_metrics(state: AppState, q: ChartQuery) -> Result<Response, 
         }
     };
     let store = state.store.clone();
-    let (labels, datasets) = blocking(move || {
+    let (labels, datasets) = super::blocking(move || {
         let g = grid(&store, range);
         let mut datasets = Vec::new();
         for (metric, label) in series {
@@ -307,7 +297,7 @@ pub async fn service_health(state: AppState, q: ChartQuery) -> Result<Response, 
     let range = params::time_range(q.time_range.as_deref(), "24h")?;
     let store = state.store.clone();
     let only_service = q.service.clone();
-    let (labels, datasets, uptime) = blocking(move || {
+    let (labels, datasets, uptime) = super::blocking(move || {
         let g = grid(&store, range);
         let mut datasets = Vec::new();
         let mut uptime = BTreeMap::new();
@@ -347,14 +337,7 @@ pub async fn alerts_timeline(state: AppState, q: ChartQuery) -> Result<Response,
     check_format(q.format.as_deref())?;
     only(&q, &["severity"])?;
     let range = params::time_range(q.time_range.as_deref(), "7d")?;
-    let severity = match q.severity.as_deref() {
-        None => None,
-        Some(s) => Some(Severity::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "severity '{s}' is not one of critical, warning, info"
-            ))
-        })?),
-    };
+    let severity = params::severity(q.severity.as_deref())?;
     let g = grid(&state.store, range);
     let n = ((g.to - g.from) / g.step) as usize;
     let mut counts: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();

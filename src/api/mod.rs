@@ -52,6 +52,17 @@ impl AppState {
     }
 }
 
+/// Runs blocking work (sled, sysinfo) off the async workers; a crash of
+/// that work is an internal error, a crate error maps through `reject`.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Result<T, warp::Rejection> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| reject::fail(crate::error::Error::Internal(e.to_string())))?
+        .map_err(reject::fail)
+}
+
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }

@@ -89,3 +89,18 @@ pub fn granularity(value: Option<&str>) -> Result<(&'static str, i64), Rejection
         .copied()
         .ok_or_else(|| ApiError::bad_request(format!("granularity '{v}' is not one of 1m, 5m, 1h")))
 }
+
+/// An optional alert severity filter: critical, warning or info.
+pub fn severity(
+    value: Option<&str>,
+) -> Result<Option<crate::config::alerting::Severity>, Rejection> {
+    value
+        .map(|s| {
+            crate::config::alerting::Severity::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "severity '{s}' is not one of critical, warning, info"
+                ))
+            })
+        })
+        .transpose()
+}

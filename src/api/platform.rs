@@ -3,8 +3,7 @@
 
 use super::AppState;
 use super::dto::*;
-use super::reject::{ApiError, fail};
-use crate::error::Error;
+use super::reject::ApiError;
 use crate::platform::models::{ModelEvent, ModelStatus};
 use crate::platform::training::{JobEvent, JobStatus};
 use serde::de::DeserializeOwned;
@@ -42,15 +41,6 @@ fn events<T: DeserializeOwned>(body: serde_json::Value) -> Result<Vec<T>, warp::
         .collect()
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
-) -> Result<T, warp::Rejection> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| fail(Error::Internal(e.to_string())))?
-        .map_err(fail)
-}
-
 pub async fn ingest_models(
     state: AppState,
     body: serde_json::Value,
@@ -58,7 +48,7 @@ pub async fn ingest_models(
     let evs: Vec<ModelEvent> = events(body)?;
     let n = evs.len();
     let st = state.clone();
-    blocking(move || st.platform.models.ingest(&st.store, &evs)).await?;
+    super::blocking(move || st.platform.models.ingest(&st.store, &evs)).await?;
     Ok(warp::reply::json(&serde_json::json!({ "accepted": n })).into_response())
 }
 
@@ -69,7 +59,7 @@ pub async fn ingest_training(
     let evs: Vec<JobEvent> = events(body)?;
     let n = evs.len();
     let st = state.clone();
-    blocking(move || st.platform.jobs.ingest(&st.store, &evs)).await?;
+    super::blocking(move || st.platform.jobs.ingest(&st.store, &evs)).await?;
     Ok(warp::reply::json(&serde_json::json!({ "accepted": n })).into_response())
 }
 
