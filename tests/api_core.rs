@@ -178,6 +178,16 @@ fn cors_preflight_and_allowed_origins() {
     let bad = get_with(d.addr, "/", &[("origin", "http://evil.example")]);
     assert_eq!(bad.status, 403);
     assert!(bad.body["error"].as_str().unwrap().contains("origin"));
+    // Charts sit outside the compression layer, not outside CORS.
+    let chart = "/charts/system-metrics?time_range=1h";
+    let ok = get_with(d.addr, chart, &[("origin", "http://dash.example")]);
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.headers["access-control-allow-origin"],
+        "http://dash.example"
+    );
+    let bad = get_with(d.addr, chart, &[("origin", "http://evil.example")]);
+    assert_eq!(bad.status, 403);
     // Any origin by default.
     let d2 = Daemon::start(&[]);
     let any = get_with(d2.addr, "/", &[("origin", "http://x.example")]);

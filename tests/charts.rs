@@ -248,3 +248,109 @@ fn the_dashboard_is_served_from_the_binary_and_fetches_nothing_outside() {
     }
     assert_eq!(d.get("/ui/missing.js").status, 404);
 }
+
+/// Charts are cached until the data behind them changes: every write shows
+/// at once, and a new series joins the chart at once.
+#[test]
+fn a_repeated_chart_follows_every_new_write() {
+    let d = Daemon::start(&[]);
+    let at = chrono::Utc::now() - chrono::Duration::minutes(20);
+    let url = "/charts/system-metrics?metric=network&time_range=1h";
+    // The value of `label`'s dataset at the point holding `at`.
+    let point = |label: &str| -> Value {
+        let c = d.get(url).body;
+        let labels = c["labels"].as_array().unwrap();
+        let i = labels
+            .iter()
+            .rposition(|l| chrono::DateTime::parse_from_rfc3339(l.as_str().unwrap()).unwrap() <= at)
+            .unwrap();
+        c["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["label"] == label)
+            .unwrap()["data"][i]
+            .clone()
+    };
+    assert_eq!(point("Transmitted Mbps"), Value::Null);
+    // At a 1-hour range the chart reads the raw tier, where a sample at the
+    // same time replaces the one before.
+    for value in [4.0, 8.0, 12.0] {
+        let r = d.post(
+            "/ingest/metrics",
+            &json!({"samples": [{"metric": "network_tx_mbps", "value": value, "timestamp": at.to_rfc3339()}]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(point("Transmitted Mbps"), json!(value));
+        assert_eq!(point("Transmitted Mbps"), json!(value), "asked twice");
+    }
+
+    let jobs = |d: &Daemon| {
+        d.get("/charts/training-progress?model_name=m1").body["datasets"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(jobs(&d), 0);
+    for (n, job) in ["j1", "j2"].iter().enumerate() {
+        let r = d.post(
+            "/ingest/training",
+            &json!({"job_id": job, "model_name": "m1", "status": "running", "progress": 10.0,
+                    "started_at": chrono::Utc::now().to_rfc3339(), "resource_usage": {"cpu_usage": 1.0, "memory_usage_mb": 1.0}}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(jobs(&d), n + 1);
+    }
+}
+
+/// Charts are gzipped (from their cache) when asked, and only then.
+#[test]
+fn charts_are_gzipped_when_asked() {
+    use std::io::Read;
+    let d = Daemon::start(&[]);
+    let r = d.post(
+        "/ingest/metrics",
+        &json!({"samples": [{"metric": "cpu_usage_percent", "value": 12.5,
+                "timestamp": (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339()}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let url = format!("http://{}/charts/system-metrics?time_range=1h", d.addr);
+    // Twice each way: computed, then from the cache (gzip made on a hit too).
+    for gzip_first in [true, false] {
+        for want_gzip in [gzip_first, !gzip_first, gzip_first] {
+            let mut req = agent().get(&url);
+            if want_gzip {
+                req = req.header("accept-encoding", "gzip");
+            }
+            let mut resp = req.call().expect("GET");
+            let encoding = resp
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(resp.headers()["vary"], "accept-encoding");
+            assert_eq!(resp.headers()["content-type"], "application/json");
+            let bytes = resp.body_mut().read_to_vec().expect("body");
+            let text = if want_gzip {
+                assert_eq!(encoding.as_deref(), Some("gzip"));
+                let mut s = String::new();
+                flate2::read::GzDecoder::new(&bytes[..])
+                    .read_to_string(&mut s)
+                    .expect("valid gzip");
+                s
+            } else {
+                assert_eq!(encoding, None);
+                String::from_utf8(bytes).expect("utf-8")
+            };
+            let c: Value = serde_json::from_str(&text).expect("JSON");
+            let cpu = &c["summary"][0];
+            assert_eq!(cpu["label"], "CPU %");
+            assert!(cpu["max"].as_f64().unwrap() >= 12.5, "{cpu}");
+        }
+        // A write between rounds, so the second round computes afresh.
+        let r = d.post(
+            "/ingest/metrics",
+            &json!({"samples": [{"metric": "disk_usage_percent", "value": 50.0}]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+}

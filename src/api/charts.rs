@@ -10,10 +10,12 @@ use super::params::{self, TimeRange};
 use super::reject::ApiError;
 use crate::analysis::trend::{Trend, trend};
 use crate::config::alerting::Severity;
-use crate::store::{Aggregation, SeriesKey, Store};
+use crate::store::{Aggregation, SeriesId, SeriesKey, Store};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use warp::reply::{Reply, Response};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use warp::reply::Response;
 
 /// A chart keeps at most about this many points.
 pub const MAX_POINTS: i64 = 300;
@@ -88,12 +90,12 @@ fn labels(g: Grid) -> Vec<String> {
 
 fn values(
     store: &Store,
-    key: &SeriesKey,
+    id: Option<SeriesId>,
     g: Grid,
     how: Aggregation,
 ) -> crate::error::Result<Vec<Option<f64>>> {
     let n = ((g.to - g.from) / g.step) as usize;
-    match store.lookup(key) {
+    match id {
         None => Ok(vec![None; n]),
         Some(id) => Ok(store
             .query(id, g.from, g.to, g.step)?
@@ -103,6 +105,149 @@ fn values(
             .take(n)
             .collect()),
     }
+}
+
+/// Answers of the store-backed charts, kept until the data behind them
+/// changes. An entry is served only while its fingerprint is the same: the
+/// grid (first point and step), the summary numbers that do not come from
+/// the store, and the id and write version of every series the chart reads.
+/// A new sample in any of them, a new series, or the grid moving on makes
+/// the next request compute the chart afresh, so a cached answer is never
+/// stale, and a wall of screens polling one chart costs one computation (and
+/// one compression) per collection interval.
+#[derive(Default)]
+pub struct ChartCache {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+struct Entry {
+    fingerprint: Vec<i64>,
+    plain: Bytes,
+    /// The gzip encoding of `plain`, made when a client first asks for it.
+    gzip: Option<Bytes>,
+}
+
+/// Distinct charts (endpoint and parameters) kept; the cache is emptied
+/// when a new one would exceed it.
+const CACHE_ENTRIES: usize = 256;
+
+impl ChartCache {
+    /// The plain body and, if made already, its gzip encoding.
+    fn get(&self, key: &str, fingerprint: &[i64]) -> Option<(Bytes, Option<Bytes>)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|e| e.fingerprint == fingerprint)
+            .map(|e| (e.plain.clone(), e.gzip.clone()))
+    }
+
+    fn put(&self, key: String, fingerprint: Vec<i64>, plain: Bytes, gzip: Option<Bytes>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(&key) {
+            entries.clear();
+        }
+        entries.insert(
+            key,
+            Entry {
+                fingerprint,
+                plain,
+                gzip,
+            },
+        );
+    }
+}
+
+/// The fingerprint of a chart over `ids` on grid `g`, with `extra` numbers
+/// that are not in the store.
+fn fingerprint(store: &Store, g: Grid, ids: &[Option<SeriesId>], extra: &[i64]) -> Vec<i64> {
+    let known: Vec<SeriesId> = ids.iter().flatten().copied().collect();
+    let mut versions = store.versions(&known).into_iter();
+    let mut f = vec![g.from, g.step];
+    f.extend_from_slice(extra);
+    for id in ids {
+        match id {
+            Some(id) => f.extend([*id as i64, versions.next().unwrap_or(0) as i64]),
+            None => f.push(-1),
+        }
+    }
+    f
+}
+
+/// True when the client takes gzip. Charts compress their cached answers
+/// themselves, outside the compression layer of the other endpoints.
+fn wants_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|v| v.contains("gzip"))
+}
+
+fn gzip(body: &[u8]) -> crate::error::Result<Bytes> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::default(),
+    );
+    enc.write_all(body)
+        .and_then(|_| enc.finish())
+        .map(Bytes::from)
+        .map_err(|e| crate::error::Error::Internal(format!("gzip: {e}")))
+}
+
+/// The cached answer for `key` when its fingerprint still matches, else the
+/// body `build` computes (on a blocking thread), cached for the next caller;
+/// gzip-encoded when the client asks for it.
+async fn cached(
+    state: &AppState,
+    want_gzip: bool,
+    key: String,
+    fingerprint: Vec<i64>,
+    build: impl FnOnce() -> crate::error::Result<serde_json::Value> + Send + 'static,
+) -> Result<Response, warp::Rejection> {
+    let (plain, gz) = match state.charts.get(&key, &fingerprint) {
+        Some((plain, gz)) if gz.is_some() || !want_gzip => (plain, gz),
+        Some((plain, _)) => {
+            let p = plain.clone();
+            let gz = super::blocking(move || gzip(&p)).await?;
+            state
+                .charts
+                .put(key, fingerprint, plain.clone(), Some(gz.clone()));
+            (plain, Some(gz))
+        }
+        None => {
+            let (plain, gz) = super::blocking(move || {
+                let plain = serde_json::to_vec(&build()?)
+                    .map(Bytes::from)
+                    .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+                let gz = if want_gzip { Some(gzip(&plain)?) } else { None };
+                Ok((plain, gz))
+            })
+            .await?;
+            state
+                .charts
+                .put(key, fingerprint, plain.clone(), gz.clone());
+            (plain, gz)
+        }
+    };
+    Ok(json_response(plain, gz.filter(|_| want_gzip)))
+}
+
+/// A JSON body, sent gzip-encoded when `gz` is given.
+fn json_response(plain: Bytes, gz: Option<Bytes>) -> Response {
+    use warp::http::{HeaderValue, header};
+    let mut r = match gz {
+        Some(gz) => {
+            let mut r = Response::new(gz.into());
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        }
+        None => Response::new(plain.into()),
+    };
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    r
 }
 
 fn trend_of(data: &[Option<f64>]) -> Trend {
@@ -155,60 +300,76 @@ fn only(q: &ChartQuery, allowed: &[&str]) -> Result<(), warp::Rejection> {
     Ok(())
 }
 
-fn reply(body: serde_json::Value) -> Result<Response, warp::Rejection> {
-    Ok(warp::reply::json(&body).into_response())
-}
-
-pub async fn model_loading(state: AppState, q: ChartQuery) -> Result<Response, warp::Rejection> {
+pub async fn model_loading(
+    state: AppState,
+    q: ChartQuery,
+    accept_encoding: Option<String>,
+) -> Result<Response, warp::Rejection> {
+    let want_gzip = wants_gzip(accept_encoding.as_deref());
     check_format(q.format.as_deref())?;
     only(&q, &[])?;
     let range = params::time_range(q.time_range.as_deref(), "24h")?;
     let store = state.store.clone();
     let total_models = state.platform.models.all().len();
-    let (labels, datasets, loading_trend) = super::blocking(move || {
-        let g = grid(&store, range);
+    let g = grid(&store, range);
+    let statuses = ["loaded", "loading", "failed", "unloaded"];
+    let ids: Vec<Option<SeriesId>> = statuses
+        .iter()
+        .map(|s| store.lookup(&SeriesKey::new("models").with("status", s)))
+        .collect();
+    let f = fingerprint(&store, g, &ids, &[total_models as i64]);
+    cached(&state, want_gzip, format!("model-loading {}", range.label), f, move || {
         let mut datasets = Vec::new();
-        for status in ["loaded", "loading", "failed", "unloaded"] {
-            let data = values(
-                &store,
-                &SeriesKey::new("models").with("status", status),
-                g,
-                Aggregation::Last,
-            )?;
-            datasets.push(Dataset::new(status, data));
+        for (status, id) in statuses.iter().zip(ids) {
+            datasets.push(Dataset::new(
+                status,
+                values(&store, id, g, Aggregation::Last)?,
+            ));
         }
-        let t = trend_of(&datasets[1].data);
-        Ok((labels(g), datasets, t))
+        let loading_trend = trend_of(&datasets[1].data);
+        Ok(
+            serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
+            "total_models": total_models, "loading_trend": loading_trend}),
+        )
     })
-    .await?;
-    reply(
-        serde_json::json!({"labels": labels, "datasets": datasets, "time_range": range.label,
-        "total_models": total_models, "loading_trend": loading_trend}),
-    )
+    .await
 }
 
 pub async fn training_progress(
     state: AppState,
     q: ChartQuery,
+    accept_encoding: Option<String>,
 ) -> Result<Response, warp::Rejection> {
+    let want_gzip = wants_gzip(accept_encoding.as_deref());
     check_format(q.format.as_deref())?;
     only(&q, &["model_name"])?;
     let range = params::time_range(q.time_range.as_deref(), "24h")?;
     let store = state.store.clone();
-    let jobs = state.platform.jobs.all();
     let model = q.model_name.clone();
-    let (labels, datasets) = super::blocking(move || {
-        let g = grid(&store, range);
+    let jobs = state.platform.jobs.all();
+    let ours: Vec<_> = jobs
+        .iter()
+        .filter(|j| model.as_deref().is_none_or(|m| j.model_name == m))
+        .collect();
+    let total_jobs = ours.len();
+    let running = ours
+        .iter()
+        .filter(|j| j.status == crate::platform::training::JobStatus::Running)
+        .count();
+    let g = grid(&store, range);
+    let mut found = store.find(Some("training_job_progress"), &[]);
+    found.retain(|(_, key)| {
+        model
+            .as_deref()
+            .is_none_or(|m| key.label("model") == Some(m))
+    });
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    let ids: Vec<Option<SeriesId>> = found.iter().map(|(id, _)| Some(*id)).collect();
+    let f = fingerprint(&store, g, &ids, &[total_jobs as i64, running as i64]);
+    let key = format!("training-progress {} {model:?}", range.label);
+    cached(&state, want_gzip, key, f, move || {
         let mut datasets = Vec::new();
-        let mut found = store.find(Some("training_job_progress"), &[]);
-        found.sort_by(|a, b| a.1.cmp(&b.1));
-        for (_, key) in found {
-            if model
-                .as_deref()
-                .is_some_and(|m| key.label("model") != Some(m))
-            {
-                continue;
-            }
+        for (id, key) in found {
             let label = format!(
                 "{} ({})",
                 key.label("job").unwrap_or(""),
@@ -216,27 +377,23 @@ pub async fn training_progress(
             );
             datasets.push(Dataset::new(
                 &label,
-                values(&store, &key, g, Aggregation::Last)?,
+                values(&store, Some(id), g, Aggregation::Last)?,
             ));
         }
-        Ok((labels(g), datasets))
+        Ok(
+            serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
+            "total_jobs": total_jobs, "running_jobs": running}),
+        )
     })
-    .await?;
-    let ours: Vec<_> = jobs
-        .iter()
-        .filter(|j| q.model_name.as_deref().is_none_or(|m| j.model_name == m))
-        .collect();
-    let running = ours
-        .iter()
-        .filter(|j| j.status == crate::platform::training::JobStatus::Running)
-        .count();
-    reply(
-        serde_json::json!({"labels": labels, "datasets": datasets, "time_range": range.label,
-        "total_jobs": ours.len(), "running_jobs": running}),
-    )
+    .await
 }
 
-pub async fn system_metrics(state: AppState, q: ChartQuery) -> Result<Response, warp::Rejection> {
+pub async fn system_metrics(
+    state: AppState,
+    q: ChartQuery,
+    accept_encoding: Option<String>,
+) -> Result<Response, warp::Rejection> {
+    let want_gzip = wants_gzip(accept_encoding.as_deref());
     check_format(q.format.as_deref())?;
     only(&q, &["metric"])?;
     let range = params::time_range(q.time_range.as_deref(), "24h")?;
@@ -260,62 +417,80 @@ pub async fn system_metrics(state: AppState, q: ChartQuery) -> Result<Response, 
         }
     };
     let store = state.store.clone();
-    let (labels, datasets) = super::blocking(move || {
-        let g = grid(&store, range);
+    let g = grid(&store, range);
+    let ids: Vec<Option<SeriesId>> = series
+        .iter()
+        .map(|(metric, _)| store.lookup(&SeriesKey::new(metric)))
+        .collect();
+    let f = fingerprint(&store, g, &ids, &[]);
+    let metric = q.metric.unwrap_or_else(|| "all".to_string());
+    let key = format!("system-metrics {} {metric}", range.label);
+    cached(&state, want_gzip, key, f, move || {
         let mut datasets = Vec::new();
-        for (metric, label) in series {
+        for ((_, label), id) in series.iter().zip(ids) {
             datasets.push(Dataset::new(
                 label,
-                values(&store, &SeriesKey::new(metric), g, Aggregation::Avg)?,
+                values(&store, id, g, Aggregation::Avg)?,
             ));
         }
-        Ok((labels(g), datasets))
-    })
-    .await?;
-    let summary: Vec<serde_json::Value> = datasets
-        .iter()
-        .map(|d| {
-            let vals: Vec<f64> = d.data.iter().flatten().copied().collect();
-            serde_json::json!({
-                "label": d.label,
-                "current": d.data.iter().rev().flatten().next(),
-                "average": (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64),
-                "max": vals.iter().copied().reduce(f64::max),
-                "trend": trend_of(&d.data),
+        let summary: Vec<serde_json::Value> = datasets
+            .iter()
+            .map(|d| {
+                let vals: Vec<f64> = d.data.iter().flatten().copied().collect();
+                serde_json::json!({
+                    "label": d.label,
+                    "current": d.data.iter().rev().flatten().next(),
+                    "average": (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64),
+                    "max": vals.iter().copied().reduce(f64::max),
+                    "trend": trend_of(&d.data),
+                })
             })
-        })
-        .collect();
-    reply(
-        serde_json::json!({"labels": labels, "datasets": datasets, "time_range": range.label,
-        "metric": q.metric.as_deref().unwrap_or("all"), "summary": summary}),
-    )
+            .collect();
+        Ok(
+            serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
+            "metric": metric, "summary": summary}),
+        )
+    })
+    .await
 }
 
-pub async fn service_health(state: AppState, q: ChartQuery) -> Result<Response, warp::Rejection> {
+pub async fn service_health(
+    state: AppState,
+    q: ChartQuery,
+    accept_encoding: Option<String>,
+) -> Result<Response, warp::Rejection> {
+    let want_gzip = wants_gzip(accept_encoding.as_deref());
     check_format(q.format.as_deref())?;
     only(&q, &["service"])?;
     let range = params::time_range(q.time_range.as_deref(), "24h")?;
     let store = state.store.clone();
-    let only_service = q.service.clone();
-    let (labels, datasets, uptime) = super::blocking(move || {
-        let g = grid(&store, range);
+    let g = grid(&store, range);
+    let mut services: Vec<(String, SeriesId, Option<SeriesId>)> = store
+        .find(Some("response_time_ms"), &[])
+        .into_iter()
+        .filter_map(|(id, key)| {
+            let svc = key.label("service")?.to_string();
+            let up = store.lookup(&SeriesKey::new("up").with("service", &svc));
+            Some((svc, id, up))
+        })
+        .filter(|(svc, ..)| q.service.as_ref().is_none_or(|s| s == svc))
+        .collect();
+    services.sort();
+    let ids: Vec<Option<SeriesId>> = services
+        .iter()
+        .flat_map(|(_, rt, up)| [Some(*rt), *up])
+        .collect();
+    let f = fingerprint(&store, g, &ids, &[]);
+    let key = format!("service-health {} {:?}", range.label, q.service);
+    cached(&state, want_gzip, key, f, move || {
         let mut datasets = Vec::new();
         let mut uptime = BTreeMap::new();
-        let mut found = store.find(Some("response_time_ms"), &[]);
-        found.sort_by(|a, b| a.1.cmp(&b.1));
-        for (_, key) in found {
-            let Some(svc) = key.label("service").map(str::to_string) else {
-                continue;
-            };
-            if only_service.as_ref().is_some_and(|s| s != &svc) {
-                continue;
-            }
+        for (svc, rt, up) in services {
             datasets.push(Dataset::new(
                 &svc,
-                values(&store, &key, g, Aggregation::Avg)?,
+                values(&store, Some(rt), g, Aggregation::Avg)?,
             ));
-            let up = SeriesKey::new("up").with("service", &svc);
-            let u = match store.lookup(&up) {
+            let u = match up {
                 Some(id) => store
                     .query(id, g.from, g.to, g.step)?
                     .total()
@@ -324,16 +499,20 @@ pub async fn service_health(state: AppState, q: ChartQuery) -> Result<Response, 
             };
             uptime.insert(svc, u);
         }
-        Ok((labels(g), datasets, uptime))
+        Ok(
+            serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
+            "total_services": datasets.len(), "uptime_percent": uptime}),
+        )
     })
-    .await?;
-    reply(
-        serde_json::json!({"labels": labels, "datasets": datasets, "time_range": range.label,
-        "total_services": datasets.len(), "uptime_percent": uptime}),
-    )
+    .await
 }
 
-pub async fn alerts_timeline(state: AppState, q: ChartQuery) -> Result<Response, warp::Rejection> {
+pub async fn alerts_timeline(
+    state: AppState,
+    q: ChartQuery,
+    accept_encoding: Option<String>,
+) -> Result<Response, warp::Rejection> {
+    let want_gzip = wants_gzip(accept_encoding.as_deref());
     check_format(q.format.as_deref())?;
     only(&q, &["severity"])?;
     let range = params::time_range(q.time_range.as_deref(), "7d")?;
@@ -371,8 +550,13 @@ pub async fn alerts_timeline(state: AppState, q: ChartQuery) -> Result<Response,
             Dataset::new(s.as_str(), data)
         })
         .collect();
-    reply(
-        serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
-        "total_alerts": total, "step_seconds": g.step / 1000}),
-    )
+    let body = serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
+        "total_alerts": total, "step_seconds": g.step / 1000});
+    let plain = Bytes::from(body.to_string());
+    let gz = if want_gzip {
+        Some(gzip(&plain).map_err(super::reject::fail)?)
+    } else {
+        None
+    };
+    Ok(json_response(plain, gz))
 }

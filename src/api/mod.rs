@@ -6,7 +6,7 @@
 //! `params.rs` the query/body parsing, `reject.rs` the error mapping.
 
 mod alerts;
-mod charts;
+pub mod charts;
 mod core;
 pub mod dashboard;
 pub mod dto;
@@ -37,6 +37,7 @@ pub struct AppState {
     pub system: Arc<SystemMonitor>,
     pub health: Arc<Registry>,
     pub dashboard: Arc<dashboard::DashboardCache>,
+    pub charts: Arc<charts::ChartCache>,
     pub platform: Arc<crate::platform::Platform>,
     pub alerts: Arc<crate::alerting::engine::Engine>,
     /// Alert state changes, for the live feed.
@@ -196,13 +197,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(silence_list)
         .or(silence_del);
 
+    // Charts gzip their cached answers themselves, so they sit outside the
+    // compression layer below (see `charts::ChartCache`).
     let chart = |name: &'static str| {
-        warp::path("charts")
-            .and(warp::path(name))
+        warp::path(name)
             .and(end())
             .and(warp::get())
             .and(s())
             .and(params::query())
+            .and(warp::header::optional::<String>("accept-encoding"))
     };
     let charts = chart("model-loading")
         .and_then(charts::model_loading)
@@ -210,6 +213,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(chart("system-metrics").and_then(charts::system_metrics))
         .or(chart("service-health").and_then(charts::service_health))
         .or(chart("alerts-timeline").and_then(charts::alerts_timeline));
+    let charts = warp::path("charts").and(charts.recover(reject::handle));
 
     // Reached only when the websocket upgrade did not match (see below).
     let ws_plain = warp::path!("ws" / "metrics").map(|| {
@@ -226,7 +230,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(ui_page)
         .or(ui_asset)
         .or(ws_plain)
-        .or(charts)
         .or(alerting)
         .or(ingest_requests)
         .or(summary)
@@ -242,7 +245,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(system)
         .or(ingest)
         .or(detailed)
-        .recover(reject::handle);
+        .recover(reject::handle)
+        // Boxed: the whole route table as one type overflows rustc's query depth.
+        .map(Reply::into_response)
+        .boxed();
 
     let cors = match &state.config.cors_allowed_origins {
         CorsOrigins::Any => warp::cors().allow_any_origin(),
@@ -251,7 +257,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     .allow_methods(["GET", "POST", "DELETE", "OPTIONS"])
     .allow_headers(["content-type", "authorization"])
     .max_age(3600);
-    let api = api.with(cors).recover(reject::handle);
+    let api = api.with(cors.clone()).recover(reject::handle);
 
     // Compress only when the client says it accepts gzip.
     let accepts_gzip = warp::header::optional::<String>("accept-encoding")
@@ -266,6 +272,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(api.clone())
         .with(warp::filters::compression::gzip())
         .or(api);
+    let api = charts.with(cors).or(api);
 
     // The websocket route stays outside compression and CORS; anything it
     // does not take falls through to the API.

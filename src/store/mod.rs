@@ -187,6 +187,9 @@ struct State {
     /// Per series id, the newest sample timestamp written since start
     /// (`i64::MIN` when none yet): a tier's window ends there.
     newest_ms: Vec<i64>,
+    /// Per series id, how many samples were stored since start: caches of
+    /// query results compare it to know the data behind them is unchanged.
+    versions: Vec<u64>,
 }
 
 fn index(
@@ -310,6 +313,7 @@ impl Store {
                     read_cache: HashMap::new(),
                     generation: 0,
                     newest_ms: Vec::new(),
+                    versions: Vec::new(),
                 }),
                 flush_lock: Mutex::new(()),
                 ingested: AtomicU64::new(0),
@@ -559,6 +563,7 @@ impl Store {
                 let i = series as usize;
                 if st.newest_ms.len() <= i {
                     st.newest_ms.resize(i + 1, i64::MIN);
+                    st.versions.resize(i + 1, 0);
                 }
                 let newest = st.newest_ms[i].max(ts_ms);
                 st.newest_ms[i] = newest;
@@ -597,6 +602,7 @@ impl Store {
                     }
                 }
                 if stored_anywhere {
+                    st.versions[i] += 1;
                     report.stored += 1;
                 } else {
                     report.dropped += 1;
@@ -711,30 +717,19 @@ impl Store {
     ) -> Result<QueryResult> {
         let (spec, step, start, n) = self.grid(from_ms, to_ms, step_ms)?;
         let first = spec.slot_of(start);
-        let slots = self.slots(
-            series,
-            &spec,
-            first,
-            spec.slot_of(start + n * step),
-            |b, s| b.get(s, spec.step_ms),
-        )?;
-        let per_point = (step / spec.step_ms) as usize;
-        let points = (0..n)
-            .map(|i| {
-                let chunk = &slots[i as usize * per_point..(i as usize + 1) * per_point];
-                let acc = chunk
-                    .iter()
-                    .flatten()
-                    .fold(None::<Agg>, |acc, a| match acc {
-                        Some(mut x) => {
-                            x.merge(a);
-                            Some(x)
-                        }
-                        None => Some(*a),
-                    });
-                (start + i * step, acc)
-            })
-            .collect();
+        let per_point = step / spec.step_ms;
+        let mut points: Vec<(i64, Option<Agg>)> =
+            (0..n).map(|i| (start + i * step, None)).collect();
+        self.each_block(series, &spec, first, first + n * per_point, |b, lo, hi| {
+            for slot in lo..hi {
+                if let Some(a) = b.get(slot, spec.step_ms) {
+                    match &mut points[((slot - first) / per_point) as usize].1 {
+                        Some(acc) => acc.merge(&a),
+                        empty => *empty = Some(a),
+                    }
+                }
+            }
+        })?;
         Ok(QueryResult {
             tier: spec.name(),
             step_ms: step,
@@ -742,18 +737,19 @@ impl Store {
         })
     }
 
-    /// What `extract` finds in each slot from `from_slot` (inclusive) to
-    /// `to_slot` (exclusive). Cached blocks are read in place under the lock
-    /// (no copy); others are loaded from sled.
-    fn slots<T>(
+    /// Calls `visit(block, lo, hi)` for every block of `series` in `spec`
+    /// that holds slots `lo..hi` of the range `from_slot..to_slot` (blocks
+    /// never written, or holding another lap, are skipped: their slots are
+    /// empty). Written blocks are read in place under the lock (no copy);
+    /// others come from the read cache or sled.
+    fn each_block(
         &self,
         series: SeriesId,
         spec: &TierSpec,
         from_slot: i64,
         to_slot: i64,
-        extract: impl Fn(&Block, i64) -> Option<T>,
-    ) -> Result<Vec<Option<T>>> {
-        let mut out: Vec<Option<T>> = (from_slot..to_slot).map(|_| None).collect();
+        mut visit: impl FnMut(&Block, i64, i64),
+    ) -> Result<()> {
         let mut base = spec.block_base(from_slot);
         while base < to_slot {
             let lo = base.max(from_slot);
@@ -761,9 +757,7 @@ impl Store {
             let pos = spec.position(base);
             let mut fill = |b: &Block| {
                 if b.base == base {
-                    for slot in lo..hi {
-                        out[(slot - from_slot) as usize] = extract(b, slot);
-                    }
+                    visit(b, lo, hi);
                 }
             };
             let ck = cache_key(series, spec.id, pos);
@@ -794,7 +788,7 @@ impl Store {
             }
             base += spec.block_slots as i64;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The tier, effective step, first point and point count of a query.
@@ -826,35 +820,34 @@ impl Store {
     ) -> Result<HistResult> {
         let (spec, step, start, n) = self.grid(from_ms, to_ms, step_ms)?;
         let first = spec.slot_of(start);
-        let slots = self.slots(
-            series,
-            &spec,
-            first,
-            spec.slot_of(start + n * step),
-            |b, s| b.get_hist(s).cloned(),
-        )?;
-        let per_point = (step / spec.step_ms) as usize;
-        let points = (0..n)
-            .map(|i| {
-                let chunk = &slots[i as usize * per_point..(i as usize + 1) * per_point];
-                let acc = chunk
-                    .iter()
-                    .flatten()
-                    .fold(None::<Hist>, |acc, h| match acc {
-                        Some(mut x) => {
-                            x.merge(h);
-                            Some(x)
-                        }
-                        None => Some(h.clone()),
-                    });
-                (start + i * step, acc)
-            })
-            .collect();
+        let per_point = step / spec.step_ms;
+        let mut points: Vec<(i64, Option<Hist>)> =
+            (0..n).map(|i| (start + i * step, None)).collect();
+        self.each_block(series, &spec, first, first + n * per_point, |b, lo, hi| {
+            for slot in lo..hi {
+                if let Some(h) = b.get_hist(slot) {
+                    match &mut points[((slot - first) / per_point) as usize].1 {
+                        Some(acc) => acc.merge(h),
+                        empty => *empty = Some(h.clone()),
+                    }
+                }
+            }
+        })?;
         Ok(HistResult {
             tier: spec.name(),
             step_ms: step,
             points,
         })
+    }
+
+    /// Per series, a number that grows whenever a sample is stored in it
+    /// (0 for a series not written since the store opened). Two equal
+    /// readings mean every query over the series still gives the same answer.
+    pub fn versions(&self, ids: &[SeriesId]) -> Vec<u64> {
+        let st = self.state();
+        ids.iter()
+            .map(|id| st.versions.get(*id as usize).copied().unwrap_or(0))
+            .collect()
     }
 
     /// The newest sample of a series within the raw tier's window.
