@@ -121,10 +121,8 @@ pub struct ResolveRequest {
     resolution_notes: Option<String>,
 }
 
-fn outcome(
-    r: crate::error::Result<Result<crate::alerting::Alert, ActionError>>,
-) -> Result<Response, warp::Rejection> {
-    match r.map_err(fail)? {
+fn outcome(r: Result<crate::alerting::Alert, ActionError>) -> Result<Response, warp::Rejection> {
+    match r {
         Ok(a) => Ok(
             warp::reply::json(&serde_json::json!({"alert": AlertView::from(&a)})).into_response(),
         ),
@@ -148,13 +146,12 @@ pub async fn acknowledge(
     non_empty("alert_id", &req.alert_id)?;
     non_empty("acknowledged_by", &req.acknowledged_by)?;
     let st = state.alerts.clone();
-    let r = tokio::task::spawn_blocking(move || {
+    let r = super::blocking(move || {
         st.state
             .acknowledge(&req.alert_id, &req.acknowledged_by, req.comment, Utc::now())
     })
-    .await
-    .map_err(|e| fail(Error::Internal(e.to_string())))?;
-    if let Ok(Ok(a)) = &r {
+    .await?;
+    if let Ok(a) = &r {
         let _ = state.alert_changes.send(a.clone());
     }
     outcome(r)
@@ -164,7 +161,7 @@ pub async fn resolve(state: AppState, req: ResolveRequest) -> Result<Response, w
     non_empty("alert_id", &req.alert_id)?;
     non_empty("resolved_by", &req.resolved_by)?;
     let engine = state.alerts.clone();
-    let r = tokio::task::spawn_blocking(move || {
+    let r = super::blocking(move || {
         let channels = engine
             .state
             .get(&req.alert_id)
@@ -178,9 +175,8 @@ pub async fn resolve(state: AppState, req: ResolveRequest) -> Result<Response, w
             Utc::now(),
         )
     })
-    .await
-    .map_err(|e| fail(Error::Internal(e.to_string())))?;
-    if let Ok(Ok(a)) = &r {
+    .await?;
+    if let Ok(a) = &r {
         let _ = state.alert_changes.send(a.clone());
     }
     outcome(r)
@@ -263,10 +259,7 @@ pub async fn create_silence(
         created_at: now,
     };
     let st = state.alerts.clone();
-    let s = tokio::task::spawn_blocking(move || st.state.add_silence(s))
-        .await
-        .map_err(|e| fail(Error::Internal(e.to_string())))?
-        .map_err(fail)?;
+    let s = super::blocking(move || st.state.add_silence(s)).await?;
     Ok(warp::reply::with_status(
         warp::reply::json(&silence_json(&s, now)),
         StatusCode::CREATED,
@@ -290,10 +283,7 @@ pub async fn list_silences(state: AppState) -> Result<Response, warp::Rejection>
 pub async fn delete_silence(id: String, state: AppState) -> Result<Response, warp::Rejection> {
     let st = state.alerts.clone();
     let id2 = id.clone();
-    let removed = tokio::task::spawn_blocking(move || st.state.delete_silence(&id2, Utc::now()))
-        .await
-        .map_err(|e| fail(Error::Internal(e.to_string())))?
-        .map_err(fail)?;
+    let removed = super::blocking(move || st.state.delete_silence(&id2, Utc::now())).await?;
     match removed {
         Some(s) => Ok(warp::reply::json(&silence_json(&s, Utc::now())).into_response()),
         None => Ok(error_response(

@@ -5,7 +5,7 @@
 use super::AppState;
 use super::dto::*;
 use super::params::{self, TimeRange};
-use super::reject::{ApiError, fail};
+use super::reject::ApiError;
 use crate::store::{Aggregation, Sample, SeriesKey};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -62,7 +62,7 @@ pub async fn ingest(state: AppState, req: IngestRequest) -> Result<Response, war
         )));
     }
     let store = state.store.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    let (report, series) = super::blocking(move || {
         let keys: Vec<SeriesKey> = parsed.iter().map(|(k, _, _)| k.clone()).collect();
         let ids = store.resolve_all(&keys)?;
         let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len();
@@ -77,9 +77,7 @@ pub async fn ingest(state: AppState, req: IngestRequest) -> Result<Response, war
             .collect();
         store.ingest(&samples).map(|r| (r, distinct))
     })
-    .await
-    .map_err(|e| fail(crate::error::Error::Internal(e.to_string())))?;
-    let (report, series) = result.map_err(fail)?;
+    .await?;
     Ok(warp::reply::json(&IngestResponse {
         accepted: report.stored,
         dropped: report.dropped,
@@ -123,7 +121,7 @@ pub async fn detailed(state: AppState, q: DetailedQuery) -> Result<Response, war
     let to = crate::store::tier::ceil_div(now + 1, step) * step;
     let from = to - range.ms;
     let store = state.store.clone();
-    let series = tokio::task::spawn_blocking(move || {
+    let (series, truncated) = super::blocking(move || {
         let labels: Vec<(&str, &str)> = q
             .service
             .as_deref()
@@ -154,11 +152,9 @@ pub async fn detailed(state: AppState, q: DetailedQuery) -> Result<Response, war
                     .collect(),
             });
         }
-        Ok::<_, crate::error::Error>((out, truncated))
+        Ok((out, truncated))
     })
-    .await
-    .map_err(|e| fail(crate::error::Error::Internal(e.to_string())))?;
-    let (series, truncated) = series.map_err(fail)?;
+    .await?;
     Ok(warp::reply::json(&DetailedMetrics {
         time_range: range.label.to_string(),
         granularity: gran_label.to_string(),
@@ -185,7 +181,7 @@ pub async fn ingest_requests(
     })?;
     let store = state.store.clone();
     let service = batch.service.clone();
-    let report = tokio::task::spawn_blocking(move || {
+    let report = super::blocking(move || {
         let key =
             SeriesKey::new(crate::collect::requests::REQUESTS_METRIC).with("service", &service);
         let id = store.resolve_hist(&key)?;
@@ -199,9 +195,7 @@ pub async fn ingest_requests(
             .collect();
         store.ingest_hist(&hs)
     })
-    .await
-    .map_err(|e| fail(crate::error::Error::Internal(e.to_string())))?
-    .map_err(fail)?;
+    .await?;
     Ok(warp::reply::json(
         &serde_json::json!({"accepted": report.stored, "dropped": report.dropped}),
     )
@@ -235,7 +229,7 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
     let from = to - range.ms;
     let store = state.store.clone();
     let only = q.service.clone();
-    let (services, per_point) = tokio::task::spawn_blocking(move || {
+    let (services, per_point) = super::blocking(move || {
         let requests = crate::collect::requests::REQUESTS_METRIC;
         let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         for metric in [requests, "up"] {
@@ -272,11 +266,9 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
             };
             services.insert(name, (total, uptime, secs));
         }
-        Ok::<_, crate::error::Error>((services, per_point))
+        Ok((services, per_point))
     })
-    .await
-    .map_err(|e| fail(crate::error::Error::Internal(e.to_string())))?
-    .map_err(fail)?;
+    .await?;
 
     let secs = range.ms as f64 / 1000.0;
     let rate = |h: &Hist| (h.count > 0).then(|| h.errors as f64 * 100.0 / h.count as f64);
