@@ -310,7 +310,7 @@ pub async fn model_loading(
     only(&q, &[])?;
     let range = params::time_range(q.time_range.as_deref(), "24h")?;
     let store = state.store.clone();
-    let total_models = state.platform.models.all().len();
+    let total_models = state.platform.models.len();
     let g = grid(&store, range);
     let statuses = ["loaded", "loading", "failed", "unloaded"];
     let ids: Vec<Option<SeriesId>> = statuses

@@ -1,16 +1,15 @@
 //! ML platform state pushed by the services: model loading (`models.rs`) and
 //! training jobs (`training.rs`). The current state of each model and job is
-//! kept in memory and persisted in its own sled tree, so it survives a
-//! restart; every change is also written to the store as series for charts.
+//! kept in memory and persisted in its own sled tree (`persisted.rs`), so it
+//! survives a restart; every change is also written to the store as series
+//! for charts.
 
 pub mod models;
+pub mod persisted;
 pub mod training;
 
-use crate::error::{Error, Result};
-use crate::store::{Sample, SeriesKey, Store, codec};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use crate::error::Result;
+use crate::store::{Sample, SeriesKey, Store};
 
 /// Both kinds of platform state, opened from the store.
 pub struct Platform {
@@ -24,35 +23,6 @@ impl Platform {
             models: models::Models::open(store)?,
             jobs: training::Jobs::open(store)?,
         })
-    }
-}
-
-/// Loads every value of a tree keyed by name.
-fn load<T: DeserializeOwned>(
-    tree: &sled::Tree,
-    dir: &std::path::Path,
-) -> Result<BTreeMap<String, T>> {
-    let mut out = BTreeMap::new();
-    for kv in tree.iter() {
-        let (k, v) = kv.map_err(|e| err(dir, e))?;
-        let name = String::from_utf8_lossy(&k).into_owned();
-        let value = codec::decode(&v).map_err(|e| err(dir, format!("{name}: {e}")))?;
-        out.insert(name, value);
-    }
-    Ok(out)
-}
-
-/// Writes one value and makes it durable before the caller answers.
-fn save<T: Serialize>(store: &Store, tree: &sled::Tree, name: &str, value: &T) -> Result<()> {
-    tree.insert(name.as_bytes(), codec::encode(value))
-        .map_err(|e| err(store.dir(), e))?;
-    store.sync()
-}
-
-fn err(dir: &std::path::Path, e: impl std::fmt::Display) -> Error {
-    Error::Store {
-        dir: dir.to_path_buf(),
-        message: e.to_string(),
     }
 }
 

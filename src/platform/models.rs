@@ -2,13 +2,12 @@
 //! state keeps what events do not repeat: when loading started (to derive
 //! `loading_time_ms`) and when it finished (`loaded_at`).
 
-use super::{check_progress, load, record, save};
+use super::persisted::Persisted;
+use super::{check_progress, record};
 use crate::error::{Error, Result};
 use crate::store::{SeriesKey, Store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::RwLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -131,27 +130,26 @@ pub fn apply(prev: Option<&ModelState>, e: &ModelEvent, now: DateTime<Utc>) -> M
 }
 
 pub struct Models {
-    tree: sled::Tree,
-    state: RwLock<BTreeMap<String, ModelState>>,
+    state: Persisted<ModelState>,
 }
 
 impl Models {
     pub fn open(store: &Store) -> Result<Models> {
-        let tree = store.tree("models")?;
-        let state = load(&tree, store.dir())?;
         Ok(Models {
-            tree,
-            state: RwLock::new(state),
+            state: Persisted::open(store, "models")?,
         })
     }
 
     pub fn all(&self) -> Vec<ModelState> {
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.state.all()
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
     }
 
     /// Applies events, persists the new states durably, and records series:
@@ -164,14 +162,9 @@ impl Models {
                 .map_err(|m| Error::BadRequest(format!("events[{i}]: {m}")))?;
         }
         let now = Utc::now();
-        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        for e in events {
-            let next = apply(st.get(&e.name), e, now);
-            save(store, &self.tree, &next.name, &next)?;
-            st.insert(next.name.clone(), next.clone());
-            out.push(next);
-        }
+        let (out, st) =
+            self.state
+                .apply(store, events, |e| &e.name, |prev, e| apply(prev, e, now))?;
         let ts = now.timestamp_millis();
         let mut values: Vec<(SeriesKey, f64)> = ModelStatus::ALL
             .iter()

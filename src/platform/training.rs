@@ -2,13 +2,12 @@
 //! use; the state remembers the first progress seen so the completion time
 //! can be estimated when the job does not give one.
 
-use super::{check_progress, load, record, save};
+use super::persisted::Persisted;
+use super::{check_progress, record};
 use crate::error::{Error, Result};
 use crate::store::{SeriesKey, Store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::RwLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -149,27 +148,18 @@ pub fn apply(prev: Option<&JobState>, e: &JobEvent, now: DateTime<Utc>) -> JobSt
 }
 
 pub struct Jobs {
-    tree: sled::Tree,
-    state: RwLock<BTreeMap<String, JobState>>,
+    state: Persisted<JobState>,
 }
 
 impl Jobs {
     pub fn open(store: &Store) -> Result<Jobs> {
-        let tree = store.tree("training_jobs")?;
-        let state = load(&tree, store.dir())?;
         Ok(Jobs {
-            tree,
-            state: RwLock::new(state),
+            state: Persisted::open(store, "training_jobs")?,
         })
     }
 
     pub fn all(&self) -> Vec<JobState> {
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.state.all()
     }
 
     /// Applies events, persists durably, and records series: `training_jobs{status}`,
@@ -181,14 +171,9 @@ impl Jobs {
                 .map_err(|m| Error::BadRequest(format!("events[{i}]: {m}")))?;
         }
         let now = Utc::now();
-        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        for e in events {
-            let next = apply(st.get(&e.job_id), e, now);
-            save(store, &self.tree, &next.job_id, &next)?;
-            st.insert(next.job_id.clone(), next.clone());
-            out.push(next);
-        }
+        let (out, st) =
+            self.state
+                .apply(store, events, |e| &e.job_id, |prev, e| apply(prev, e, now))?;
         let mut values: Vec<(SeriesKey, f64)> = JobStatus::ALL
             .iter()
             .map(|s| {

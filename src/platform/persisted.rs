@@ -1,0 +1,135 @@
+//! A map of name -> current state, kept in memory and persisted in its own
+//! sled tree: the shape both models and training jobs share. Changes are
+//! all-or-nothing and durable before the caller answers.
+
+use crate::error::{Error, Result};
+use crate::store::{Store, codec};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::sync::{RwLock, RwLockWriteGuard};
+
+/// The whole map, locked for writing.
+pub type Locked<'a, T> = RwLockWriteGuard<'a, BTreeMap<String, T>>;
+
+pub struct Persisted<T> {
+    tree: sled::Tree,
+    state: RwLock<BTreeMap<String, T>>,
+}
+
+impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
+    /// Opens tree `name` of the store and loads every state in it.
+    pub fn open(store: &Store, name: &str) -> Result<Persisted<T>> {
+        let tree = store.tree(name)?;
+        let mut state = BTreeMap::new();
+        for kv in tree.iter() {
+            let (k, v) = kv.map_err(|e| err(store, e))?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let value = codec::decode(&v).map_err(|e| err(store, format!("{name}/{key}: {e}")))?;
+            state.insert(key, value);
+        }
+        Ok(Persisted {
+            tree,
+            state: RwLock::new(state),
+        })
+    }
+
+    /// Every state, by name.
+    pub fn all(&self) -> Vec<T> {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies `events` in order (`next` makes a state from the previous one
+    /// of the same name, if any), writes all new states to sled in one atomic
+    /// batch and syncs it, then publishes them in memory. Returns the new
+    /// states and the map, still locked, so the caller can derive its series
+    /// from a consistent view. Nothing changes when the write fails.
+    pub fn apply<E>(
+        &self,
+        store: &Store,
+        events: &[E],
+        name: impl Fn(&E) -> &str,
+        next: impl Fn(Option<&T>, &E) -> T,
+    ) -> Result<(Vec<T>, Locked<'_, T>)> {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut staged: BTreeMap<&str, T> = BTreeMap::new();
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let key = name(e);
+            let state = next(staged.get(key).or_else(|| st.get(key)), e);
+            staged.insert(key, state.clone());
+            out.push(state);
+        }
+        let mut batch = sled::Batch::default();
+        for (key, state) in &staged {
+            batch.insert(key.as_bytes(), codec::encode(state));
+        }
+        self.tree.apply_batch(batch).map_err(|e| err(store, e))?;
+        store.sync()?;
+        for (key, state) in staged {
+            st.insert(key.to_string(), state);
+        }
+        Ok((out, st))
+    }
+}
+
+fn err(store: &Store, e: impl std::fmt::Display) -> Error {
+    Error::Store {
+        dir: store.dir().to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn open(dir: &std::path::Path) -> (Store, Persisted<(String, u32)>) {
+        let store = Store::open(
+            dir,
+            crate::store::Layout::new(Duration::from_secs(5), 3),
+            100,
+        )
+        .expect("store");
+        let map = Persisted::open(&store, "things").expect("map");
+        (store, map)
+    }
+
+    #[test]
+    fn a_batch_sees_its_own_earlier_events_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (store, map) = open(dir.path());
+            let count = |prev: Option<&(String, u32)>, e: &&str| {
+                (e.to_string(), prev.map_or(1, |(_, n)| n + 1))
+            };
+            let (out, all) = map
+                .apply(&store, &["a", "b", "a"], |e| e, count)
+                .expect("apply");
+            assert_eq!(out.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [1, 1, 2]);
+            assert_eq!(all.len(), 2);
+            drop(all);
+            drop(map.apply(&store, &["a"], |e| e, count).expect("apply"));
+        }
+        let (_, map) = open(dir.path());
+        assert_eq!(
+            map.all(),
+            [("a".to_string(), 3), ("b".to_string(), 1)],
+            "persisted"
+        );
+    }
+}
