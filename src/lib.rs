@@ -186,13 +186,8 @@ pub async fn run(
 
 /// Flushes the store every `interval` on a blocking thread until shutdown.
 async fn run_flusher(store: Store, interval: Duration, mut shutdown: Shutdown) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {},
-            _ = shutdown.recv() => return,
-        }
+    let mut ticker = crate::shutdown::ticker(interval);
+    while shutdown.tick(&mut ticker).await {
         let st = store.clone();
         match tokio::task::spawn_blocking(move || st.flush()).await {
             Ok(Ok(())) => {}

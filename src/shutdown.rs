@@ -1,7 +1,10 @@
 //! One shutdown signal for every loop: SIGINT/SIGTERM (or a test's future)
-//! flips a `watch` channel; each task `select!`s its work against `recv()`.
+//! flips a `watch` channel; each task `select!`s its work against `recv()`,
+//! or, when periodic, runs `while shutdown.tick(&mut ticker).await`.
 
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::{Interval, MissedTickBehavior};
 
 #[derive(Clone)]
 pub struct Shutdown {
@@ -32,6 +35,24 @@ impl Shutdown {
     pub fn is_down(&self) -> bool {
         *self.rx.borrow()
     }
+
+    /// Waits for the next tick of `ticker`: true on a tick, false once
+    /// shutdown has begun. A periodic task is
+    /// `let mut t = ticker(every); while shutdown.tick(&mut t).await { .. }`.
+    pub async fn tick(&mut self, ticker: &mut Interval) -> bool {
+        tokio::select! {
+            _ = ticker.tick() => true,
+            _ = self.recv() => false,
+        }
+    }
+}
+
+/// An interval whose first tick is at once and that, when work overruns a
+/// period, waits a full period again rather than bursting to catch up.
+pub fn ticker(period: Duration) -> Interval {
+    let mut t = tokio::time::interval(period);
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -230,13 +230,8 @@ pub async fn run(
     changes: tokio::sync::broadcast::Sender<Alert>,
     mut shutdown: Shutdown,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {},
-            _ = shutdown.recv() => return,
-        }
+    let mut ticker = crate::shutdown::ticker(interval);
+    while shutdown.tick(&mut ticker).await {
         let e = engine.clone();
         match tokio::task::spawn_blocking(move || e.evaluate_at(Utc::now())).await {
             Ok(Ok(changed)) => {

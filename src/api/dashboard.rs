@@ -57,13 +57,8 @@ pub async fn dashboard(state: AppState) -> Result<Response, warp::Rejection> {
 
 /// Rebuilds the snapshot every `REFRESH` until shutdown.
 pub async fn run_refresher(state: AppState, mut shutdown: Shutdown) {
-    let mut ticker = tokio::time::interval(REFRESH);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {},
-            _ = shutdown.recv() => return,
-        }
+    let mut ticker = crate::shutdown::ticker(REFRESH);
+    while shutdown.tick(&mut ticker).await {
         let st = state.clone();
         match tokio::task::spawn_blocking(move || build(&st)).await {
             Ok(Ok(bytes)) => state.dashboard.set(bytes),

@@ -92,15 +92,10 @@ pub async fn run_system_collector(
     monitor: Arc<SystemMonitor>,
     mut shutdown: Shutdown,
 ) {
-    let mut ticker = tokio::time::interval(monitor.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = crate::shutdown::ticker(monitor.interval);
     let mut source = Some(SystemSource::new(store.dir()));
     let mut ids: HashMap<SeriesKey, SeriesId> = HashMap::new();
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {},
-            _ = shutdown.recv() => return,
-        }
+    while shutdown.tick(&mut ticker).await {
         let Some(mut src) = source.take() else { return };
         let st = store.clone();
         let mut known = std::mem::take(&mut ids);

@@ -161,13 +161,8 @@ pub async fn run(spec: ServiceSpec, store: Store, mut shutdown: Shutdown) {
     };
     let key = SeriesKey::new(super::requests::REQUESTS_METRIC).with("service", &spec.name);
     let mut base = Some(Baseline::default());
-    let mut ticker = tokio::time::interval(spec.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {},
-            _ = shutdown.recv() => return,
-        }
+    let mut ticker = crate::shutdown::ticker(spec.interval);
+    while shutdown.tick(&mut ticker).await {
         let Some(mut b) = base.take() else { return };
         let (sc, st, k, timeout) = (scrape.clone(), store.clone(), key.clone(), spec.timeout);
         let joined = tokio::task::spawn_blocking(move || {

@@ -74,13 +74,8 @@ pub async fn run(
     // None where sysinfo does not support the platform.
     let mut sys: Option<Option<System>> = Some(System::new().ok());
     let mut first = true;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {},
-            _ = shutdown.recv() => return,
-        }
+    let mut ticker = crate::shutdown::ticker(interval);
+    while shutdown.tick(&mut ticker).await {
         let Some(mut s) = sys.take() else { return };
         let (specs2, store2, registry2) = (specs.clone(), store.clone(), registry.clone());
         // CPU is a delta between refreshes: the first tick only primes it.

@@ -106,13 +106,8 @@ pub async fn run(
     external_url: String,
     mut shutdown: Shutdown,
 ) {
-    let mut ticker = tokio::time::interval(POLL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {},
-            _ = shutdown.recv() => return,
-        }
+    let mut ticker = crate::shutdown::ticker(POLL);
+    while shutdown.tick(&mut ticker).await {
         let due = state.due(Utc::now());
         for d in due {
             let Some(ch) = channels.iter().find(|c| c.name == d.channel).cloned() else {
