@@ -155,9 +155,12 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
             Warning,
             "Service {service} is degraded",
         ),
+    ];
+    // The optional dependencies are a warning, not service_unhealthy.
+    rules.extend(["redis", "postgres"].map(|dep| {
         with(
             rule(
-                "dependency_down_redis",
+                &format!("dependency_down_{dep}"),
                 "up",
                 Last,
                 300.0,
@@ -167,24 +170,11 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
                 "Optional dependency {service} is down",
             ),
             "service",
-            "redis",
+            dep,
             false,
-        ),
-        with(
-            rule(
-                "dependency_down_postgres",
-                "up",
-                Last,
-                300.0,
-                Lt,
-                1.0,
-                Warning,
-                "Optional dependency {service} is down",
-            ),
-            "service",
-            "postgres",
-            false,
-        ),
+        )
+    }));
+    rules.extend([
         rule(
             "collector_stalled",
             "cpu_usage_percent",
@@ -225,7 +215,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
             Warning,
             "Training job {label.job} ({label.model}) failed",
         ),
-    ];
+    ]);
     // The collector rule must not wait for the default clear-after either way.
     rules.extend(config.rules.iter().cloned());
     rules
