@@ -98,18 +98,7 @@ fn query_latency() {
     let store = open(dir.path());
     let ids = series(&store, 100);
     // 24 hours at 1 sample a minute for 100 series.
-    let mut batch = Vec::new();
-    for m in 0..1440i64 {
-        for id in &ids {
-            batch.push(Sample {
-                series: *id,
-                ts_ms: T0 + m * MIN,
-                value: m as f64,
-            });
-        }
-    }
-    store.ingest(&batch).expect("ingest");
-    store.flush().expect("flush");
+    every_minute(&store, &ids, 0..1440);
     report(
         "query 24h at 1m step (1,440 points), warm",
         (0..2000).map(|i| {
@@ -126,18 +115,7 @@ fn query_latency() {
     // What a 7-day chart reads when it is not cached: three series, seven
     // days of one-minute slots, folded into 297 points of 34 minutes.
     let week: Vec<_> = ids[..3].to_vec();
-    let mut batch = Vec::new();
-    for m in 1440..7 * 1440i64 {
-        for id in &week {
-            batch.push(Sample {
-                series: *id,
-                ts_ms: T0 + m * MIN,
-                value: m as f64,
-            });
-        }
-    }
-    store.ingest(&batch).expect("ingest");
-    store.flush().expect("flush");
+    every_minute(&store, &week, 1440..7 * 1440);
     let step = 34 * MIN;
     report(
         "7-day chart read, 3 series at 34m step (297 points from 30,240 slots), warm",
@@ -150,6 +128,22 @@ fn query_latency() {
             t.elapsed()
         }),
     );
+}
+
+/// One sample a minute (value: the minute) in each of `ids`, flushed.
+fn every_minute(store: &Store, ids: &[u32], minutes: std::ops::Range<i64>) {
+    let mut batch = Vec::new();
+    for m in minutes {
+        for id in ids {
+            batch.push(Sample {
+                series: *id,
+                ts_ms: T0 + m * MIN,
+                value: m as f64,
+            });
+        }
+    }
+    store.ingest(&batch).expect("ingest");
+    store.flush().expect("flush");
 }
 
 fn report(what: &str, times: impl Iterator<Item = Duration>) {

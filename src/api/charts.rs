@@ -173,9 +173,10 @@ fn fingerprint(store: &Store, g: Grid, ids: &[Option<SeriesId>], extra: &[i64]) 
     f
 }
 
-/// True when the client takes gzip. Charts compress their cached answers
-/// themselves, outside the compression layer of the other endpoints.
-fn wants_gzip(accept_encoding: Option<&str>) -> bool {
+/// True when the client takes gzip (from `Accept-Encoding`). Charts
+/// compress their cached answers themselves, outside the compression layer
+/// of the other endpoints.
+pub fn wants_gzip(accept_encoding: Option<String>) -> bool {
     accept_encoding.is_some_and(|v| v.contains("gzip"))
 }
 
@@ -282,8 +283,15 @@ fn check_format(f: Option<&str>) -> Result<(), warp::Rejection> {
     }
 }
 
-/// Refuses parameters that the chart does not take.
-fn only(q: &ChartQuery, allowed: &[&str]) -> Result<(), warp::Rejection> {
+/// Checks the parameters every chart shares: the format, no parameter the
+/// chart does not take (`allowed` lists its own), and the time range
+/// (`default_range` when absent).
+fn check(
+    q: &ChartQuery,
+    allowed: &[&str],
+    default_range: &'static str,
+) -> Result<TimeRange, warp::Rejection> {
+    check_format(q.format.as_deref())?;
     for (name, set) in [
         ("metric", q.metric.is_some()),
         ("service", q.service.is_some()),
@@ -297,18 +305,15 @@ fn only(q: &ChartQuery, allowed: &[&str]) -> Result<(), warp::Rejection> {
             )));
         }
     }
-    Ok(())
+    params::time_range(q.time_range.as_deref(), default_range)
 }
 
 pub async fn model_loading(
     state: AppState,
     q: ChartQuery,
-    accept_encoding: Option<String>,
+    want_gzip: bool,
 ) -> Result<Response, warp::Rejection> {
-    let want_gzip = wants_gzip(accept_encoding.as_deref());
-    check_format(q.format.as_deref())?;
-    only(&q, &[])?;
-    let range = params::time_range(q.time_range.as_deref(), "24h")?;
+    let range = check(&q, &[], "24h")?;
     let store = state.store.clone();
     let total_models = state.platform.models.len();
     let g = grid(&store, range);
@@ -338,12 +343,9 @@ pub async fn model_loading(
 pub async fn training_progress(
     state: AppState,
     q: ChartQuery,
-    accept_encoding: Option<String>,
+    want_gzip: bool,
 ) -> Result<Response, warp::Rejection> {
-    let want_gzip = wants_gzip(accept_encoding.as_deref());
-    check_format(q.format.as_deref())?;
-    only(&q, &["model_name"])?;
-    let range = params::time_range(q.time_range.as_deref(), "24h")?;
+    let range = check(&q, &["model_name"], "24h")?;
     let store = state.store.clone();
     let model = q.model_name.clone();
     let jobs = state.platform.jobs.all();
@@ -391,12 +393,9 @@ pub async fn training_progress(
 pub async fn system_metrics(
     state: AppState,
     q: ChartQuery,
-    accept_encoding: Option<String>,
+    want_gzip: bool,
 ) -> Result<Response, warp::Rejection> {
-    let want_gzip = wants_gzip(accept_encoding.as_deref());
-    check_format(q.format.as_deref())?;
-    only(&q, &["metric"])?;
-    let range = params::time_range(q.time_range.as_deref(), "24h")?;
+    let range = check(&q, &["metric"], "24h")?;
     let series: Vec<(&str, &str)> = match q.metric.as_deref() {
         None => vec![
             ("cpu_usage_percent", "CPU %"),
@@ -457,12 +456,9 @@ pub async fn system_metrics(
 pub async fn service_health(
     state: AppState,
     q: ChartQuery,
-    accept_encoding: Option<String>,
+    want_gzip: bool,
 ) -> Result<Response, warp::Rejection> {
-    let want_gzip = wants_gzip(accept_encoding.as_deref());
-    check_format(q.format.as_deref())?;
-    only(&q, &["service"])?;
-    let range = params::time_range(q.time_range.as_deref(), "24h")?;
+    let range = check(&q, &["service"], "24h")?;
     let store = state.store.clone();
     let g = grid(&store, range);
     let mut services: Vec<(String, SeriesId, Option<SeriesId>)> = store
@@ -510,12 +506,9 @@ pub async fn service_health(
 pub async fn alerts_timeline(
     state: AppState,
     q: ChartQuery,
-    accept_encoding: Option<String>,
+    want_gzip: bool,
 ) -> Result<Response, warp::Rejection> {
-    let want_gzip = wants_gzip(accept_encoding.as_deref());
-    check_format(q.format.as_deref())?;
-    only(&q, &["severity"])?;
-    let range = params::time_range(q.time_range.as_deref(), "7d")?;
+    let range = check(&q, &["severity"], "7d")?;
     let severity = params::severity(q.severity.as_deref())?;
     let g = grid(&state.store, range);
     let n = ((g.to - g.from) / g.step) as usize;

@@ -205,7 +205,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
             .and(warp::get())
             .and(s())
             .and(params::query())
-            .and(warp::header::optional::<String>("accept-encoding"))
+            .and(warp::header::optional::<String>("accept-encoding").map(charts::wants_gzip))
     };
     let charts = chart("model-loading")
         .and_then(charts::model_loading)
