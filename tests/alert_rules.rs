@@ -178,6 +178,11 @@ fn rate_rules_and_restart_without_duplicates() {
     f.engine.evaluate_at(t + Duration::seconds(240)).unwrap();
     let a = ours(&f, "errors_fast");
     assert_eq!(a.len(), 1);
+    assert_eq!(
+        a[0].status,
+        AlertStatus::Active,
+        "still firing, not resolved"
+    );
     assert!((a[0].value - 5.0).abs() < 0.2, "{}", a[0].value);
     assert_eq!(a[0].service, "api");
     f.store.flush().unwrap();

@@ -76,9 +76,14 @@ impl Engine {
         for r in &self.rules {
             for (key, value) in evaluate(r, &self.store, now_ms)? {
                 let fingerprint = format!("{}/{key}", r.name);
-                seen.insert(fingerprint.clone());
                 let firing = value.is_some_and(|v| r.op.holds(v, r.threshold));
                 let open = self.state.lock().open.get(&fingerprint).copied();
+                if open.is_none() && !firing {
+                    // The common case: clear and nothing open. Nothing pends.
+                    pending.remove(&fingerprint);
+                    continue;
+                }
+                seen.insert(fingerprint.clone());
                 let p = pending.entry(fingerprint.clone()).or_default();
                 if firing {
                     p.clear_since = None;
@@ -128,7 +133,8 @@ impl Engine {
                 }
             }
         }
-        // Open alerts whose series or rule is gone count as cleared.
+        // Open alerts whose series or rule is gone count as cleared (`seen`
+        // holds every fingerprint evaluated that was open or firing).
         let orphans: Vec<(String, u64)> = self
             .state
             .lock()

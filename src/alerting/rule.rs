@@ -260,19 +260,14 @@ pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesK
             }
             agg => {
                 let q = store.query(id, from, now_ms + 1, step)?;
-                let filled: Vec<(i64, crate::store::Agg)> = q
-                    .points
-                    .iter()
-                    .filter_map(|(t, a)| a.map(|a| (*t, a)))
-                    .collect();
-                let total = q.total();
+                let mut filled = q.points.iter().filter_map(|(_, a)| a.as_ref());
                 match agg {
-                    Aggregation::Avg => total.map(|a| a.avg()),
-                    Aggregation::Max => total.map(|a| a.max),
-                    Aggregation::Min => total.map(|a| a.min),
-                    Aggregation::Last => filled.last().map(|(_, a)| a.last),
-                    Aggregation::Rate => match (filled.first(), filled.last()) {
-                        (Some((_, a)), Some((_, b))) if b.last_ts_ms > a.last_ts_ms => {
+                    Aggregation::Avg => q.total().map(|a| a.avg()),
+                    Aggregation::Max => q.total().map(|a| a.max),
+                    Aggregation::Min => q.total().map(|a| a.min),
+                    Aggregation::Last => filled.next_back().map(|a| a.last),
+                    Aggregation::Rate => match (filled.next(), filled.next_back()) {
+                        (Some(a), Some(b)) if b.last_ts_ms > a.last_ts_ms => {
                             let grew = if b.last >= a.last {
                                 b.last - a.last
                             } else {
