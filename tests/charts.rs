@@ -11,7 +11,10 @@ use std::time::Duration;
 #[test]
 fn system_chart_values_gaps_and_point_counts() {
     let d = Daemon::start(&[]);
-    let t = chrono::Utc::now() - chrono::Duration::minutes(40);
+    // On a whole minute, so both samples (a second apart) fall in one step
+    // of the chart (12 s here) whatever the time the test runs.
+    let minute = (chrono::Utc::now() - chrono::Duration::minutes(40)).timestamp() / 60 * 60;
+    let t = chrono::DateTime::from_timestamp(minute, 0).unwrap();
     let at = |s: i64| (t + chrono::Duration::seconds(s)).to_rfc3339();
     let r = d.post(
         "/ingest/metrics",

@@ -2,7 +2,8 @@
 //! driven by playwright-core from npm; both installed by scripts/test.sh):
 //! the page loads without console errors, live values arrive, clicking
 //! Acknowledge on a real alert acknowledges it (checked through the API),
-//! and a screenshot is saved to target/dashboard.png for people to look at.
+//! and screenshots are saved to target/dashboard*.png for people to look at
+//! (also at a phone's and a wall screen's width, checked for one and three columns).
 
 mod common;
 
@@ -72,6 +73,15 @@ fn the_dashboard_in_headless_chromium() {
     assert!(seen["loadMs"].as_u64().unwrap() < 3_000, "{seen}");
     assert_eq!(seen["liveMessages"], 2, "live values arrive: {seen}");
     assert!(seen["services"].as_u64().unwrap() >= 1);
+    // One column on a phone, three on a wall screen, nothing wider than either.
+    assert_eq!(seen["phone"]["columns"], 1, "{seen}");
+    assert_eq!(seen["wall"]["columns"], 3, "{seen}");
+    for screen in ["phone", "wall"] {
+        assert!(
+            seen[screen]["overflowPx"].as_i64().unwrap() <= 0,
+            "{screen}: wider than the screen: {seen}"
+        );
+    }
     // The click acknowledged the alert, as the API says.
     let id = seen["alertId"].as_str().unwrap();
     let a = d.get(&format!("/alerts/{id}")).body;

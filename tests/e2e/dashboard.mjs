@@ -42,6 +42,17 @@ try {
   }, out.alertId, { timeout: 10000 });
   out.services = await page.$$eval('#services .card', (cards) => cards.length);
   await page.screenshot({ path: shot, fullPage: true });
+  // A phone's width and a wall screen's: how many columns the panels take,
+  // and whether anything is wider than the screen.
+  for (const [name, width, height] of [['phone', 375, 800], ['wall', 2560, 1440]]) {
+    await page.setViewportSize({ width, height });
+    await page.waitForTimeout(300);
+    out[name] = await page.evaluate(() => ({
+      columns: getComputedStyle(document.querySelector('main')).gridTemplateColumns.split(' ').length,
+      overflowPx: document.documentElement.scrollWidth - window.innerWidth,
+    }));
+    await page.screenshot({ path: shot.replace(/\.png$/, `-${name}.png`), fullPage: true });
+  }
   console.log(JSON.stringify(out));
 } finally {
   await browser.close();
