@@ -151,7 +151,10 @@ fn platform_service_and_alert_charts() {
     });
     assert_eq!(s["datasets"][0]["label"], "model-api");
     assert_eq!(s["uptime_percent"]["model-api"], 100.0);
-    // An alert shows up in the timeline.
+    // An alert shows up in the timeline (asked before too, so a cached
+    // answer must give way).
+    let before = d.get("/charts/alerts-timeline?severity=warning").body;
+    assert_eq!(before["total_alerts"], 0, "{before}");
     let r = d.post(
         "/ingest/metrics",
         &json!({"samples": [{"metric": "queue_depth", "value": 99.0}]}),

@@ -273,6 +273,13 @@ impl AlertState {
         Ok(a)
     }
 
+    /// How many alerts were ever fired (the next sequence number) and how
+    /// many are kept: the pair changes whenever an alert is added or purged.
+    pub fn membership(&self) -> (u64, usize) {
+        let inner = self.lock();
+        (inner.next_alert, inner.alerts.len())
+    }
+
     /// Updates the latest value of an open alert (not audited; not flushed).
     pub fn touch(&self, seq: u64, value: f64) {
         if let Some(a) = self.lock().alerts.get_mut(&seq) {

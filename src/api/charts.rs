@@ -107,10 +107,11 @@ fn values(
     }
 }
 
-/// Answers of the store-backed charts, kept until the data behind them
-/// changes. An entry is served only while its fingerprint is the same: the
-/// grid (first point and step), the summary numbers that do not come from
-/// the store, and the id and write version of every series the chart reads.
+/// Chart answers, kept until the data behind them changes. An entry is
+/// served only while its fingerprint is the same: the grid (first point and
+/// step), the summary numbers that do not come from the store, and the id
+/// and write version of every series the chart reads (for the alerts
+/// timeline: how many alerts were ever fired and how many are kept).
 /// A new sample in any of them, a new series, or the grid moving on makes
 /// the next request compute the chart afresh, so a cached answer is never
 /// stale, and a wall of screens polling one chart costs one computation (and
@@ -511,12 +512,17 @@ pub async fn alerts_timeline(
     let range = check(&q, &["severity"], "7d")?;
     let severity = params::severity(q.severity.as_deref())?;
     let g = grid(&state.store, range);
-    let n = ((g.to - g.from) / g.step) as usize;
-    let mut counts: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();
-    let mut total = 0usize;
-    {
-        let st = state.alerts.state.lock();
-        for a in st.alerts.values() {
+    // An alert's firing time and severity never change: the timeline only
+    // changes when an alert is added or purged.
+    let (fired, kept) = state.alerts.state.membership();
+    let f = vec![g.from, g.step, fired as i64, kept as i64];
+    let key = format!("alerts-timeline {} {severity:?}", range.label);
+    let engine = state.alerts.clone();
+    cached(&state, want_gzip, key, f, move || {
+        let n = ((g.to - g.from) / g.step) as usize;
+        let mut counts: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();
+        let mut total = 0usize;
+        for a in engine.state.lock().alerts.values() {
             let t = a.fired_at.timestamp_millis();
             if t < g.from || t >= g.to || severity.is_some_and(|s| s != a.severity) {
                 continue;
@@ -525,31 +531,27 @@ pub async fn alerts_timeline(
             counts.entry(a.severity).or_insert_with(|| vec![0.0; n])
                 [((t - g.from) / g.step) as usize] += 1.0;
         }
-    }
-    let sevs: Vec<Severity> = match severity {
-        Some(s) => vec![s],
-        None => vec![Severity::Critical, Severity::Warning, Severity::Info],
-    };
-    // Counts of alerts fired per step: 0 is a real count here, not a gap.
-    let datasets: Vec<Dataset> = sevs
-        .iter()
-        .map(|s| {
-            let data = counts
-                .remove(s)
-                .unwrap_or_else(|| vec![0.0; n])
-                .into_iter()
-                .map(Some)
-                .collect();
-            Dataset::new(s.as_str(), data)
-        })
-        .collect();
-    let body = serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
-        "total_alerts": total, "step_seconds": g.step / 1000});
-    let plain = Bytes::from(body.to_string());
-    let gz = if want_gzip {
-        Some(gzip(&plain).map_err(super::reject::fail)?)
-    } else {
-        None
-    };
-    Ok(json_response(plain, gz))
+        let sevs: Vec<Severity> = match severity {
+            Some(s) => vec![s],
+            None => vec![Severity::Critical, Severity::Warning, Severity::Info],
+        };
+        // Counts of alerts fired per step: 0 is a real count here, not a gap.
+        let datasets: Vec<Dataset> = sevs
+            .iter()
+            .map(|s| {
+                let data = counts
+                    .remove(s)
+                    .unwrap_or_else(|| vec![0.0; n])
+                    .into_iter()
+                    .map(Some)
+                    .collect();
+                Dataset::new(s.as_str(), data)
+            })
+            .collect();
+        Ok(
+            serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
+            "total_alerts": total, "step_seconds": g.step / 1000}),
+        )
+    })
+    .await
 }
