@@ -33,6 +33,16 @@ pub struct Inner {
     next_delivery: u64,
 }
 
+/// One lifecycle step of an alert, as it is audited and notified.
+struct Change<'a> {
+    action: &'a str,
+    actor: &'a str,
+    comment: Option<String>,
+    /// The notification to queue and its channels (an acknowledgement
+    /// notifies nobody).
+    notify: Option<(Event, &'a [String])>,
+}
+
 pub struct AlertState {
     store: Store,
     alerts_tree: sled::Tree,
@@ -244,7 +254,6 @@ impl AlertState {
     }
 
     /// A new firing: a new alert with a new id.
-    #[allow(clippy::too_many_arguments)]
     pub fn fire(&self, mut a: Alert, channels: &[String], now: DateTime<Utc>) -> Result<Alert> {
         let mut inner = self.lock();
         a.seq = inner.next_alert;
@@ -259,18 +268,51 @@ impl AlertState {
             "{} (value {}, threshold {})",
             a.message, a.value, a.threshold
         );
+        let change = Change {
+            action: "fired",
+            actor: "system",
+            comment: Some(why),
+            notify: Some((Event::Fired, channels)),
+        };
+        self.commit(inner, a, change, now)
+    }
+
+    /// Audits a change of an alert already written with `put_alert`, queues
+    /// its notifications, and makes it all durable before the caller answers.
+    fn commit(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        a: Alert,
+        change: Change<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Alert> {
         self.note(
             &mut inner,
             a.alert_id.clone(),
-            "fired",
-            "system",
-            Some(why),
+            change.action,
+            change.actor,
+            change.comment,
             now,
         )?;
-        self.enqueue(&mut inner, &a, Event::Fired, channels, now)?;
+        if let Some((event, channels)) = change.notify {
+            self.enqueue(&mut inner, &a, event, channels, now)?;
+        }
         drop(inner);
         self.store.sync()?;
         Ok(a)
+    }
+
+    /// Marks alert `seq` resolved by `by` and frees its fingerprint; `None`
+    /// when there is no such open alert.
+    fn mark_resolved(inner: &mut Inner, seq: u64, by: &str, now: DateTime<Utc>) -> Option<Alert> {
+        let a = inner.alerts.get_mut(&seq).filter(|a| a.is_open())?;
+        a.status = AlertStatus::Resolved;
+        a.resolved_at = Some(now);
+        a.resolved_by = Some(by.to_string());
+        a.updated_at = now;
+        let a = a.clone();
+        inner.open.remove(&a.fingerprint);
+        Some(a)
     }
 
     /// How many alerts were ever fired (the next sequence number) and how
@@ -295,28 +337,17 @@ impl AlertState {
         now: DateTime<Utc>,
     ) -> Result<Option<Alert>> {
         let mut inner = self.lock();
-        let Some(a) = inner.alerts.get_mut(&seq).filter(|a| a.is_open()) else {
+        let Some(a) = Self::mark_resolved(&mut inner, seq, "system", now) else {
             return Ok(None);
         };
-        a.status = AlertStatus::Resolved;
-        a.resolved_at = Some(now);
-        a.resolved_by = Some("system".into());
-        a.updated_at = now;
-        let a = a.clone();
-        inner.open.remove(&a.fingerprint);
+        let change = Change {
+            action: "resolved",
+            actor: "system",
+            comment: Some("condition cleared".into()),
+            notify: Some((Event::Resolved, channels)),
+        };
         self.put_alert(&a)?;
-        self.note(
-            &mut inner,
-            a.alert_id.clone(),
-            "resolved",
-            "system",
-            Some("condition cleared".into()),
-            now,
-        )?;
-        self.enqueue(&mut inner, &a, Event::Resolved, channels, now)?;
-        drop(inner);
-        self.store.sync()?;
-        Ok(Some(a))
+        self.commit(inner, a, change, now).map(Some)
     }
 
     pub fn escalate(
@@ -336,19 +367,14 @@ impl AlertState {
         a.escalated = true;
         a.updated_at = now;
         let a = a.clone();
+        let change = Change {
+            action: "escalated",
+            actor: "system",
+            comment: Some("critical alert not acknowledged in time".into()),
+            notify: Some((Event::Escalated, channels)),
+        };
         self.put_alert(&a)?;
-        self.note(
-            &mut inner,
-            a.alert_id.clone(),
-            "escalated",
-            "system",
-            Some("critical alert not acknowledged in time".into()),
-            now,
-        )?;
-        self.enqueue(&mut inner, &a, Event::Escalated, channels, now)?;
-        drop(inner);
-        self.store.sync()?;
-        Ok(Some(a))
+        self.commit(inner, a, change, now).map(Some)
     }
 
     /// An operator acknowledges an active alert.
@@ -388,18 +414,14 @@ impl AlertState {
         a.acknowledged_by = Some(by.to_string());
         a.updated_at = now;
         let a = a.clone();
-        self.put_alert(&a)?;
-        self.note(
-            &mut inner,
-            a.alert_id.clone(),
-            "acknowledged",
-            by,
+        let change = Change {
+            action: "acknowledged",
+            actor: by,
             comment,
-            now,
-        )?;
-        drop(inner);
-        self.store.sync()?;
-        Ok(Ok(a))
+            notify: None,
+        };
+        self.put_alert(&a)?;
+        self.commit(inner, a, change, now).map(Ok)
     }
 
     /// An operator resolves an open alert.
@@ -417,27 +439,19 @@ impl AlertState {
                 "no alert with alert_id '{id}'"
             ))));
         };
-        let a = inner
-            .alerts
-            .get_mut(&seq)
-            .expect("by_id points at an alert");
-        if a.status == AlertStatus::Resolved {
+        let Some(a) = Self::mark_resolved(&mut inner, seq, by, now) else {
             return Ok(Err(ActionError::Conflict(format!(
                 "alert '{id}' is already resolved"
             ))));
-        }
-        a.status = AlertStatus::Resolved;
-        a.resolved_at = Some(now);
-        a.resolved_by = Some(by.to_string());
-        a.updated_at = now;
-        let a = a.clone();
-        inner.open.remove(&a.fingerprint);
+        };
+        let change = Change {
+            action: "resolved",
+            actor: by,
+            comment: notes,
+            notify: Some((Event::Resolved, channels)),
+        };
         self.put_alert(&a)?;
-        self.note(&mut inner, a.alert_id.clone(), "resolved", by, notes, now)?;
-        self.enqueue(&mut inner, &a, Event::Resolved, channels, now)?;
-        drop(inner);
-        self.store.sync()?;
-        Ok(Ok(a))
+        self.commit(inner, a, change, now).map(Ok)
     }
 
     /// Deletes resolved alerts (and their audit records) resolved before `cutoff`.
