@@ -2,9 +2,9 @@
 //! state keeps what events do not repeat: when loading started (to derive
 //! `loading_time_ms`) and when it finished (`loaded_at`).
 
-use super::persisted::Persisted;
+use super::persisted::{Event, Persisted};
 use super::{check_progress, record};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::{SeriesKey, Store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -63,8 +63,12 @@ pub struct ModelState {
     pub updated_at: DateTime<Utc>,
 }
 
-impl ModelEvent {
-    pub fn validate(&self) -> std::result::Result<(), String> {
+impl Event for ModelEvent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
         if self.name.trim().is_empty() || self.name.len() > 200 {
             return Err("name: must be 1-200 characters".into());
         }
@@ -157,14 +161,10 @@ impl Models {
     /// `model_loading_progress{model}`, `model_failed{model}` (1/0),
     /// `models_memory_mb` (sum of loaded).
     pub fn ingest(&self, store: &Store, events: &[ModelEvent]) -> Result<Vec<ModelState>> {
-        for (i, e) in events.iter().enumerate() {
-            e.validate()
-                .map_err(|m| Error::BadRequest(format!("events[{i}]: {m}")))?;
-        }
         let now = Utc::now();
-        let (out, st) =
-            self.state
-                .apply(store, events, |e| &e.name, |prev, e| apply(prev, e, now))?;
+        let (out, st) = self
+            .state
+            .apply(store, events, |prev, e| apply(prev, e, now))?;
         let ts = now.timestamp_millis();
         let mut values: Vec<(SeriesKey, f64)> = ModelStatus::ALL
             .iter()

@@ -12,6 +12,14 @@ use std::sync::{RwLock, RwLockWriteGuard};
 /// The whole map, locked for writing.
 pub type Locked<'a, T> = RwLockWriteGuard<'a, BTreeMap<String, T>>;
 
+/// An event that updates the state of one named thing.
+pub trait Event {
+    /// The name of the thing whose state it updates.
+    fn name(&self) -> &str;
+    /// Why the event cannot be applied, if it cannot.
+    fn validate(&self) -> std::result::Result<(), String>;
+}
+
 pub struct Persisted<T> {
     tree: sled::Tree,
     state: RwLock<BTreeMap<String, T>>,
@@ -52,23 +60,27 @@ impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
         self.len() == 0
     }
 
-    /// Applies `events` in order (`next` makes a state from the previous one
+    /// Checks every event (a 400 naming the first bad one, nothing applied),
+    /// then applies them in order (`next` makes a state from the previous one
     /// of the same name, if any), writes all new states to sled in one atomic
     /// batch and syncs it, then publishes them in memory. Returns the new
     /// states and the map, still locked, so the caller can derive its series
     /// from a consistent view. Nothing changes when the write fails.
-    pub fn apply<E>(
+    pub fn apply<E: Event>(
         &self,
         store: &Store,
         events: &[E],
-        name: impl Fn(&E) -> &str,
         next: impl Fn(Option<&T>, &E) -> T,
     ) -> Result<(Vec<T>, Locked<'_, T>)> {
+        for (i, e) in events.iter().enumerate() {
+            e.validate()
+                .map_err(|m| Error::BadRequest(format!("events[{i}]: {m}")))?;
+        }
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
         let mut staged: BTreeMap<&str, T> = BTreeMap::new();
         let mut out = Vec::with_capacity(events.len());
         for e in events {
-            let key = name(e);
+            let key = e.name();
             let state = next(staged.get(key).or_else(|| st.get(key)), e);
             staged.insert(key, state.clone());
             out.push(state);
@@ -98,6 +110,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    struct Named(&'static str);
+
+    impl Event for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn validate(&self) -> std::result::Result<(), String> {
+            Ok(())
+        }
+    }
+
     fn open(dir: &std::path::Path) -> (Store, Persisted<(String, u32)>) {
         let store = Store::open(
             dir,
@@ -114,16 +137,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let (store, map) = open(dir.path());
-            let count = |prev: Option<&(String, u32)>, e: &&str| {
-                (e.to_string(), prev.map_or(1, |(_, n)| n + 1))
+            let count = |prev: Option<&(String, u32)>, e: &Named| {
+                (e.0.to_string(), prev.map_or(1, |(_, n)| n + 1))
             };
             let (out, all) = map
-                .apply(&store, &["a", "b", "a"], |e| e, count)
+                .apply(&store, &[Named("a"), Named("b"), Named("a")], count)
                 .expect("apply");
             assert_eq!(out.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [1, 1, 2]);
             assert_eq!(all.len(), 2);
             drop(all);
-            drop(map.apply(&store, &["a"], |e| e, count).expect("apply"));
+            drop(map.apply(&store, &[Named("a")], count).expect("apply"));
         }
         let (_, map) = open(dir.path());
         assert_eq!(

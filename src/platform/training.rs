@@ -2,9 +2,9 @@
 //! use; the state remembers the first progress seen so the completion time
 //! can be estimated when the job does not give one.
 
-use super::persisted::Persisted;
+use super::persisted::{Event, Persisted};
 use super::{check_progress, record};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::{SeriesKey, Store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -74,8 +74,12 @@ pub struct JobState {
     pub updated_at: DateTime<Utc>,
 }
 
-impl JobEvent {
-    pub fn validate(&self) -> std::result::Result<(), String> {
+impl Event for JobEvent {
+    fn name(&self) -> &str {
+        &self.job_id
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
         if self.job_id.trim().is_empty() || self.job_id.len() > 200 {
             return Err("job_id: must be 1-200 characters".into());
         }
@@ -166,14 +170,10 @@ impl Jobs {
     /// `training_job_progress{job,model}`, and the running jobs' summed
     /// `training_cpu_usage`, `training_memory_mb`, `training_gpu_usage`.
     pub fn ingest(&self, store: &Store, events: &[JobEvent]) -> Result<Vec<JobState>> {
-        for (i, e) in events.iter().enumerate() {
-            e.validate()
-                .map_err(|m| Error::BadRequest(format!("events[{i}]: {m}")))?;
-        }
         let now = Utc::now();
-        let (out, st) =
-            self.state
-                .apply(store, events, |e| &e.job_id, |prev, e| apply(prev, e, now))?;
+        let (out, st) = self
+            .state
+            .apply(store, events, |prev, e| apply(prev, e, now))?;
         let mut values: Vec<(SeriesKey, f64)> = JobStatus::ALL
             .iter()
             .map(|s| {
