@@ -86,13 +86,20 @@ fn fail(e: &Error) -> ExitCode {
     }
 }
 
-/// Probes every service once and prints one line each; exit 1 if any is unhealthy.
-fn check(config: Config) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// The runtime of `serve` and `check`. Blocking work (sysinfo, sled
+/// flushes, HTTP probes) runs on a bounded pool: one thread per service
+/// (each has at most one probe in flight) plus room for the rest, so a
+/// hanging target never queues another.
+fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(32 + config.services.len())
         .build()
-    {
+}
+
+/// Probes every service once and prints one line each; exit 1 if any is unhealthy.
+fn check(config: Config) -> ExitCode {
+    let runtime = match runtime(&config) {
         Ok(r) => r,
         Err(e) => return fail(&Error::Io(e)),
     };
@@ -145,14 +152,7 @@ fn init_tracing(config: &Config) {
 
 fn serve(config: Config) -> ExitCode {
     init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Blocking work (sysinfo, sled flushes, HTTP probes) runs on a bounded
-        // pool: one thread per service (each has at most one probe in flight)
-        // plus room for the rest, so a hanging target never queues another.
-        .max_blocking_threads(32 + config.services.len())
-        .build()
-    {
+    let runtime = match runtime(&config) {
         Ok(r) => r,
         Err(e) => return fail(&Error::Io(e)),
     };
