@@ -161,29 +161,25 @@ pub struct ServiceHealthEntry {
     pub memory_usage_mb: Option<f64>,
 }
 
+/// `GET /service-health` (`services` by name) and `GET /health/services`
+/// (`services` a list of `NamedServiceHealth`): the same summary.
 #[derive(Serialize)]
-pub struct ServiceHealth {
-    pub services: BTreeMap<String, ServiceHealthEntry>,
+pub struct ServicesOverview<S> {
+    pub services: S,
     pub overall_status: crate::health::HealthStatus,
     pub healthy_services: usize,
     pub total_services: usize,
     pub last_updated: String,
 }
+
+pub type ServiceHealth = ServicesOverview<BTreeMap<String, ServiceHealthEntry>>;
+pub type ServicesHealthList = ServicesOverview<Vec<NamedServiceHealth>>;
 
 #[derive(Serialize)]
 pub struct NamedServiceHealth {
     pub name: String,
     #[serde(flatten)]
     pub health: ServiceHealthEntry,
-}
-
-#[derive(Serialize)]
-pub struct ServicesHealthList {
-    pub services: Vec<NamedServiceHealth>,
-    pub overall_status: crate::health::HealthStatus,
-    pub healthy_services: usize,
-    pub total_services: usize,
-    pub last_updated: String,
 }
 
 #[derive(Serialize)]

@@ -43,49 +43,36 @@ pub fn overall(all: &[ServiceView]) -> HealthStatus {
         .unwrap_or(HealthStatus::Healthy)
 }
 
-fn summary(state: &AppState) -> (Vec<ServiceView>, HealthStatus, usize) {
+/// The summary both service endpoints answer, with `services` built by
+/// `each` from every service (and all of them, for dependents' status).
+fn overview<S: FromIterator<I>, I>(
+    state: &AppState,
+    each: impl Fn(&ServiceView, &[ServiceView]) -> I,
+) -> ServicesOverview<S> {
     let all = state.health.snapshot();
-    let healthy = all
-        .iter()
-        .filter(|v| v.status() == HealthStatus::Healthy)
-        .count();
-    let overall = overall(&all);
-    (all, overall, healthy)
+    ServicesOverview {
+        services: all.iter().map(|v| each(v, &all)).collect(),
+        overall_status: overall(&all),
+        healthy_services: all
+            .iter()
+            .filter(|v| v.status() == HealthStatus::Healthy)
+            .count(),
+        total_services: all.len(),
+        last_updated: ts(chrono::Utc::now()),
+    }
 }
 
 pub async fn service_health(state: AppState) -> Result<Response, warp::Rejection> {
-    let (all, overall_status, healthy_services) = summary(&state);
-    let services = all
-        .iter()
-        .map(|v| (v.name.clone(), entry(v, &all)))
-        .collect();
-    Ok(warp::reply::json(&ServiceHealth {
-        services,
-        overall_status,
-        healthy_services,
-        total_services: all.len(),
-        last_updated: ts(chrono::Utc::now()),
-    })
-    .into_response())
+    let body: ServiceHealth = overview(&state, |v, all| (v.name.clone(), entry(v, all)));
+    Ok(warp::reply::json(&body).into_response())
 }
 
 pub async fn services_list(state: AppState) -> Result<Response, warp::Rejection> {
-    let (all, overall_status, healthy_services) = summary(&state);
-    let services = all
-        .iter()
-        .map(|v| NamedServiceHealth {
-            name: v.name.clone(),
-            health: entry(v, &all),
-        })
-        .collect();
-    Ok(warp::reply::json(&ServicesHealthList {
-        services,
-        overall_status,
-        healthy_services,
-        total_services: all.len(),
-        last_updated: ts(chrono::Utc::now()),
-    })
-    .into_response())
+    let body: ServicesHealthList = overview(&state, |v, all| NamedServiceHealth {
+        name: v.name.clone(),
+        health: entry(v, all),
+    });
+    Ok(warp::reply::json(&body).into_response())
 }
 
 /// The optional dependencies (REDIS_URL, DATABASE_URL) plus every service
