@@ -4,14 +4,13 @@
 //! starts 100 local HTTP health endpoints, the release daemon probing each
 //! every second, measures the daemon's CPU and RSS over SECONDS (default 60),
 //! then loads `/dashboard-data` with `wrk -t2 -c64 -d10s --latency` (Debian
-//! package `wrk`) and prints its summary.
+//! package `wrk`), plain and gzipped, and prints its summaries.
 
 #[path = "support/mod.rs"]
 mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{HZ, cpu_ticks, spawn_daemon, status_mb};
 
@@ -76,22 +75,7 @@ fn main() {
             v["metrics"]["total_checks"], v["metrics"]["failed_checks"]
         );
     }
-    match Command::new("wrk")
-        .args([
-            "-t2",
-            "-c64",
-            "-d10s",
-            "--latency",
-            &format!("http://{addr}/dashboard-data"),
-        ])
-        .output()
-    {
-        Ok(o) => println!(
-            "wrk -t2 -c64 -d10s /dashboard-data:\n{}",
-            String::from_utf8_lossy(&o.stdout)
-        ),
-        Err(e) => println!("wrk not run ({e}): apt-get install wrk"),
-    }
+    support::wrk(&format!("http://{addr}/dashboard-data"));
     let _ = child.kill();
     let _ = child.wait();
 }

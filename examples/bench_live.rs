@@ -114,23 +114,9 @@ fn main() {
         pct(0.99),
         pct(1.0)
     );
-    // Plain, then as browsers ask for it (gzip).
-    for header in [None, Some("Accept-Encoding: gzip")] {
-        let url = format!("http://{addr}/charts/system-metrics?time_range=7d");
-        let mut args = vec!["-t2", "-c64", "-d10s", "--latency"];
-        if let Some(h) = header {
-            args.extend(["-H", h]);
-        }
-        args.push(&url);
-        match std::process::Command::new("wrk").args(&args).output() {
-            Ok(o) => println!(
-                "wrk {}:\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&o.stdout)
-            ),
-            Err(e) => println!("wrk not run ({e}): apt-get install wrk"),
-        }
-    }
+    support::wrk(&format!(
+        "http://{addr}/charts/system-metrics?time_range=7d"
+    ));
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -108,6 +108,17 @@ fn errors_are_json_with_the_right_status() {
             "method not allowed",
         ),
         (
+            request(d.addr, "DELETE", "/dashboard-data", &[]),
+            405,
+            "method not allowed",
+        ),
+        (
+            request(d.addr, "DELETE", "/charts/system-metrics", &[]),
+            405,
+            "method not allowed",
+        ),
+        (d.get("/charts/nope"), 404, "no such endpoint"),
+        (
             post_raw(d.addr, "/ingest/metrics", "text/plain", b"{}"),
             415,
             "Content-Type",
@@ -209,6 +220,26 @@ fn responses_are_gzipped_only_when_asked() {
     let plain = d.get("/");
     assert_eq!(plain.headers.get("content-encoding"), None);
     assert_eq!(plain.body["service"], "mlsec-monitor");
+    // The dashboard snapshot gzips itself (once per snapshot), and only when asked.
+    let snapshot = wait_for(std::time::Duration::from_secs(10), || {
+        let r = d.get("/dashboard-data");
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(snapshot.headers.get("content-encoding"), None);
+    for _ in 0..2 {
+        let mut r = agent()
+            .get(&format!("http://{}/dashboard-data", d.addr))
+            .header("accept-encoding", "gzip")
+            .call()
+            .expect("GET");
+        assert_eq!(r.headers()["content-encoding"], "gzip");
+        let bytes = r.body_mut().read_to_vec().expect("body");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+            .expect("valid gzip");
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        assert!(v["system_metrics"].is_object(), "{v}");
+    }
 }
 
 fn sample(metric: &str, service: &str, value: Value, ts: &str) -> Value {

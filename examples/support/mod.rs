@@ -66,3 +66,23 @@ pub fn status_mb(pid: u32, field: &str) -> f64 {
         .unwrap_or(0.0)
         / 1024.0
 }
+
+/// Loads `url` with `wrk -t2 -c64 -d10s --latency` (Debian package `wrk`),
+/// plain and then as browsers ask for it (gzip), and prints wrk's summaries.
+pub fn wrk(url: &str) {
+    for header in [None, Some("Accept-Encoding: gzip")] {
+        let mut args = vec!["-t2", "-c64", "-d10s", "--latency"];
+        if let Some(h) = header {
+            args.extend(["-H", h]);
+        }
+        args.push(url);
+        match std::process::Command::new("wrk").args(&args).output() {
+            Ok(o) => println!(
+                "wrk {}:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stdout)
+            ),
+            Err(e) => println!("wrk not run ({e}): apt-get install wrk"),
+        }
+    }
+}

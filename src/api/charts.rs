@@ -6,15 +6,15 @@
 
 use super::AppState;
 use super::dto::ts_ms;
+use super::encoded::{self, Encoded};
 use super::params::{self, TimeRange};
 use super::reject::ApiError;
 use crate::analysis::trend::{Trend, trend};
 use crate::config::alerting::Severity;
 use crate::store::{Aggregation, SeriesId, SeriesKey, Store};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use warp::reply::Response;
 
 /// A chart keeps at most about this many points.
@@ -118,43 +118,31 @@ fn values(
 /// one compression) per collection interval.
 #[derive(Default)]
 pub struct ChartCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<String, Cached>>,
 }
 
-struct Entry {
-    fingerprint: Vec<i64>,
-    plain: Bytes,
-    /// The gzip encoding of `plain`, made when a client first asks for it.
-    gzip: Option<Bytes>,
-}
+/// A chart's fingerprint and its answer.
+type Cached = (Vec<i64>, Arc<Encoded>);
 
 /// Distinct charts (endpoint and parameters) kept; the cache is emptied
 /// when a new one would exceed it.
 const CACHE_ENTRIES: usize = 256;
 
 impl ChartCache {
-    /// The plain body and, if made already, its gzip encoding.
-    fn get(&self, key: &str, fingerprint: &[i64]) -> Option<(Bytes, Option<Bytes>)> {
+    fn get(&self, key: &str, fingerprint: &[i64]) -> Option<Arc<Encoded>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
-            .filter(|e| e.fingerprint == fingerprint)
-            .map(|e| (e.plain.clone(), e.gzip.clone()))
+            .filter(|(f, _)| f.as_slice() == fingerprint)
+            .map(|(_, body)| body.clone())
     }
 
-    fn put(&self, key: String, fingerprint: Vec<i64>, plain: Bytes, gzip: Option<Bytes>) {
+    fn put(&self, key: String, fingerprint: Vec<i64>, body: Arc<Encoded>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= CACHE_ENTRIES && !entries.contains_key(&key) {
             entries.clear();
         }
-        entries.insert(
-            key,
-            Entry {
-                fingerprint,
-                plain,
-                gzip,
-            },
-        );
+        entries.insert(key, (fingerprint, body));
     }
 }
 
@@ -174,25 +162,6 @@ fn fingerprint(store: &Store, g: Grid, ids: &[Option<SeriesId>], extra: &[i64]) 
     f
 }
 
-/// True when the client takes gzip (from `Accept-Encoding`). Charts
-/// compress their cached answers themselves, outside the compression layer
-/// of the other endpoints.
-pub fn wants_gzip(accept_encoding: Option<String>) -> bool {
-    accept_encoding.is_some_and(|v| v.contains("gzip"))
-}
-
-fn gzip(body: &[u8]) -> crate::error::Result<Bytes> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::default(),
-    );
-    enc.write_all(body)
-        .and_then(|_| enc.finish())
-        .map(Bytes::from)
-        .map_err(|e| crate::error::Error::Internal(format!("gzip: {e}")))
-}
-
 /// The cached answer for `key` when its fingerprint still matches, else the
 /// body `build` computes (on a blocking thread), cached for the next caller;
 /// gzip-encoded when the client asks for it.
@@ -203,53 +172,22 @@ async fn cached(
     fingerprint: Vec<i64>,
     build: impl FnOnce() -> crate::error::Result<serde_json::Value> + Send + 'static,
 ) -> Result<Response, warp::Rejection> {
-    let (plain, gz) = match state.charts.get(&key, &fingerprint) {
-        Some((plain, gz)) if gz.is_some() || !want_gzip => (plain, gz),
-        Some((plain, _)) => {
-            let p = plain.clone();
-            let gz = super::blocking(move || gzip(&p)).await?;
-            state
-                .charts
-                .put(key, fingerprint, plain.clone(), Some(gz.clone()));
-            (plain, Some(gz))
-        }
+    let body = match state.charts.get(&key, &fingerprint) {
+        Some(body) => body,
         None => {
-            let (plain, gz) = super::blocking(move || {
-                let plain = serde_json::to_vec(&build()?)
-                    .map(Bytes::from)
-                    .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-                let gz = if want_gzip { Some(gzip(&plain)?) } else { None };
-                Ok((plain, gz))
+            let body = super::blocking(move || {
+                let body = Encoded::json(&build()?)?;
+                if want_gzip {
+                    body.make_gzip();
+                }
+                Ok(body)
             })
             .await?;
-            state
-                .charts
-                .put(key, fingerprint, plain.clone(), gz.clone());
-            (plain, gz)
+            state.charts.put(key, fingerprint, body.clone());
+            body
         }
     };
-    Ok(json_response(plain, gz.filter(|_| want_gzip)))
-}
-
-/// A JSON body, sent gzip-encoded when `gz` is given.
-fn json_response(plain: Bytes, gz: Option<Bytes>) -> Response {
-    use warp::http::{HeaderValue, header};
-    let mut r = match gz {
-        Some(gz) => {
-            let mut r = Response::new(gz.into());
-            r.headers_mut()
-                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            r
-        }
-        None => Response::new(plain.into()),
-    };
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    r
+    encoded::reply(body, want_gzip).await
 }
 
 fn trend_of(data: &[Option<f64>]) -> Trend {

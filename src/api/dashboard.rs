@@ -5,12 +5,13 @@
 
 use super::AppState;
 use super::dto::*;
+use super::encoded::Encoded;
 use super::reject::error_response;
 use crate::analysis::trend::{Trend, trend};
 use crate::shutdown::Shutdown;
 use crate::store::{Agg, SeriesKey, Store};
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -25,29 +26,23 @@ const TREND_STEP_MS: i64 = 60_000;
 
 #[derive(Default)]
 pub struct DashboardCache {
-    json: RwLock<Option<bytes::Bytes>>,
+    json: RwLock<Option<Arc<Encoded>>>,
 }
 
 impl DashboardCache {
-    fn get(&self) -> Option<bytes::Bytes> {
+    fn get(&self) -> Option<Arc<Encoded>> {
         self.json.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set(&self, b: bytes::Bytes) {
+    fn set(&self, b: Arc<Encoded>) {
         *self.json.write().unwrap_or_else(|p| p.into_inner()) = Some(b);
     }
 }
 
-pub async fn dashboard(state: AppState) -> Result<Response, warp::Rejection> {
+/// The snapshot, gzipped (once per snapshot) when the client takes it.
+pub async fn dashboard(state: AppState, want_gzip: bool) -> Result<Response, warp::Rejection> {
     match state.dashboard.get() {
-        Some(body) => {
-            let mut r = Response::new(body.into());
-            r.headers_mut().insert(
-                warp::http::header::CONTENT_TYPE,
-                warp::http::HeaderValue::from_static("application/json"),
-            );
-            Ok(r)
-        }
+        Some(body) => super::encoded::reply(body, want_gzip).await,
         None => Ok(error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "dashboard data is being computed; retry in a second",
@@ -99,7 +94,7 @@ fn request_window(store: &Store, service: &str, now: i64) -> Option<crate::store
         .total()
 }
 
-fn build(state: &AppState) -> crate::error::Result<bytes::Bytes> {
+fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
     let now = chrono::Utc::now().timestamp_millis();
     let store = &state.store;
     let one = |name: &str| {
@@ -167,7 +162,5 @@ fn build(state: &AppState) -> crate::error::Result<bytes::Bytes> {
         trends,
         last_updated: ts(chrono::Utc::now()),
     };
-    Ok(serde_json::to_vec(&body)
-        .map_err(|e| crate::error::Error::Internal(e.to_string()))?
-        .into())
+    Encoded::json(&body)
 }

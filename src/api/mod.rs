@@ -10,6 +10,7 @@ pub mod charts;
 mod core;
 pub mod dashboard;
 pub mod dto;
+mod encoded;
 mod metrics;
 pub mod params;
 mod platform;
@@ -64,6 +65,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(reject::fail)
 }
 
+/// Whether the client takes gzip, for the endpoints that gzip their own
+/// cached bodies.
+fn gzip_wish() -> impl Filter<Extract = (bool,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("accept-encoding").map(encoded::wants_gzip)
+}
+
 fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
@@ -109,11 +116,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::get())
         .and(s())
         .and_then(services::dependencies);
-    let dashboard_data = warp::path("dashboard-data")
-        .and(end())
-        .and(warp::get())
-        .and(s())
-        .and_then(dashboard::dashboard);
+    // Served from a snapshot, gzipped once per snapshot (see `encoded`), so
+    // outside the compression layer below, like the charts.
+    let dashboard_data = warp::path("dashboard-data").and(
+        end()
+            .and(warp::get())
+            .and(s())
+            .and(gzip_wish())
+            .and_then(dashboard::dashboard)
+            .recover(reject::handle),
+    );
 
     let ingest_models = warp::path!("ingest" / "models")
         .and(warp::post())
@@ -198,14 +210,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(silence_del);
 
     // Charts gzip their cached answers themselves, so they sit outside the
-    // compression layer below (see `charts::ChartCache`).
+    // compression layer below (see `encoded`).
     let chart = |name: &'static str| {
         warp::path(name)
             .and(end())
             .and(warp::get())
             .and(s())
             .and(params::query())
-            .and(warp::header::optional::<String>("accept-encoding").map(charts::wants_gzip))
+            .and(gzip_wish())
     };
     let charts = chart("model-loading")
         .and_then(charts::model_loading)
@@ -241,7 +253,6 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(service_health)
         .or(health_services)
         .or(health_deps)
-        .or(dashboard_data)
         .or(system)
         .or(ingest)
         .or(detailed)
@@ -272,7 +283,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(api.clone())
         .with(warp::filters::compression::gzip())
         .or(api);
-    let api = charts.with(cors).or(api);
+    let api = charts.or(dashboard_data).with(cors).or(api);
 
     // The websocket route stays outside compression and CORS; anything it
     // does not take falls through to the API.
