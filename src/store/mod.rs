@@ -12,7 +12,9 @@
 //! Other modules (platform state, alerts) get their own trees through
 //! [`Store::tree`], so that one sled database and one lock serve everything.
 
+pub mod block_codec;
 pub mod codec;
+pub mod column;
 pub mod histogram;
 pub mod keys;
 pub mod ring;
