@@ -177,10 +177,11 @@ pub async fn run(
 
     while tasks.join_next().await.is_some() {}
     let st = store.clone();
-    tokio::task::spawn_blocking(move || st.flush())
+    // A checkpoint, so the next start has no log to replay.
+    tokio::task::spawn_blocking(move || st.checkpoint())
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-    tracing::info!("store flushed; bye");
+    tracing::info!("store checkpointed; bye");
     Ok(())
 }
 

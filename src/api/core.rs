@@ -77,6 +77,8 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
             flushes: stats.flushes,
             last_flush_ms: stats.last_flush_ms,
             size_on_disk_bytes: state.store.size_on_disk(),
+            corrupt_blocks: stats.corrupt_blocks,
+            corrupt_log_records: stats.corrupt_records,
         },
         collector: CollectorHealth {
             ticks: c.ticks,

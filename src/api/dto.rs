@@ -77,6 +77,10 @@ pub struct StoreHealth {
     pub flushes: u64,
     pub last_flush_ms: f64,
     pub size_on_disk_bytes: u64,
+    /// Stored blocks found damaged since start; their slots read as empty.
+    pub corrupt_blocks: u64,
+    /// Log records found damaged at the last start; their samples are lost.
+    pub corrupt_log_records: u64,
 }
 
 #[derive(Serialize)]

@@ -259,25 +259,111 @@ fn a_second_open_of_the_same_directory_is_refused() {
     }
 }
 
+/// Flips one byte in the middle of every value of `tree`.
+fn damage(s: &Store, tree: &str) -> usize {
+    let t = s.tree(tree).unwrap();
+    let mut n = 0;
+    for kv in t.iter() {
+        let (k, v) = kv.unwrap();
+        let mut bad = v.to_vec();
+        let i = bad.len() / 2;
+        bad[i] ^= 0x5a;
+        t.insert(k, bad).unwrap();
+        n += 1;
+    }
+    s.sync().unwrap();
+    n
+}
+
 #[test]
-fn corrupt_data_is_a_clear_error_naming_the_directory() {
+fn damaged_blocks_are_counted_and_read_as_empty() {
     let dir = tempfile::tempdir().unwrap();
+    let id;
     {
         let s = open(dir.path(), 30);
-        let id = series(&s, "c");
+        id = series(&s, "c");
+        // The minute block of T0's hour is sealed by the sample two hours on.
+        put(&s, id, &[(T0, 1.0), (T0 + 2 * HOUR, 2.0)]);
+        s.checkpoint().unwrap();
+        assert!(damage(&s, "blocks") >= 2);
+        assert!(damage(&s, "open") >= 2);
+    }
+    let s = open(dir.path(), 30);
+    assert_eq!(s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1, None);
+    assert_eq!(
+        s.query(id, T0 + 2 * HOUR, T0 + 2 * HOUR + MIN, MIN)
+            .unwrap()
+            .points[0]
+            .1,
+        None
+    );
+    assert!(s.stats().corrupt_blocks >= 2, "{:?}", s.stats());
+    // The store keeps working and a new write replaces a damaged block.
+    put(&s, id, &[(T0 + 2 * HOUR + 5_000, 7.0)]);
+    s.flush().unwrap();
+    let a = s
+        .query(id, T0 + 2 * HOUR, T0 + 2 * HOUR + MIN, MIN)
+        .unwrap()
+        .points[0]
+        .1
+        .unwrap();
+    assert_eq!((a.count, a.last), (1, 7.0));
+}
+
+#[test]
+fn a_damaged_log_record_is_counted_and_the_rest_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let s = open(dir.path(), 30);
+        id = series(&s, "w");
         put(&s, id, &[(T0, 1.0)]);
         s.flush().unwrap();
-        let t = s.tree("blocks").unwrap();
-        for kv in t.iter() {
-            let (k, _) = kv.unwrap();
-            t.insert(k, &[1u8, 255, 255][..]).unwrap();
-        }
+        put(&s, id, &[(T0 + 5_000, 2.0)]);
+        s.flush().unwrap();
+        // Damage only the first record.
+        let t = s.tree("wal").unwrap();
+        let k = wal::slot_key(0);
+        let mut v = t.get(k).unwrap().unwrap().to_vec();
+        v[9] ^= 1;
+        t.insert(k, v).unwrap();
         s.sync().unwrap();
     }
     let s = open(dir.path(), 30);
-    let id = s.lookup(&SeriesKey::new("c")).unwrap();
-    let e = s.query(id, T0, T0 + MIN, MIN).unwrap_err().to_string();
-    assert!(e.contains(&dir.path().display().to_string()), "{e}");
+    assert_eq!(s.stats().corrupt_records, 1);
+    let a = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+    assert_eq!((a.count, a.last), (1, 2.0), "the second record replayed");
+}
+
+#[test]
+fn replay_after_a_crash_counts_every_sample_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let s = open(dir.path(), 30);
+        id = series(&s, "r");
+        // Before a checkpoint, between checkpoint and crash, and across a
+        // block boundary that seals blocks whose samples are also in the log.
+        put(&s, id, &[(T0, 1.0), (T0 + 5_000, 1.0)]);
+        s.checkpoint().unwrap();
+        put(&s, id, &[(T0 + 10_000, 1.0)]);
+        s.flush().unwrap();
+        put(&s, id, &[(T0 + 65 * MIN, 1.0)]);
+        s.flush().unwrap();
+        put(&s, id, &[(T0 + 15_000, 1.0)]); // late, into a sealed block
+        s.flush().unwrap();
+        // Dropped without a checkpoint: the log holds three records.
+    }
+    for _ in 0..2 {
+        let s = open(dir.path(), 30);
+        let h = s.query(id, T0, T0 + 2 * HOUR, HOUR).unwrap();
+        let counts: Vec<Option<u32>> = h.points.iter().map(|(_, a)| a.map(|a| a.count)).collect();
+        assert_eq!(counts, vec![Some(4), Some(1)]);
+        let m = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+        assert_eq!((m.count, m.sum), (4, 4.0));
+        let raw = s.query(id, T0, T0 + 20_000, 5_000).unwrap();
+        assert_eq!(raw.points.iter().filter(|(_, a)| a.is_some()).count(), 4);
+    }
 }
 
 #[test]
