@@ -3,11 +3,17 @@
 //! 1. batched ingest on one core, samples/s;
 //! 2. a 24-hour query at 1-minute step (1,440 points) from a warm store, and
 //!    the read behind an uncached 7-day chart (3 series, 297 points);
-//! 3. 1,000 series after a simulated 40 days (every tier wrapped): bytes on
-//!    disk, bytes per series beside the theoretical minimum, and process RSS.
+//! 3. `days`: every tier of the default layout full (40 simulated days, one
+//!    sample every 5 s) for a random walk, a counter and a 0/1 series: bytes
+//!    on disk per series after a clean stop, beside what the `pco` codec
+//!    needs for the same tier columns compressed whole;
+//! 4. `writes`: bytes written to disk (`write_bytes`) per ingested sample
+//!    with one flush a second, and RSS per series.
 //!
-//! `BENCH_SERIES` (default 1000) and `BENCH_DAYS` (default 40) scale part 3;
-//! `BENCH_CACHE_MB` sets sled's page cache (default: the store's default).
+//! `BENCH_SERIES` (default 300, split over the three kinds) and `BENCH_DAYS`
+//! (default 40) scale part 3; `BENCH_WRITE_SERIES` (default 1000) and
+//! `BENCH_WRITE_MINUTES` (default 60) part 4; `BENCH_CACHE_MB` sets sled's
+//! page cache (default: the store's default).
 
 use mlsec_monitor::store::{Layout, Sample, SeriesKey, Store};
 use std::time::{Duration, Instant};
@@ -160,90 +166,242 @@ fn report(what: &str, times: impl Iterator<Item = Duration>) {
     );
 }
 
-fn forty_days() {
-    let n_series = env_num("BENCH_SERIES", 1000) as u32;
+/// The three kinds of series the disk target is stated for.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// A full-precision random walk (a temperature, a load average).
+    Walk,
+    /// An integer counter with a varying rate (requests served).
+    Counter,
+    /// A 0/1 health series with rare outages.
+    Health,
+}
+
+/// A deterministic generator of each kind's samples.
+struct Gen {
+    x: u64,
+    kind: Kind,
+    value: f64,
+}
+
+impl Gen {
+    fn new(kind: Kind, seed: u64) -> Gen {
+        Gen {
+            x: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            kind,
+            value: match kind {
+                Kind::Walk => 100.0,
+                Kind::Counter => 1_000_000.0,
+                Kind::Health => 1.0,
+            },
+        }
+    }
+
+    fn uniform(&mut self) -> f64 {
+        self.x ^= self.x << 13;
+        self.x ^= self.x >> 7;
+        self.x ^= self.x << 17;
+        (self.x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn next(&mut self) -> f64 {
+        let u = self.uniform();
+        match self.kind {
+            Kind::Walk => self.value += (u - 0.5) * 0.37,
+            Kind::Counter => self.value += (u * 40.0).floor(),
+            Kind::Health => {
+                // About one outage a day, a few minutes long.
+                let flip = if self.value == 1.0 {
+                    1.0 / 17_280.0
+                } else {
+                    1.0 / 40.0
+                };
+                if u < flip {
+                    self.value = 1.0 - self.value;
+                }
+            }
+        }
+        self.value
+    }
+}
+
+/// Every tier of the default layout full (40 days at one sample every 5 s),
+/// per kind: bytes on disk per series after a clean stop (sled included),
+/// beside the bytes pco needs for the same tier columns compressed whole.
+fn disk_per_series() {
+    let n_series = env_num("BENCH_SERIES", 300) as u32 / 3;
     let days = env_num("BENCH_DAYS", 40) as i64;
+    println!("disk per series, {n_series} series per kind x {days} days at 5 s (every tier full):");
+    let mut totals = (0u64, 0u64);
+    for kind in [Kind::Walk, Kind::Counter, Kind::Health] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let ids = series(&store, n_series);
+        let mut gens: Vec<Gen> = (0..n_series)
+            .map(|i| Gen::new(kind, u64::from(i) + 1))
+            .collect();
+        let started = Instant::now();
+        let mut batch = Vec::with_capacity(720 * ids.len());
+        for hour in 0..days * 24 {
+            batch.clear();
+            for step in 0..720 {
+                let ts = T0 + hour * HOUR + step * 5_000;
+                for (id, g) in ids.iter().zip(gens.iter_mut()) {
+                    batch.push(Sample {
+                        series: *id,
+                        ts_ms: ts,
+                        value: g.next(),
+                    });
+                }
+            }
+            store.ingest(&batch).expect("ingest");
+            store.flush().expect("flush");
+        }
+        let elapsed = started.elapsed();
+        let peak = proc_status("VmHWM:") / 1024;
+        let bound = pco_bound(&store, &ids, T0 + days * DAY);
+        store.checkpoint().expect("checkpoint");
+        drop(store);
+        std::thread::sleep(Duration::from_millis(300));
+        let files = walk(dir.path());
+        if std::env::var_os("BENCH_SHOW_FILES").is_some() {
+            for (p, n) in &files {
+                println!("    {} {n}", p.display());
+            }
+        }
+        let disk = files.iter().map(|e| e.1).sum::<u64>() / u64::from(n_series);
+        totals.0 += disk;
+        totals.1 += bound;
+        println!(
+            "  {kind:?}: {disk} bytes per series on disk; pco on the same tier columns, whole: {bound} bytes ({:.2}x); \
+             {:.1} M samples in {:.1} s; peak RSS so far {peak} MB",
+            disk as f64 / bound as f64,
+            (days * 17_280 * i64::from(n_series)) as f64 / 1e6,
+            elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "  mix (mean of the three): {} bytes per series, pco bound {} bytes ({:.2}x)",
+        totals.0 / 3,
+        totals.1 / 3,
+        totals.0 as f64 / totals.1 as f64
+    );
+}
+
+/// Mean bytes per series that pco needs for every stored tier column of
+/// `ids`, each column compressed whole (the store's slots as queried).
+fn pco_bound(store: &Store, ids: &[u32], end: i64) -> u64 {
+    let config = pco::ChunkConfig::default();
+    let f = |v: &[f64]| {
+        if v.is_empty() {
+            0
+        } else {
+            pco::standalone::simple_compress(v, &config)
+                .expect("pco")
+                .len()
+        }
+    };
+    let i = |v: &[i64]| {
+        if v.is_empty() {
+            0
+        } else {
+            pco::standalone::simple_compress(v, &config)
+                .expect("pco")
+                .len()
+        }
+    };
+    let mut total = 0;
+    for id in ids {
+        for spec in &store.layout().tiers {
+            let q = store
+                .query(*id, end - spec.window_ms(), end, spec.step_ms)
+                .expect("query");
+            let aggs: Vec<(i64, mlsec_monitor::store::Agg)> = q
+                .points
+                .iter()
+                .filter_map(|(t, a)| a.map(|a| (*t, a)))
+                .collect();
+            // Presence: the slots' gaps as integers (none when full).
+            let gaps: Vec<i64> = aggs
+                .windows(2)
+                .map(|w| (w[1].0 - w[0].0) / spec.step_ms)
+                .collect();
+            total += i(&gaps);
+            let col = |g: fn(&mlsec_monitor::store::Agg) -> f64| {
+                aggs.iter().map(|(_, a)| g(a)).collect::<Vec<f64>>()
+            };
+            total += f(&col(|a| a.last));
+            if spec.id > 0 {
+                total += f(&col(|a| a.sum)) + f(&col(|a| a.min)) + f(&col(|a| a.max));
+                let counts: Vec<i64> = aggs.iter().map(|(_, a)| i64::from(a.count)).collect();
+                let offs: Vec<i64> = aggs.iter().map(|(t, a)| a.last_ts_ms - t).collect();
+                total += i(&counts) + i(&offs);
+            }
+        }
+    }
+    (total / ids.len()) as u64
+}
+
+/// Bytes the process wrote to disk (`write_bytes` of /proc/self/io).
+fn write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("write_bytes:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Disk writes per sample at one flush a second: `n_series` series with a
+/// sample every 5 s, so each flush carries a fifth of them, for `minutes`
+/// simulated minutes (no sleeping: the flushes follow each other at once).
+fn writes_per_sample(n_series: u32, minutes: i64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let ids = series(&store, n_series);
+    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
+    let mut gens: Vec<Gen> = (0..n_series)
+        .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + 1))
+        .collect();
+    store.checkpoint().expect("checkpoint");
+    let before = write_bytes();
     let started = Instant::now();
-    let mut batch = Vec::with_capacity(60 * ids.len());
-    // Raw samples every 5 s for the last 6 hours (so the raw tier is full),
-    // one a minute before that (so the minute and hour tiers are full).
-    let end = T0 + days * DAY;
-    for hour in 0..days * 24 {
-        let h0 = T0 + hour * HOUR;
-        let every = if h0 >= end - 6 * HOUR { 5_000 } else { MIN };
+    let mut samples = 0u64;
+    let mut batch = Vec::new();
+    for second in 0..minutes * 60 {
         batch.clear();
-        let mut ts = h0;
-        while ts < h0 + HOUR {
-            for id in &ids {
+        let ts = T0 + second * 1000;
+        for (i, (id, g)) in ids.iter().zip(gens.iter_mut()).enumerate() {
+            if (i as i64) % 5 == second % 5 {
                 batch.push(Sample {
                     series: *id,
                     ts_ms: ts,
-                    value: ((ts / 1000) % 97) as f64 * 1.5,
+                    value: g.next(),
                 });
             }
-            ts += every;
         }
-        store.ingest(&batch).expect("ingest");
-        // A flush per simulated 10 minutes would be realistic but slow; one per hour.
+        samples += store.ingest(&batch).expect("ingest").stored;
         store.flush().expect("flush");
     }
-    let elapsed = started.elapsed();
-    let disk = store.size_on_disk();
-    let layout = store.layout();
-    // Theoretical minimum with this encoding: full slots, no sled overhead.
-    // raw: 1 tag byte + 8-byte f64; aggregate: tag + count (1) + 4 f64 + last_ts (<= 9).
-    let raw_slots = (layout.tiers[0].block_slots * layout.tiers[0].blocks) as u64;
-    let agg_slots = (layout.tiers[1].block_slots * layout.tiers[1].blocks
-        + layout.tiers[2].block_slots * layout.tiers[2].blocks) as u64;
-    let minimum = raw_slots * 9 + agg_slots * (1 + 1 + 32 + 7);
+    let written = write_bytes() - before;
+    let stats = store.stats();
     println!(
-        "{n_series} series x {days} days simulated in {:.1} s: on disk {:.1} MB = {} bytes per series \
-         (theoretical minimum {} bytes: {:.1}x); RSS {} MB, peak {} MB",
-        elapsed.as_secs_f64(),
-        disk as f64 / 1e6,
-        disk / n_series as u64,
-        minimum,
-        disk as f64 / n_series as f64 / minimum as f64,
+        "writes: {n_series} series every 5 s, one flush per simulated second, {minutes} min: \
+         {:.1} bytes written per sample ({} samples, {:.1} MB, {} checkpoints, {:.1} s); \
+         handed to sled per sample: log {:.1} B, sealed blocks {:.1} B, checkpoints {:.1} B; RSS {} MB = {:.1} KB per series",
+        written as f64 / samples as f64,
+        samples,
+        written as f64 / 1e6,
+        stats.checkpoints,
+        started.elapsed().as_secs_f64(),
+        stats.bytes_logged as f64 / samples as f64,
+        stats.bytes_sealed as f64 / samples as f64,
+        stats.bytes_checkpointed as f64 / samples as f64,
         proc_status("VmRSS:") / 1024,
-        proc_status("VmHWM:") / 1024
-    );
-    for e in walk(dir.path()) {
-        println!("  {} {} bytes", e.0.display(), e.1);
-    }
-    drop(store);
-    // A restarted daemon's view: a fresh process opens the store and reads
-    // every series' last 30 days at 1-hour step.
-    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "reopen",
-            dir.path().to_str().expect("utf-8 path"),
-            &n_series.to_string(),
-        ])
-        .output()
-        .expect("reopen");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-}
-
-fn reopen(dir: &str, n_series: u32) {
-    let t = Instant::now();
-    let store = open(std::path::Path::new(dir));
-    let opened = t.elapsed();
-    let ids = series(&store, n_series);
-    let end = T0 + env_num("BENCH_DAYS", 40) as i64 * DAY;
-    let t = Instant::now();
-    let mut filled = 0;
-    for id in &ids {
-        let q = store.query(*id, end - 30 * DAY, end, HOUR).expect("query");
-        filled += q.points.iter().filter(|(_, a)| a.is_some()).count();
-    }
-    println!(
-        "fresh process: open {:.0} ms; 30-day hourly query of all {n_series} series {:.1} ms ({filled} points); RSS {} MB",
-        opened.as_secs_f64() * 1000.0,
-        t.elapsed().as_secs_f64() * 1000.0,
-        proc_status("VmRSS:") / 1024
+        proc_status("VmRSS:") as f64 / f64::from(n_series)
     );
 }
 
@@ -262,10 +420,6 @@ fn walk(p: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("reopen") {
-        reopen(&args[2], args[3].parse().expect("series count"));
-        return;
-    }
     let which = args.get(1).cloned().unwrap_or_default();
     if which.is_empty() || which == "ingest" {
         ingest_throughput();
@@ -274,6 +428,12 @@ fn main() {
         query_latency();
     }
     if which.is_empty() || which == "days" {
-        forty_days();
+        disk_per_series();
+    }
+    if which.is_empty() || which == "writes" {
+        writes_per_sample(
+            env_num("BENCH_WRITE_SERIES", 1000) as u32,
+            env_num("BENCH_WRITE_MINUTES", 60) as i64,
+        );
     }
 }

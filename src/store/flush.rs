@@ -49,6 +49,10 @@ struct Plan {
     bytes: u64,
 }
 
+fn value_bytes<K>(entries: &[(K, Vec<u8>)]) -> u64 {
+    entries.iter().map(|(_, v)| v.len() as u64).sum()
+}
+
 impl Store {
     /// Writes the samples since the last flush to the log (or takes a
     /// checkpoint when one is due) and the sealed blocks, and syncs.
@@ -90,6 +94,13 @@ impl Store {
                 self.inner.flushes.fetch_add(1, Ordering::Relaxed);
                 if plan.checkpoint {
                     self.inner.checkpoints.fetch_add(1, Ordering::Relaxed);
+                }
+                for (counter, n) in self.inner.written.iter().zip([
+                    value_bytes(&plan.records),
+                    value_bytes(&plan.sealed),
+                    value_bytes(&plan.open),
+                ]) {
+                    counter.fetch_add(n, Ordering::Relaxed);
                 }
                 self.inner
                     .last_flush_us

@@ -158,6 +158,11 @@ pub struct StoreStats {
     /// Log records found damaged at start (their samples are lost).
     pub corrupt_records: u64,
     pub checkpoints: u64,
+    /// Bytes handed to sled since start: log records, sealed blocks, and
+    /// open blocks at checkpoints (sled adds its own overhead on disk).
+    pub bytes_logged: u64,
+    pub bytes_sealed: u64,
+    pub bytes_checkpointed: u64,
 }
 
 #[derive(Clone)]
@@ -181,6 +186,8 @@ struct Inner {
     late: [AtomicU64; 3],
     flushes: AtomicU64,
     checkpoints: AtomicU64,
+    /// Bytes handed to sled: log records, sealed blocks, checkpointed open blocks.
+    written: [AtomicU64; 3],
     last_flush_us: AtomicU64,
     writable: AtomicBool,
     last_flush_error: Mutex<Option<String>>,
@@ -262,6 +269,7 @@ impl Store {
                 late: Default::default(),
                 flushes: AtomicU64::new(0),
                 checkpoints: AtomicU64::new(0),
+                written: Default::default(),
                 last_flush_us: AtomicU64::new(0),
                 writable: AtomicBool::new(true),
                 last_flush_error: Mutex::new(None),
@@ -519,6 +527,9 @@ impl Store {
             corrupt_blocks: self.inner.disk.corrupt_blocks(),
             corrupt_records: self.inner.disk.corrupt_records(),
             checkpoints: self.inner.checkpoints.load(Ordering::Relaxed),
+            bytes_logged: self.inner.written[0].load(Ordering::Relaxed),
+            bytes_sealed: self.inner.written[1].load(Ordering::Relaxed),
+            bytes_checkpointed: self.inner.written[2].load(Ordering::Relaxed),
         }
     }
 

@@ -477,3 +477,62 @@ fn the_read_cache_never_serves_a_block_older_than_a_write() {
     let a = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
     assert_eq!((a.count, a.sum), (2, 4.0));
 }
+
+/// A data directory as the first release wrote it: blocks are bincode of
+/// the decoded block after version byte 1, no log, no `format` key.
+#[test]
+fn a_format_1_directory_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(Duration::from_secs(5), 30);
+    {
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        let series = db.open_tree("series").unwrap();
+        series.insert(0u32.to_be_bytes(), &b"ggold{}"[..]).unwrap();
+        let blocks = db.open_tree("blocks").unwrap();
+        for spec in &layout.tiers {
+            let slot = spec.slot_of(T0);
+            let base = spec.block_base(slot);
+            let mut b = ring::Block::empty(spec, base, false);
+            b.apply(spec, base, slot, T0, 2.5);
+            b.apply(spec, base, slot, T0 + 1_000, 3.5);
+            blocks
+                .insert(
+                    keys::block_key(0, spec.id, spec.position(base)),
+                    codec::encode(&b),
+                )
+                .unwrap();
+        }
+        db.open_tree("meta")
+            .unwrap()
+            .insert("layout", codec::encode(&layout))
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let s = open(dir.path(), 30);
+    let id = s.lookup(&SeriesKey::new("gold")).unwrap();
+    let a = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+    assert_eq!((a.count, a.sum, a.last), (2, 6.0, 3.5));
+    let raw = s.query(id, T0, T0 + 5_000, 5_000).unwrap().points[0]
+        .1
+        .unwrap();
+    assert_eq!(raw.last, 3.5);
+    for kv in s.tree("blocks").unwrap().iter() {
+        assert_eq!(kv.unwrap().1[0], 2, "re-encoded in format 2");
+    }
+    // The partial blocks of the old release go on filling.
+    put(&s, id, &[(T0 + 2_000, 4.0)]);
+    let a = s.query(id, T0, T0 + HOUR, HOUR).unwrap().points[0]
+        .1
+        .unwrap();
+    assert_eq!((a.count, a.sum), (3, 10.0));
+    s.flush().unwrap();
+    drop(s);
+    let s = open(dir.path(), 30);
+    let a = s.query(id, T0, T0 + HOUR, HOUR).unwrap().points[0]
+        .1
+        .unwrap();
+    assert_eq!((a.count, a.sum), (3, 10.0));
+}
