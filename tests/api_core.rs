@@ -55,6 +55,8 @@ fn health_reports_the_collector_and_null_for_unconfigured_dependencies() {
     assert!(avg > 0.0 && avg < 5_000.0, "{avg}");
     assert!(b["store"]["series"].as_u64().unwrap() >= 10, "{b}");
     assert!(b["store"]["size_on_disk_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(b["store"]["corrupt_blocks"], 0, "{b}");
+    assert_eq!(b["store"]["corrupt_log_records"], 0, "{b}");
 }
 
 #[test]
