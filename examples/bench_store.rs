@@ -261,6 +261,16 @@ fn disk_per_series() {
         let peak = proc_status("VmHWM:") / 1024;
         let bound = pco_bound(&store, &ids, T0 + days * DAY);
         store.checkpoint().expect("checkpoint");
+        if std::env::var_os("BENCH_SHOW_FILES").is_some() {
+            for t in ["blocks", "open", "wal", "series", "meta"] {
+                let tree = store.tree(t).expect("tree");
+                let live: usize = tree
+                    .iter()
+                    .map(|kv| kv.map(|(k, v)| k.len() + v.len()).unwrap_or(0))
+                    .sum();
+                println!("    live in {t}: {live} bytes in {} keys", tree.len());
+            }
+        }
         drop(store);
         std::thread::sleep(Duration::from_millis(300));
         let files = walk(dir.path());

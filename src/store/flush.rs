@@ -12,7 +12,7 @@
 //! 0 after it. `wal.rs` says when a checkpoint is due.
 
 use super::block_codec;
-use super::disk::open_key;
+use super::disk::{Disk, open_key};
 use super::head::{Head, LogPosition, split_place};
 use super::keys;
 use super::wal;
@@ -22,7 +22,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+/// In the log database's `meta`: the sequence number of the last checkpoint.
 const CHECKPOINT_KEY: &str = "checkpoint";
+/// In the main database's `meta`: the highest sequence number a sealed block
+/// holds. New records must number above it, or a later replay would take
+/// them for records those blocks already hold.
+const SEQ_HIGH_KEY: &str = "seq_high";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -188,9 +193,18 @@ impl Store {
         plan
     }
 
+    /// Writes a plan in the order that keeps recovery right across the two
+    /// databases: new series first (replay must know every id a record
+    /// names), then the log records, then the highest sequence number the
+    /// sealed blocks hold, then the blocks, then the checkpoint. Each database is
+    /// fsynced before the next step depends on it.
     fn write(&self, plan: &Plan) -> std::result::Result<(), sled::Error> {
         let disk = &self.inner.disk;
         let log = self.head().log;
+        let series = self.registry().len();
+        if series != self.inner.series_synced.swap(series, Ordering::Relaxed) {
+            disk.main.flush()?;
+        }
         if !plan.records.is_empty() {
             let mut batch = sled::Batch::default();
             for (i, (count, body)) in plan.records.iter().enumerate() {
@@ -201,13 +215,21 @@ impl Store {
                 );
             }
             disk.wal.apply_batch(batch)?;
+            disk.log.flush()?;
         }
         if !plan.sealed.is_empty() {
-            let mut batch = sled::Batch::default();
+            disk.meta.insert(SEQ_HIGH_KEY, &plan.seq.to_le_bytes())?;
+            disk.main.flush()?;
+            let mut batches: [sled::Batch; 3] = Default::default();
             for (k, v) in &plan.sealed {
-                batch.insert(k, v.as_slice());
+                batches[usize::from(k[4])].insert(k, v.as_slice());
             }
-            disk.blocks.apply_batch(batch)?;
+            for (tier, batch) in batches.into_iter().enumerate() {
+                if plan.sealed.iter().any(|(k, _)| usize::from(k[4]) == tier) {
+                    disk.tiers[tier].apply_batch(batch)?;
+                    disk.tier_dbs[tier].flush()?;
+                }
+            }
         }
         if plan.checkpoint {
             let mut batch = sled::Batch::default();
@@ -215,9 +237,10 @@ impl Store {
                 batch.insert(k, v.as_slice());
             }
             disk.open.apply_batch(batch)?;
-            disk.meta.insert(CHECKPOINT_KEY, &plan.seq.to_le_bytes())?;
+            disk.log_meta
+                .insert(CHECKPOINT_KEY, &plan.seq.to_le_bytes())?;
+            disk.log.flush()?;
         }
-        self.inner.db.flush()?;
         Ok(())
     }
 
@@ -263,7 +286,12 @@ impl Store {
         let layout = self.inner.layout;
         let started = Instant::now();
         let err = |e: sled::Error| store_err(&self.inner.dir, e.to_string());
-        let checkpoint = disk.meta_u64(CHECKPOINT_KEY).map_err(err)?.unwrap_or(0);
+        let checkpoint = Disk::get_u64(&disk.log_meta, CHECKPOINT_KEY)
+            .map_err(err)?
+            .unwrap_or(0);
+        let seq_high = Disk::get_u64(&disk.meta, SEQ_HIGH_KEY)
+            .map_err(err)?
+            .unwrap_or(0);
         let mut opened = 0;
         {
             let reg = self.registry();
@@ -328,7 +356,7 @@ impl Store {
         {
             let mut head = self.head();
             head.log = LogPosition {
-                seq: checkpoint + slot,
+                seq: (checkpoint + slot).max(seq_high),
                 records: slot,
                 bytes: 0,
                 checkpoint_bytes: 0,

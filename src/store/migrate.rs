@@ -1,6 +1,11 @@
-//! Changes to what is on disk, made once at start: the block format
-//! upgrade (format 1, bincode of the decoded block, to the column format of
-//! `block_codec.rs`) and re-slotting tiers whose layout changed.
+//! Changes to what is on disk, made once at start: the store format upgrade
+//! and re-slotting tiers whose layout changed.
+//!
+//! Store formats: 1, the first release: every block in the main database's
+//! `blocks` tree as bincode of the decoded block, rewritten at every flush;
+//! 2, never released (this release's development): column-encoded blocks in
+//! the same tree, with the log in the main database; 3, this release: one
+//! database per tier and one for the log (`disk.rs`).
 
 use super::block_codec;
 use super::codec;
@@ -15,7 +20,7 @@ use std::time::Instant;
 const FORMAT_KEY: &str = "format";
 const LAYOUT_KEY: &str = "layout";
 /// The store format this release writes.
-const FORMAT: u64 = 2;
+const FORMAT: u64 = 3;
 /// Blocks re-encoded per sled batch during an upgrade.
 const UPGRADE_BATCH: usize = 10_000;
 
@@ -41,20 +46,18 @@ pub(super) fn save_layout(disk: &Disk, layout: &Layout) -> Res<()> {
     Ok(())
 }
 
-/// Re-encodes every block of an older format in place, with a log line of
-/// progress every `UPGRADE_BATCH` blocks and one with the duration.
-pub(super) fn upgrade_format(db: &sled::Db, layout: &Layout) -> Res<()> {
-    let meta = db.open_tree("meta").map_err(s)?;
-    let format = meta
-        .get(FORMAT_KEY)
+/// Moves every block of an older format into its tier's database,
+/// re-encoded, with a log line of progress every `UPGRADE_BATCH` blocks and
+/// one with the duration.
+pub(super) fn upgrade_format(disk: &Disk, layout: &Layout) -> Res<()> {
+    let format = Disk::get_u64(&disk.meta, FORMAT_KEY)
         .map_err(s)?
-        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes))
         .unwrap_or(1);
     if format >= FORMAT {
         return Ok(());
     }
-    let blocks = db.open_tree("blocks").map_err(s)?;
-    let series = db.open_tree("series").map_err(s)?;
+    let blocks = disk.main.open_tree("blocks").map_err(s)?;
+    let series = disk.main.open_tree("series").map_err(s)?;
     let total = blocks.len();
     if total > 0 {
         let started = Instant::now();
@@ -72,8 +75,14 @@ pub(super) fn upgrade_format(db: &sled::Db, layout: &Layout) -> Res<()> {
                 Some((id, v.first() == Some(&b'h')))
             })
             .collect();
-        let mut batch = sled::Batch::default();
+        let mut batches: [sled::Batch; 3] = Default::default();
         let (mut done, mut in_batch, mut damaged) = (0usize, 0usize, 0usize);
+        let apply = |batches: &mut [sled::Batch; 3]| -> Res<()> {
+            for (tree, batch) in disk.tiers.iter().zip(std::mem::take(batches)) {
+                tree.apply_batch(batch).map_err(s)?;
+            }
+            Ok(())
+        };
         for kv in blocks.iter() {
             let (k, v) = kv.map_err(s)?;
             let (Some(series), Some(tier)) = (
@@ -86,29 +95,30 @@ pub(super) fn upgrade_format(db: &sled::Db, layout: &Layout) -> Res<()> {
             };
             let is_hist = hist.get(&series).copied().unwrap_or(false);
             match block_codec::decode(&v, tier, is_hist) {
-                Ok(stored) => {
-                    batch.insert(&k, block_codec::encode(&stored.block, tier, 0));
-                }
+                Ok(stored) => batches[tier.id as usize]
+                    .insert(&k, block_codec::encode(&stored.block, tier, 0)),
                 Err(e) => {
-                    // Left as it is: read as empty, counted when read.
                     damaged += 1;
                     tracing::warn!(
                         series,
                         tier = tier.name(),
                         problem = e.0,
-                        "damaged block left as is"
+                        "damaged block dropped"
                     );
                 }
             }
             done += 1;
             in_batch += 1;
             if in_batch == UPGRADE_BATCH {
-                blocks.apply_batch(std::mem::take(&mut batch)).map_err(s)?;
+                apply(&mut batches)?;
                 in_batch = 0;
                 tracing::info!(done, total, "upgrading the store format");
             }
         }
-        blocks.apply_batch(batch).map_err(s)?;
+        apply(&mut batches)?;
+        for db in &disk.tier_dbs {
+            db.flush().map_err(s)?;
+        }
         tracing::info!(
             blocks = done,
             damaged,
@@ -116,17 +126,22 @@ pub(super) fn upgrade_format(db: &sled::Db, layout: &Layout) -> Res<()> {
             "store format upgraded"
         );
     }
-    meta.insert(FORMAT_KEY, &FORMAT.to_le_bytes()).map_err(s)?;
-    db.flush().map_err(s)?;
+    // The old trees are emptied once (not a cycle: sled reuses their space).
+    for name in ["blocks", "wal", "open"] {
+        disk.main.open_tree(name).map_err(s)?.clear().map_err(s)?;
+    }
+    disk.meta
+        .insert(FORMAT_KEY, &FORMAT.to_le_bytes())
+        .map_err(s)?;
+    disk.main.flush().map_err(s)?;
     Ok(())
 }
 
 /// Re-slots every tier whose spec changed. Everything must be sealed into
 /// `blocks` first (`Store::seal_everything`); the open blocks saved at the
 /// last checkpoint belong to the old layout and are dropped.
-pub(super) fn relayout(db: &sled::Db, old: &Layout, new: &Layout) -> Res<()> {
-    let disk = Disk::new(db).map_err(s)?;
-    let series = db.open_tree("series").map_err(s)?;
+pub(super) fn relayout(disk: &Disk, old: &Layout, new: &Layout) -> Res<()> {
+    let series = disk.main.open_tree("series").map_err(s)?;
     let kinds: Vec<bool> = series
         .iter()
         .values()
@@ -147,7 +162,8 @@ pub(super) fn relayout(db: &sled::Db, old: &Layout, new: &Layout) -> Res<()> {
             let series = series as u32;
             let mut filled: Vec<(i64, Entry)> = Vec::new();
             let mut batch = sled::Batch::default();
-            for kv in disk.blocks.scan_prefix(keys::tier_prefix(series, o.id)) {
+            let tree = &disk.tiers[o.id as usize];
+            for kv in tree.scan_prefix(keys::tier_prefix(series, o.id)) {
                 let (k, v) = kv.map_err(s)?;
                 batch.remove(k.clone());
                 if let Some(stored) = disk.checked(&k, &v, series, o, *hist) {
@@ -177,10 +193,12 @@ pub(super) fn relayout(db: &sled::Db, old: &Layout, new: &Layout) -> Res<()> {
                     block_codec::encode(&b, n, 0),
                 );
             }
-            disk.blocks.apply_batch(batch).map_err(s)?;
+            tree.apply_batch(batch).map_err(s)?;
         }
     }
     disk.open.clear().map_err(s)?;
-    db.flush().map_err(s)?;
+    for db in disk.tier_dbs.iter().chain([&disk.log]) {
+        db.flush().map_err(s)?;
+    }
     Ok(())
 }

@@ -46,17 +46,21 @@ use registry::Registry;
 use ring::Entry;
 pub use ring::{Agg, Aggregation};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 pub use tier::{Layout, TierSpec};
 
-/// sled's page cache. Sealed blocks are written once per lap and read back
+/// sled's page cache for the three tier databases together. Sealed blocks are written once per lap and read back
 /// only by queries of old data, so a modest cache is enough: 1,000 series
 /// after 40 simulated days measured 767 MB RSS with sled's default 1 GiB,
 /// 336 MB with 64 MiB, 337 MB with 16 MiB (examples/bench_store.rs, store
 /// format 1). (The random-overwrite workload of shared/notes/dependencies.md
 /// behaved the other way round.)
 pub const SLED_CACHE_BYTES: u64 = 64 << 20;
+/// The page cache of the main and the log databases: the registry, alert
+/// and platform state; the log ring and checkpointed open blocks, read back
+/// only at start.
+const SIDE_CACHE_BYTES: u64 = 16 << 20;
 /// How many times (50 ms apart) to retry a data directory that is locked.
 const LOCK_RETRIES: u32 = 40;
 /// A query may return at most this many points.
@@ -181,6 +185,8 @@ struct Inner {
     head: Mutex<Head>,
     /// Serialises flushes so blocks and log records are written in order.
     flush_lock: Mutex<()>,
+    /// Series registered when the main database was last flushed.
+    series_synced: AtomicUsize,
     ingested: AtomicU64,
     dropped: AtomicU64,
     late: [AtomicU64; 3],
@@ -210,37 +216,36 @@ impl Store {
     ) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| store_err(dir, format!("cannot create it: {e}")))?;
-        let config = sled::Config::new()
-            .path(dir.join("db"))
-            .mode(sled::Mode::LowSpace)
-            .cache_capacity(cache_bytes)
-            // The daemon flushes every FLUSH_INTERVAL and after every
-            // acknowledged write; sled's own timer would add an fsync (and
-            // at least one 4 KiB page written) every 500 ms.
-            .flush_every_ms(None);
-        // sled releases its file lock from a background thread shortly after
-        // the last handle drops, so a reopen in the same process (a restart in
-        // tests) may briefly see the lock still held: retry for a moment.
-        let mut attempts = 0;
-        let db = loop {
-            match config.open().map_err(|e| open_err(dir, e)) {
-                Err(Error::DataDirInUse(_)) if attempts < LOCK_RETRIES => {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => break other?,
-            }
+        let config = |name: &str, cache: u64| {
+            sled::Config::new()
+                .path(dir.join(name))
+                .mode(sled::Mode::LowSpace)
+                .cache_capacity(cache)
+                // The daemon flushes every FLUSH_INTERVAL and after every
+                // acknowledged write; sled's own timer would add an fsync
+                // (and at least one 4 KiB page written) every 500 ms.
+                .flush_every_ms(None)
         };
+        let db = open_db(dir, &config("db", SIDE_CACHE_BYTES))?;
+        let log = open_db(dir, &config("log", SIDE_CACHE_BYTES))?;
+        // The minute tier holds most of the blocks: half the cache.
+        let tier_dbs = [
+            open_db(dir, &config(disk::TIER_DIRS[0], cache_bytes / 4))?,
+            open_db(dir, &config(disk::TIER_DIRS[1], cache_bytes / 2))?,
+            open_db(dir, &config(disk::TIER_DIRS[2], cache_bytes / 4))?,
+        ];
+        let dbs = (&db, &log, &tier_dbs);
         let stored_layout = migrate::stored_layout(&db).map_err(|e| store_err(dir, e))?;
         let written_with = stored_layout.unwrap_or(layout);
-        migrate::upgrade_format(&db, &written_with).map_err(|e| store_err(dir, e))?;
-        let store = Store::assemble(dir, db.clone(), written_with, max_series)?;
+        let disk = Disk::new(&db, &log, &tier_dbs).map_err(|e| store_err(dir, e.to_string()))?;
+        migrate::upgrade_format(&disk, &written_with).map_err(|e| store_err(dir, e))?;
+        let store = Store::assemble(dir, dbs, written_with, max_series)?;
         store.recover()?;
         let store = if written_with != layout {
             store.seal_everything()?;
             drop(store);
-            migrate::relayout(&db, &written_with, &layout).map_err(|e| store_err(dir, e))?;
-            Store::assemble(dir, db, layout, max_series)?
+            migrate::relayout(&disk, &written_with, &layout).map_err(|e| store_err(dir, e))?;
+            Store::assemble(dir, dbs, layout, max_series)?
         } else {
             store
         };
@@ -249,21 +254,27 @@ impl Store {
         Ok(store)
     }
 
-    fn assemble(dir: &Path, db: sled::Db, layout: Layout, max_series: usize) -> Result<Store> {
+    fn assemble(
+        dir: &Path,
+        (db, log, tier_dbs): (&sled::Db, &sled::Db, &[sled::Db; 3]),
+        layout: Layout,
+        max_series: usize,
+    ) -> Result<Store> {
         let err = |e: sled::Error| store_err(dir, e.to_string());
-        let disk = Disk::new(&db).map_err(err)?;
+        let disk = Disk::new(db, log, tier_dbs).map_err(err)?;
         let series_tree = db.open_tree("series").map_err(err)?;
         let registry = Registry::load(&series_tree, max_series).map_err(|e| store_err(dir, e))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                db,
+                db: db.clone(),
                 disk,
                 series_tree,
                 layout,
                 registry: RwLock::new(registry),
                 head: Mutex::new(Head::default()),
                 flush_lock: Mutex::new(()),
+                series_synced: AtomicUsize::new(0),
                 ingested: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 late: Default::default(),
@@ -551,6 +562,23 @@ fn dir_size(p: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// Opens one sled database. sled releases its file lock from a background
+/// thread shortly after the last handle drops, so a reopen in the same
+/// process (a restart in tests) may briefly see the lock still held: retry
+/// for a moment.
+fn open_db(dir: &Path, config: &sled::Config) -> Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        match config.open().map_err(|e| open_err(dir, e)) {
+            Err(Error::DataDirInUse(_)) if attempts < LOCK_RETRIES => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn store_err(dir: &Path, message: String) -> Error {

@@ -259,19 +259,31 @@ fn a_second_open_of_the_same_directory_is_refused() {
     }
 }
 
+/// The store's trees by name: a tier's blocks, the log, the open blocks.
+fn trees(s: &Store, name: &str) -> Vec<sled::Tree> {
+    let disk = &s.inner.disk;
+    match name {
+        "blocks" => disk.tiers.to_vec(),
+        "open" => vec![disk.open.clone()],
+        "wal" => vec![disk.wal.clone()],
+        other => vec![s.tree(other).unwrap()],
+    }
+}
+
 /// Flips one byte in the middle of every value of `tree`.
 fn damage(s: &Store, tree: &str) -> usize {
-    let t = s.tree(tree).unwrap();
     let mut n = 0;
-    for kv in t.iter() {
-        let (k, v) = kv.unwrap();
-        let mut bad = v.to_vec();
-        let i = bad.len() / 2;
-        bad[i] ^= 0x5a;
-        t.insert(k, bad).unwrap();
-        n += 1;
+    for t in trees(s, tree) {
+        for kv in t.iter() {
+            let (k, v) = kv.unwrap();
+            let mut bad = v.to_vec();
+            let i = bad.len() / 2;
+            bad[i] ^= 0x5a;
+            t.insert(k, bad).unwrap();
+            n += 1;
+        }
+        t.flush().unwrap();
     }
-    s.sync().unwrap();
     n
 }
 
@@ -322,12 +334,12 @@ fn a_damaged_log_record_is_counted_and_the_rest_replayed() {
         put(&s, id, &[(T0 + 5_000, 2.0)]);
         s.flush().unwrap();
         // Damage only the first record.
-        let t = s.tree("wal").unwrap();
+        let t = &trees(&s, "wal")[0];
         let k = wal::slot_key(0);
         let mut v = t.get(k).unwrap().unwrap().to_vec();
         v[9] ^= 1;
         t.insert(k, v).unwrap();
-        s.sync().unwrap();
+        t.flush().unwrap();
     }
     let s = open(dir.path(), 30);
     assert_eq!(s.stats().corrupt_records, 1);
@@ -519,9 +531,20 @@ fn a_format_1_directory_is_upgraded_in_place() {
         .1
         .unwrap();
     assert_eq!(raw.last, 3.5);
-    for kv in s.tree("blocks").unwrap().iter() {
-        assert_eq!(kv.unwrap().1[0], 2, "re-encoded in format 2");
-    }
+    assert!(
+        s.tree("blocks").unwrap().is_empty(),
+        "moved out of the main database"
+    );
+    let moved: usize = trees(&s, "blocks")
+        .iter()
+        .map(|t| {
+            for kv in t.iter() {
+                assert_eq!(kv.unwrap().1[0], 2, "re-encoded in block format 2");
+            }
+            t.len()
+        })
+        .sum();
+    assert!(moved >= 3, "{moved}");
     // The partial blocks of the old release go on filling.
     put(&s, id, &[(T0 + 2_000, 4.0)]);
     let a = s.query(id, T0, T0 + HOUR, HOUR).unwrap().points[0]
