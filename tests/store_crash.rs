@@ -58,7 +58,6 @@ fn sigkill_during_ingest_loses_at_most_one_flush_interval() {
     // Timestamps from 6 days ago, all within the 7 days the query reads.
     let t0 = chrono::Utc::now().timestamp_millis() - 6 * 86_400_000;
     let mut seed = t0 as u64 | 1;
-    let mut next = 0u64;
     for round in 0..ROUNDS {
         let p = Process::spawn(&data, &env);
         let (count, max) = stored(p.addr);
@@ -67,7 +66,7 @@ fn sigkill_during_ingest_loses_at_most_one_flush_interval() {
             max + 1,
             "round {round}: stored samples are not a prefix (duplicates or holes)"
         );
-        next = count;
+        let next = count;
         // Push in the background; remember when each request was acknowledged.
         let acked: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -139,7 +138,6 @@ fn sigkill_during_ingest_loses_at_most_one_flush_interval() {
         let health = common::get(q.addr, "/health").body;
         assert_eq!(health["store"]["corrupt_blocks"], 0, "{health}");
         assert!(count > next, "round {round}: the pusher made progress");
-        next = count;
         drop(q);
     }
 }
