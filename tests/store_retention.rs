@@ -2,10 +2,10 @@
 //! database stops growing once every tier has wrapped (day 31 with the
 //! default 30-day hour tier).
 //!
-//! sled settles some days behind the data: when the 30-day hour tier starts
-//! to wrap, sled's log grows for a few more days (store format 2, three
-//! runs: 30-31 MB at day 31, 38-39 MB at day 40, +24 %; format 1 was about
-//! 300 MB with +5 % to +21 %). The margin below covers that lag; unbounded
+//! sled may settle some days behind the data once the 30-day hour tier
+//! starts to wrap (store format 1: +5 % to +21 % from day 31 to day 40; store
+//! format 3, with one database per tier: 19-20 MB from day 22 on, 17 MB at
+//! day 40). The margin below covers that lag; unbounded
 //! growth, as with deleting keys (18x over the same span, see
 //! shared/notes/dependencies.md), fails it by far.
 
