@@ -5,7 +5,7 @@
 //! sled may settle some days behind the data once the 30-day hour tier
 //! starts to wrap (store format 1: +5 % to +21 % from day 31 to day 40; store
 //! format 3, with one database per tier: 19-20 MB from day 22 on, 17 MB at
-//! day 40). The margin below covers that lag; unbounded
+//! day 40, up to +11 % after day 31). The 25 % margin covers that; unbounded
 //! growth, as with deleting keys (18x over the same span, see
 //! shared/notes/dependencies.md), fails it by far.
 
@@ -64,7 +64,7 @@ fn disk_use_stops_growing_once_every_tier_has_wrapped() {
         day40 / SERIES as u64
     );
     assert!(
-        (max_after as f64) <= day31 as f64 * 1.35,
+        (max_after as f64) <= day31 as f64 * 1.25,
         "grew after every tier wrapped: day 31 {day31} B, max after {max_after} B"
     );
     // And the data is still right: the newest hour of series 7 is complete.
