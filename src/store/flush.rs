@@ -1,9 +1,10 @@
 //! How memory reaches disk: flushes, checkpoints and recovery at start.
 //!
-//! A flush writes, in this order, the log records of the samples since the
-//! last flush, the blocks sealed since then, and fsyncs once. sled recovers
-//! a prefix of what was written, so after a crash either the records are
-//! there (and replay rebuilds what the blocks would have held) or neither is.
+//! A flush writes the log records of the samples since the last flush, then
+//! the blocks sealed since then, each database fsynced before the next step
+//! (`write` says the order and why). After a crash the records are there
+//! whenever the blocks are, and replay rebuilds what was lost from memory;
+//! a flush writes nothing when nothing changed.
 //!
 //! A checkpoint writes every open block that changed and the blocks waiting
 //! to be sealed instead of log records, then its sequence number to `meta`;
