@@ -6,7 +6,8 @@
 //! - floats: a constant; integers (then the integer encodings below); exact
 //!   decimals with one to three digits (scaled to integers); Gorilla-style
 //!   XOR of each value with the one before (Facebook's Gorilla paper, as in
-//!   Prometheus's chunks); raw 8-byte values as the fallback. Every encoding
+//!   Prometheus's chunks); the `pco` crate's format (for 16 values or more);
+//!   raw 8-byte values as the fallback. Every encoding
 //!   is bit-exact for every `f64`: integer and decimal forms are taken only
 //!   when decoding reproduces the same bits, so -0.0, subnormals, infinities
 //!   and NaN payloads go through XOR or raw.
@@ -252,9 +253,16 @@ const F_CONST: u8 = 0;
 const F_INT: u8 = 1;
 const F_XOR: u8 = 2;
 const F_RAW: u8 = 3;
+/// The `pco` crate's standalone format, length-prefixed: it wins on floats
+/// converted from `f32` (sysinfo's CPU and memory percentages) and a little
+/// on full-precision noise.
+const F_PCO: u8 = 7;
 /// `F_DECIMAL + k`: values are exact multiples of 10^-k, k in 1..=3.
 const F_DECIMAL: u8 = 4;
 const MAX_DECIMALS: u8 = 3;
+
+/// Below this many values pco's headers cost more than it saves.
+const PCO_MIN_VALUES: usize = 16;
 
 /// Integers that survive the round trip through `f64` exactly.
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
@@ -302,6 +310,17 @@ pub fn put_f64s(out: &mut Vec<u8>, values: &[f64]) {
             break;
         }
     }
+    // pco is slow to encode: tried only where the others left a byte or
+    // more per value (noisy floats), which is also where it can win.
+    if values.len() >= PCO_MIN_VALUES
+        && best.len() >= values.len()
+        && let Ok(p) = pco::standalone::simple_compress(values, &pco::ChunkConfig::default())
+        && p.len() + 3 < best.len()
+    {
+        best = vec![F_PCO];
+        put_varint(&mut best, p.len() as u64);
+        best.extend(p);
+    }
     if best.len() > 1 + 8 * values.len() {
         best = vec![F_RAW];
         for v in values {
@@ -314,7 +333,7 @@ pub fn put_f64s(out: &mut Vec<u8>, values: &[f64]) {
 /// Gorilla XOR: the first value whole, then per value a `0` bit when equal to
 /// the previous one, `10` + the meaningful bits when they fit the previous
 /// window, or `11` + 6 bits of leading zeros + 6 bits of length + the bits.
-fn xor_encoded(values: &[f64]) -> Vec<u8> {
+pub fn xor_encoded(values: &[f64]) -> Vec<u8> {
     let mut bits = BitWriter::default();
     let mut prev = values[0].to_bits();
     bits.put(prev, 64);
@@ -366,6 +385,20 @@ pub fn get_f64s(input: &mut &[u8], n: usize) -> Decoded<Vec<f64>> {
                 .into_iter()
                 .map(|i| unscale(i, k))
                 .collect())
+        }
+        F_PCO => {
+            let len = get_varint(input)?;
+            if len > input.len() as u64 {
+                return Err(Corrupt("truncated pco column"));
+            }
+            let (bytes, rest) = input.split_at(len as usize);
+            let values: Vec<f64> = pco::standalone::simple_decompress(bytes)
+                .map_err(|_| Corrupt("undecodable pco column"))?;
+            if values.len() != n {
+                return Err(Corrupt("pco column of another length"));
+            }
+            *input = rest;
+            Ok(values)
         }
         F_XOR => {
             let mut bits = BitReader {
@@ -466,6 +499,26 @@ mod tests {
         assert_eq!(round_trip_i(&[5; 60]), 2);
         let noisy: Vec<i64> = (0..60).map(|i| 1000 + (i * 7919) % 13).collect();
         assert!(round_trip_i(&noisy) < 40);
+    }
+
+    #[test]
+    fn floats_from_f32_take_pco_and_round_trip() {
+        let mut x = 7u64;
+        let values: Vec<f64> = (0..120)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                f64::from(((x >> 40) as f32) / 1e5)
+            })
+            .collect();
+        let mut out = Vec::new();
+        put_f64s(&mut out, &values);
+        assert_eq!(out[0], F_PCO, "pco wins on f32-derived values");
+        assert!(round_trip_f(&values) < 120 * 4);
+        for cut in 0..out.len() {
+            let _ = get_f64s(&mut &out[..cut], 120);
+        }
     }
 
     #[test]
