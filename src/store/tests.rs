@@ -559,3 +559,33 @@ fn a_format_1_directory_is_upgraded_in_place() {
         .unwrap();
     assert_eq!((a.count, a.sum), (3, 10.0));
 }
+
+#[test]
+fn quiet_series_leave_memory_at_a_checkpoint_and_come_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), 30);
+    let id = series(&s, "quiet");
+    put(&s, id, &[(T0, 1.0), (T0 + 5_000, 2.0)]);
+    s.checkpoint().unwrap();
+    assert_eq!(s.stats().open_blocks, 3, "one open block per tier");
+    // Nothing new since the last checkpoint: the next one seals them all.
+    s.checkpoint().unwrap();
+    assert_eq!(s.stats().open_blocks, 0, "{:?}", s.stats());
+    let a = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+    assert_eq!((a.count, a.sum), (2, 3.0));
+    // A new sample brings the sealed block back and merges into it.
+    put(&s, id, &[(T0 + 10_000, 4.0)]);
+    assert_eq!(s.stats().open_blocks, 3);
+    let a = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+    assert_eq!((a.count, a.sum, a.max), (3, 7.0, 4.0));
+    let raw = s.query(id, T0, T0 + 15_000, 5_000).unwrap();
+    assert_eq!(raw.points.iter().filter(|(_, a)| a.is_some()).count(), 3);
+    // And it all survives a restart.
+    s.flush().unwrap();
+    drop(s);
+    let s = open(dir.path(), 30);
+    let h = s.query(id, T0, T0 + HOUR, HOUR).unwrap().points[0]
+        .1
+        .unwrap();
+    assert_eq!((h.count, h.sum), (3, 7.0));
+}
