@@ -102,7 +102,11 @@ impl Store {
                     self.inner.checkpoints.fetch_add(1, Ordering::Relaxed);
                 }
                 for (counter, n) in self.inner.written.iter().zip([
-                    value_bytes(&plan.records),
+                    if plan.checkpoint {
+                        0
+                    } else {
+                        value_bytes(&plan.records)
+                    },
                     value_bytes(&plan.sealed),
                     value_bytes(&plan.open),
                 ]) {
@@ -148,7 +152,9 @@ impl Store {
         };
         let mut plan = Plan {
             checkpoint,
-            records: if checkpoint { Vec::new() } else { records },
+            // Kept even when a checkpoint makes them unneeded: a write that
+            // fails puts them back in front of the log.
+            records,
             sealed: Vec::new(),
             open: Vec::new(),
             sealing_written: Vec::new(),
@@ -206,7 +212,7 @@ impl Store {
         if series != self.inner.series_synced.swap(series, Ordering::Relaxed) {
             disk.main.flush()?;
         }
-        if !plan.records.is_empty() {
+        if !plan.checkpoint && !plan.records.is_empty() {
             let mut batch = sled::Batch::default();
             for (i, (count, body)) in plan.records.iter().enumerate() {
                 let seq = log.seq + 1 + i as u64;
