@@ -360,6 +360,11 @@ impl Store {
             }
             slot += 1;
         }
+        // After a clean stop (nothing to replay, no block newer than the
+        // checkpoint) the log goes on where it is and nothing is rewritten;
+        // otherwise a checkpoint makes what replay rebuilt durable and
+        // starts the log afresh.
+        let clean = slot == 0 && seq_high <= checkpoint;
         {
             let mut head = self.head();
             head.log = LogPosition {
@@ -368,11 +373,17 @@ impl Store {
                 bytes: 0,
                 checkpoint_bytes: 0,
             };
-            for o in head.open.values_mut() {
-                o.dirty = true;
+            if !clean {
+                // Open blocks loaded from the checkpoint are kept, not
+                // taken for quiet ones and sealed.
+                for o in head.open.values_mut() {
+                    o.dirty = true;
+                }
             }
         }
-        self.checkpoint()?;
+        if !clean {
+            self.checkpoint()?;
+        }
         tracing::info!(
             open_blocks = opened,
             records = replayed.0,

@@ -133,6 +133,7 @@ impl Pending {
         self.full = bodies;
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.count == 0 && self.full.is_empty()
     }
