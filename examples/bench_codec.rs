@@ -11,20 +11,17 @@
 //!
 //! `cargo run --release --example bench_codec`
 
+#[path = "support/mod.rs"]
+mod support;
+
 use mlsec_monitor::collect::system::SystemSource;
 use mlsec_monitor::store::column;
 use mlsec_monitor::store::{Hist, Layout, block_codec, codec, ring};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use support::{Gen, Kind};
 
 const BLOCK: usize = 120;
-
-fn xorshift(x: &mut u64) -> f64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    (*x >> 11) as f64 / (1u64 << 53) as f64
-}
 
 fn pco_len(values: &[f64]) -> usize {
     pco::standalone::simple_compress(values, &pco::ChunkConfig::default())
@@ -127,33 +124,15 @@ fn main() {
         rows.push(measure(&format!("system: {name}"), values));
     }
     let n = 36 * BLOCK; // six hours of raw slots at 5 s
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut v = 100.0;
-    let walk: Vec<f64> = (0..n)
-        .map(|_| {
-            v += (xorshift(&mut x) - 0.5) * 0.37;
-            v
-        })
-        .collect();
-    rows.push(measure("random walk, full precision", &walk));
-    let mut c = 1_000_000.0;
-    let counter: Vec<f64> = (0..n)
-        .map(|_| {
-            c += (xorshift(&mut x) * 40.0).floor();
-            c
-        })
-        .collect();
-    rows.push(measure("counter", &counter));
-    let mut h = 1.0;
-    let health: Vec<f64> = (0..n)
-        .map(|_| {
-            if xorshift(&mut x) < 0.002 {
-                h = 1.0 - h;
-            }
-            h
-        })
-        .collect();
-    rows.push(measure("0/1 health", &health));
+    for (name, kind) in [
+        ("random walk, full precision", Kind::Walk),
+        ("counter", Kind::Counter),
+        ("0/1 health", Kind::Health),
+    ] {
+        let mut g = Gen::new(kind, 1);
+        let values: Vec<f64> = (0..n).map(|_| g.next()).collect();
+        rows.push(measure(name, &values));
+    }
 
     println!(
         "| data | values | Gorilla XOR | zig-zag delta varint | pco per block | pco whole column | ours per block | ours encode | ours decode |"
@@ -181,14 +160,15 @@ fn main() {
     let layout = Layout::new(Duration::from_secs(5), 30);
     let spec = &layout.tiers[1];
     let (mut ours, mut v1, mut blocks) = (0usize, 0usize, 0usize);
+    let mut rng = Gen::new(Kind::Walk, 7);
     for hour in 0..24i64 {
         let base = hour * 60;
         let mut b = ring::Block::empty(spec, base, true);
         for slot in base..base + 60 {
             for _ in 0..200 {
-                let u = xorshift(&mut x);
+                let u = rng.uniform();
                 let latency = (0.5f64.ln() + u * (5000.0f64.ln() - 0.5f64.ln())).exp();
-                let err = u64::from(xorshift(&mut x) < 0.01);
+                let err = u64::from(rng.uniform() < 0.01);
                 b.apply_entry(
                     spec,
                     base,

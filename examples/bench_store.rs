@@ -15,8 +15,12 @@
 //! `BENCH_WRITE_MINUTES` (default 60) part 4; `BENCH_CACHE_MB` sets sled's
 //! page cache (default: the store's default).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use mlsec_monitor::store::{Layout, Sample, SeriesKey, Store};
 use std::time::{Duration, Instant};
+use support::{Gen, Kind};
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -31,15 +35,7 @@ fn env_num(key: &str, default: u64) -> u64 {
 }
 
 fn proc_status(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    support::proc_field("/proc/self/status", field)
 }
 
 fn open(dir: &std::path::Path) -> Store {
@@ -164,65 +160,6 @@ fn report(what: &str, times: impl Iterator<Item = Duration>) {
         pct(0.99),
         pct(1.0)
     );
-}
-
-/// The three kinds of series the disk target is stated for.
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    /// A full-precision random walk (a temperature, a load average).
-    Walk,
-    /// An integer counter with a varying rate (requests served).
-    Counter,
-    /// A 0/1 health series with rare outages.
-    Health,
-}
-
-/// A deterministic generator of each kind's samples.
-struct Gen {
-    x: u64,
-    kind: Kind,
-    value: f64,
-}
-
-impl Gen {
-    fn new(kind: Kind, seed: u64) -> Gen {
-        Gen {
-            x: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
-            kind,
-            value: match kind {
-                Kind::Walk => 100.0,
-                Kind::Counter => 1_000_000.0,
-                Kind::Health => 1.0,
-            },
-        }
-    }
-
-    fn uniform(&mut self) -> f64 {
-        self.x ^= self.x << 13;
-        self.x ^= self.x >> 7;
-        self.x ^= self.x << 17;
-        (self.x >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn next(&mut self) -> f64 {
-        let u = self.uniform();
-        match self.kind {
-            Kind::Walk => self.value += (u - 0.5) * 0.37,
-            Kind::Counter => self.value += (u * 40.0).floor(),
-            Kind::Health => {
-                // About one outage a day, a few minutes long.
-                let flip = if self.value == 1.0 {
-                    1.0 / 17_280.0
-                } else {
-                    1.0 / 40.0
-                };
-                if u < flip {
-                    self.value = 1.0 - self.value;
-                }
-            }
-        }
-        self.value
-    }
 }
 
 /// Every tier of the default layout full (40 days at one sample every 5 s),
@@ -356,15 +293,7 @@ fn pco_bound(store: &Store, ids: &[u32], end: i64) -> u64 {
 /// kernel write to disk, page by page) or `wchar` (bytes passed to write
 /// calls: sled's own output, steady from run to run).
 fn proc_io(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    support::proc_field("/proc/self/io", field)
 }
 
 /// Disk writes per sample at one flush a second: `n_series` series with a

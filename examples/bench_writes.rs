@@ -22,39 +22,13 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{Gen, Kind};
 
 const STEP: Duration = Duration::from_secs(5);
 const WARM_UP: Duration = Duration::from_secs(20);
 
 fn io_field(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// A third each: random walk, counter, 0/1.
-fn step(values: &mut [f64], x: &mut u64) {
-    for (i, v) in values.iter_mut().enumerate() {
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        let u = (*x >> 11) as f64 / (1u64 << 53) as f64;
-        match i % 3 {
-            0 => *v += (u - 0.5) * 0.37,
-            1 => *v += (u * 40.0).floor(),
-            _ => {
-                if u < 0.002 {
-                    *v = 1.0 - *v;
-                }
-            }
-        }
-    }
+    support::proc_field(&format!("/proc/{pid}/io"), field)
 }
 
 fn serve_exporter(listener: TcpListener, values: Arc<Mutex<Vec<f64>>>) {
@@ -100,16 +74,14 @@ fn main() {
     let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(120);
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut init = vec![0.0; n];
-    for (i, v) in init.iter_mut().enumerate() {
-        *v = match i % 3 {
-            0 => 100.0,
-            1 => 1_000_000.0,
-            _ => 1.0,
-        };
-    }
-    let values = Arc::new(Mutex::new(init));
+    // A third each: random walk, counter, 0/1.
+    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
+    let mut gens: Vec<Gen> = (0..n)
+        .map(|i| Gen::new(kinds[i % 3], i as u64 + 1))
+        .collect();
+    let values = Arc::new(Mutex::new(
+        gens.iter_mut().map(Gen::next).collect::<Vec<f64>>(),
+    ));
     let exporter = TcpListener::bind("127.0.0.1:0").expect("bind");
     let exporter_port = exporter.local_addr().expect("addr").port();
     {
@@ -179,7 +151,9 @@ fn main() {
     while started.elapsed() < WARM_UP + Duration::from_secs(secs) {
         let snapshot = {
             let mut v = values.lock().expect("values");
-            step(&mut v, &mut x);
+            for (v, g) in v.iter_mut().zip(gens.iter_mut()) {
+                *v = g.next();
+            }
             v.clone()
         };
         let accepted = push(&snapshot);

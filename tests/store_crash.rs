@@ -29,6 +29,18 @@ const FLUSH_SECS: f64 = 0.25;
 /// Time for a flush that was due to finish on a loaded test machine.
 const SLACK: Duration = Duration::from_millis(750);
 
+/// How many `crash_seq` samples are stored, checked to be a prefix of the
+/// sequence (the count equals the highest stored value plus one).
+fn stored_prefix(addr: std::net::SocketAddr, when: &str) -> u64 {
+    let (count, max) = stored(addr);
+    assert_eq!(
+        count as i64,
+        max + 1,
+        "{when}: stored samples are not a prefix (duplicates or holes)"
+    );
+    count
+}
+
 /// Count and highest value of every stored `crash_seq` sample.
 fn stored(addr: std::net::SocketAddr) -> (u64, i64) {
     let r = common::get(
@@ -60,13 +72,7 @@ fn sigkill_during_ingest_loses_at_most_one_flush_interval() {
     let mut seed = t0 as u64 | 1;
     for round in 0..ROUNDS {
         let p = Process::spawn(&data, &env);
-        let (count, max) = stored(p.addr);
-        assert_eq!(
-            count as i64,
-            max + 1,
-            "round {round}: stored samples are not a prefix (duplicates or holes)"
-        );
-        let next = count;
+        let next = stored_prefix(p.addr, &format!("round {round}, at start"));
         // Push in the background; remember when each request was acknowledged.
         let acked: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -124,12 +130,7 @@ fn sigkill_during_ingest_loses_at_most_one_flush_interval() {
             .max()
             .unwrap_or(next);
         let q = Process::spawn(&data, &env);
-        let (count, max) = stored(q.addr);
-        assert_eq!(
-            count as i64,
-            max + 1,
-            "round {round}: not a prefix after the kill"
-        );
+        let count = stored_prefix(q.addr, &format!("round {round}, after the kill"));
         assert!(
             count >= must,
             "round {round}: {count} samples stored, but {must} were acknowledged \

@@ -55,16 +55,85 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 /// Clock ticks per second (USER_HZ on Linux).
 pub const HZ: f64 = 100.0;
 
+/// The number after `field` in a /proc file such as `/proc/self/status`
+/// (`VmRSS:`, in kB) or `/proc/PID/io` (`write_bytes:`, `wchar:`); 0 when
+/// absent.
+pub fn proc_field(path: &str, field: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// A `/proc/PID/status` field in MB (`VmRSS:`, `VmHWM:`).
 pub fn status_mb(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    proc_field(&format!("/proc/{pid}/status"), field) as f64 / 1024.0
+}
+
+/// The kinds of series the store's targets are stated for.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// A full-precision random walk (a temperature, a load average).
+    Walk,
+    /// An integer counter with a varying rate (requests served).
+    Counter,
+    /// A 0/1 health series with rare outages.
+    Health,
+}
+
+/// A deterministic generator of one series of a kind (xorshift inside, so
+/// the benchmarks need no crate).
+pub struct Gen {
+    x: u64,
+    kind: Kind,
+    value: f64,
+}
+
+impl Gen {
+    pub fn new(kind: Kind, seed: u64) -> Gen {
+        Gen {
+            x: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            kind,
+            value: match kind {
+                Kind::Walk => 100.0,
+                Kind::Counter => 1_000_000.0,
+                Kind::Health => 1.0,
+            },
+        }
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.x ^= self.x << 13;
+        self.x ^= self.x >> 7;
+        self.x ^= self.x << 17;
+        (self.x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn next(&mut self) -> f64 {
+        let u = self.uniform();
+        match self.kind {
+            Kind::Walk => self.value += (u - 0.5) * 0.37,
+            Kind::Counter => self.value += (u * 40.0).floor(),
+            Kind::Health => {
+                // About one outage a day at one sample every 5 s, a few minutes long.
+                let flip = if self.value == 1.0 {
+                    1.0 / 17_280.0
+                } else {
+                    1.0 / 40.0
+                };
+                if u < flip {
+                    self.value = 1.0 - self.value;
+                }
+            }
+        }
+        self.value
+    }
 }
 
 /// Loads `url` with `wrk -t2 -c64 -d10s --latency` (Debian package `wrk`),
