@@ -10,10 +10,9 @@
 //!   number a sealed block holds) and the other modules' trees;
 //! - `<DATA_DIR>/raw`, `1m`, `1h`: one `blocks` tree each, the tier's sealed
 //!   blocks at their ring keys (`keys::block_key`), written once per lap;
-//! - `<DATA_DIR>/log`: `wal`, the log ring (`wal.rs`), `open`, the open
-//!   block of each series and tier as of the last checkpoint (`series (u32
-//!   BE) | tier`), and `meta`, the checkpoint: all of it dies within two
-//!   checkpoints.
+//! - `<DATA_DIR>/log`: `wal`, the log ring (`wal.rs`): it dies within two
+//!   checkpoints. The open blocks as of the last checkpoint are a file
+//!   beside the databases (`checkpoint.rs`).
 //!
 //! A block or record that fails its checksum is counted, logged once and
 //! read as empty: the daemon keeps running and the next write to that place
@@ -39,7 +38,6 @@ pub(super) struct Disk {
     pub tier_dbs: [sled::Db; 3],
     pub tiers: [sled::Tree; 3],
     pub meta: sled::Tree,
-    pub open: sled::Tree,
     pub wal: sled::Tree,
     pub log_meta: sled::Tree,
     corrupt_blocks: AtomicU64,
@@ -63,7 +61,6 @@ impl Disk {
                 tier_dbs[2].open_tree("blocks")?,
             ],
             meta: main.open_tree("meta")?,
-            open: log.open_tree("open")?,
             wal: log.open_tree("wal")?,
             log_meta: log.open_tree("meta")?,
             corrupt_blocks: AtomicU64::new(0),
@@ -112,6 +109,15 @@ impl Disk {
                 None
             }
         }
+    }
+
+    /// Counts and logs damage in the checkpoint file (open blocks lost).
+    pub fn corrupt_checkpoint(&self, problem: &str) {
+        self.corrupt_blocks.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            problem,
+            "damaged checkpoint: open blocks after the damage are lost"
+        );
     }
 
     /// Counts and logs a damaged log record.

@@ -6,16 +6,20 @@
 //! whenever the blocks are, and replay rebuilds what was lost from memory;
 //! a flush writes nothing when nothing changed.
 //!
-//! A checkpoint writes every open block that changed and the blocks waiting
-//! to be sealed instead of log records, then its sequence number to `meta`;
-//! open blocks that did not change since the checkpoint before are sealed
-//! and leave memory (a series that went quiet). The log starts again at slot
-//! 0 after it. `wal.rs` says when a checkpoint is due.
+//! A checkpoint writes the blocks waiting to be sealed instead of log
+//! records, then every open block to the checkpoint file with its sequence
+//! number (`checkpoint.rs`); open blocks that did not change since the
+//! checkpoint before are sealed and leave memory (a series that went quiet).
+//! The log starts again at slot 0 after it. `wal.rs` says when a checkpoint
+//! is due. Blocks are copied under the head lock and encoded after it is let
+//! go, so ingest waits only for the copy.
 
 use super::block_codec;
+use super::checkpoint;
 use super::disk::{Disk, open_key};
 use super::head::{Head, LogPosition, split_place};
 use super::keys;
+use super::packed::OpenBlock;
 use super::wal;
 use super::{Store, store_err};
 use crate::error::Result;
@@ -23,7 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// In the log database's `meta`: the sequence number of the last checkpoint.
+/// Store format 3 kept the checkpoint in the log database: the open blocks
+/// in this tree and its sequence number at `CHECKPOINT_KEY` of `meta`. Read
+/// once at the first start of this release, then dropped.
+const LEGACY_OPEN_TREE: &[u8] = b"open";
 const CHECKPOINT_KEY: &str = "checkpoint";
 /// In the main database's `meta`: the highest sequence number a sealed block
 /// holds. New records must number above it, or a later replay would take
@@ -39,25 +46,33 @@ enum Kind {
     SealAll,
 }
 
-/// What one flush writes, prepared under the head lock.
+/// What one flush writes, prepared under the head lock. Blocks are copied
+/// (packed, they are small) and encoded after the lock is let go.
 struct Plan {
     checkpoint: bool,
     records: Vec<(u64, Vec<u8>)>,
-    /// (key, value) for `blocks` and `open`.
-    sealed: Vec<([u8; 9], Vec<u8>)>,
-    open: Vec<([u8; 5], Vec<u8>)>,
+    /// Ring place and block of each block to seal.
+    sealed: Vec<(u64, OpenBlock)>,
+    /// The open blocks, for a checkpoint.
+    open: Vec<((u32, u8), OpenBlock)>,
     /// Ring places written from `sealing`, with their change counts.
     sealing_written: Vec<(u64, u64)>,
     /// Open blocks written, with their change counts.
     open_written: Vec<((u32, u8), u64)>,
     /// Sequence number the written blocks hold.
     seq: u64,
-    bytes: u64,
 }
 
-fn value_bytes<K>(entries: &[(K, Vec<u8>)]) -> u64 {
-    entries.iter().map(|(_, v)| v.len() as u64).sum()
+/// Bytes a flush handed to sled and the checkpoint file.
+#[derive(Default)]
+struct Written {
+    records: u64,
+    sealed: u64,
+    open: u64,
 }
+
+/// Sealed blocks go to sled in batches of at most this many.
+const SEAL_BATCH: usize = 4096;
 
 impl Store {
     /// Writes the samples since the last flush to the log (or takes a
@@ -95,21 +110,18 @@ impl Store {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(()) => {
-                self.settle(&mut head, &plan);
+            Ok(written) => {
+                self.settle(&mut head, &plan, &written);
                 self.inner.flushes.fetch_add(1, Ordering::Relaxed);
                 if plan.checkpoint {
                     self.inner.checkpoints.fetch_add(1, Ordering::Relaxed);
                 }
-                for (counter, n) in self.inner.written.iter().zip([
-                    if plan.checkpoint {
-                        0
-                    } else {
-                        value_bytes(&plan.records)
-                    },
-                    value_bytes(&plan.sealed),
-                    value_bytes(&plan.open),
-                ]) {
+                for (counter, n) in
+                    self.inner
+                        .written
+                        .iter()
+                        .zip([written.records, written.sealed, written.open])
+                {
                     counter.fetch_add(n, Ordering::Relaxed);
                 }
                 self.inner
@@ -160,7 +172,6 @@ impl Store {
             sealing_written: Vec::new(),
             open_written: Vec::new(),
             seq,
-            bytes: 0,
         };
         if checkpoint {
             // Quiet series: their open blocks are sealed and leave memory.
@@ -174,26 +185,19 @@ impl Store {
                 let o = head.open.remove(&(series, tier)).expect("listed");
                 head.seal(&layout.tiers[tier as usize], series, o);
             }
-            for ((series, tier), o) in head.open.iter_mut().filter(|(_, o)| o.dirty) {
-                let spec = &layout.tiers[*tier as usize];
-                let bytes = block_codec::encode(&o.block, spec, seq);
-                plan.bytes += bytes.len() as u64;
-                plan.open.push((open_key(*series, *tier), bytes));
-                plan.open_written.push(((*series, *tier), o.changes));
+            // Every open block left changed since the checkpoint before.
+            for (key, o) in head.open.iter_mut() {
+                plan.open.push((*key, o.block.clone()));
+                plan.open_written.push((*key, o.changes));
                 o.dirty = false;
                 o.seq = seq;
             }
         }
         let mut waiting: Vec<(&u64, &mut super::head::Open)> = head.sealing.iter_mut().collect();
         // Oldest lap first, so a newer lap of the same place is written last.
-        waiting.sort_by_key(|(_, o)| o.block.base);
+        waiting.sort_by_key(|(_, o)| o.block.base());
         for (at, o) in waiting {
-            let (series, tier, pos) = split_place(*at);
-            let spec = &layout.tiers[tier as usize];
-            let bytes = block_codec::encode(&o.block, spec, seq);
-            plan.bytes += bytes.len() as u64;
-            plan.sealed
-                .push((keys::block_key(series, tier, pos), bytes));
+            plan.sealed.push((*at, o.block.clone()));
             plan.sealing_written.push((*at, o.changes));
             o.seq = seq;
         }
@@ -205,12 +209,15 @@ impl Store {
     /// names), then the log records, then the highest sequence number the
     /// sealed blocks hold, then the blocks, then the checkpoint. Each database is
     /// fsynced before the next step depends on it.
-    fn write(&self, plan: &Plan) -> std::result::Result<(), sled::Error> {
+    fn write(&self, plan: &Plan) -> std::result::Result<Written, String> {
         let disk = &self.inner.disk;
+        let layout = &self.inner.layout;
+        let e = |e: sled::Error| e.to_string();
+        let mut written = Written::default();
         let log = self.head().log;
         let series = self.registry().len();
         if series != self.inner.series_synced.swap(series, Ordering::Relaxed) {
-            disk.main.flush()?;
+            disk.main.flush().map_err(e)?;
         }
         if !plan.checkpoint && !plan.records.is_empty() {
             let mut batch = sled::Batch::default();
@@ -220,47 +227,59 @@ impl Store {
                     &wal::slot_key(log.records + i as u64),
                     wal::record(seq, *count, body),
                 );
+                written.records += body.len() as u64;
             }
-            disk.wal.apply_batch(batch)?;
-            disk.log.flush()?;
+            disk.wal.apply_batch(batch).map_err(e)?;
+            disk.log.flush().map_err(e)?;
         }
         if !plan.sealed.is_empty() {
-            disk.meta.insert(SEQ_HIGH_KEY, &plan.seq.to_le_bytes())?;
-            disk.main.flush()?;
-            let mut batches: [sled::Batch; 3] = Default::default();
-            for (k, v) in &plan.sealed {
-                batches[usize::from(k[4])].insert(k, v.as_slice());
+            disk.meta
+                .insert(SEQ_HIGH_KEY, &plan.seq.to_le_bytes())
+                .map_err(e)?;
+            disk.main.flush().map_err(e)?;
+            let mut touched = [false; 3];
+            for chunk in plan.sealed.chunks(SEAL_BATCH) {
+                let mut batches: [sled::Batch; 3] = Default::default();
+                for (at, block) in chunk {
+                    let (series, tier, pos) = split_place(*at);
+                    let spec = &layout.tiers[tier as usize];
+                    let bytes = block_codec::encode(&block.block(spec), spec, plan.seq);
+                    written.sealed += bytes.len() as u64;
+                    batches[tier as usize].insert(&keys::block_key(series, tier, pos), bytes);
+                    touched[tier as usize] = true;
+                }
+                for (tier, batch) in batches.into_iter().enumerate() {
+                    disk.tiers[tier].apply_batch(batch).map_err(e)?;
+                }
             }
-            for (tier, batch) in batches.into_iter().enumerate() {
-                if plan.sealed.iter().any(|(k, _)| usize::from(k[4]) == tier) {
-                    disk.tiers[tier].apply_batch(batch)?;
-                    disk.tier_dbs[tier].flush()?;
+            for (db, touched) in disk.tier_dbs.iter().zip(touched) {
+                if touched {
+                    db.flush().map_err(e)?;
                 }
             }
         }
         if plan.checkpoint {
-            let mut batch = sled::Batch::default();
-            for (k, v) in &plan.open {
-                batch.insert(k, v.as_slice());
-            }
-            disk.open.apply_batch(batch)?;
-            disk.log_meta
-                .insert(CHECKPOINT_KEY, &plan.seq.to_le_bytes())?;
-            disk.log.flush()?;
+            let blocks = plan.open.iter().map(|((series, tier), block)| {
+                let spec = &layout.tiers[*tier as usize];
+                let bytes = block_codec::encode(&block.block(spec), spec, plan.seq);
+                (*series, *tier, bytes)
+            });
+            written.open = checkpoint::write(&self.inner.dir, plan.seq, plan.open.len(), blocks)
+                .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
         }
-        Ok(())
+        Ok(written)
     }
 
     /// After a successful write: advance the log, move written blocks out of
     /// `sealing` unless they changed meanwhile.
-    fn settle(&self, head: &mut Head, plan: &Plan) {
+    fn settle(&self, head: &mut Head, plan: &Plan, written: &Written) {
         let record_bytes: u64 = plan.records.iter().map(|(_, b)| b.len() as u64).sum();
         head.log = if plan.checkpoint {
             LogPosition {
                 seq: plan.seq,
                 records: 0,
                 bytes: 0,
-                checkpoint_bytes: plan.bytes,
+                checkpoint_bytes: written.sealed + written.open,
             }
         } else {
             LogPosition {
@@ -274,7 +293,11 @@ impl Store {
             if head.sealing.get(at).is_some_and(|o| o.changes == *changes)
                 && let Some(o) = head.sealing.remove(at)
             {
-                head.cache(*at, Arc::new(o.block));
+                // A packed block is not unpacked for the read cache: a
+                // query reads it back from sled when it needs it.
+                if let OpenBlock::Full(b) = o.block {
+                    head.cache(*at, Arc::new(b));
+                }
             }
         }
         for (key, changes) in &plan.open_written {
@@ -293,26 +316,64 @@ impl Store {
         let layout = self.inner.layout;
         let started = Instant::now();
         let err = |e: sled::Error| store_err(&self.inner.dir, e.to_string());
-        let checkpoint = Disk::get_u64(&disk.log_meta, CHECKPOINT_KEY)
-            .map_err(err)?
-            .unwrap_or(0);
         let seq_high = Disk::get_u64(&disk.meta, SEQ_HIGH_KEY)
             .map_err(err)?
             .unwrap_or(0);
+        let read = checkpoint::read(&self.inner.dir)
+            .map_err(|e| store_err(&self.inner.dir, format!("cannot read the checkpoint: {e}")))?;
+        // A data directory of store format 3 kept its checkpoint in sled.
+        let legacy = read.is_none() && disk.log.tree_names().iter().any(|n| n == LEGACY_OPEN_TREE);
+        let (checkpoint, entries) = match read {
+            Some(r) => {
+                if let Some(problem) = r.damage {
+                    disk.corrupt_checkpoint(problem);
+                }
+                let seq = if r.seq == 0 && r.damage.is_some() {
+                    // The header is lost: the log's first record says where
+                    // the checkpoint stood.
+                    match disk.wal.get(wal::slot_key(0)).map_err(err)? {
+                        Some(b) => wal::record_seq(&b).map_or(seq_high, |s| s - 1),
+                        None => seq_high,
+                    }
+                } else {
+                    r.seq
+                };
+                (seq, r.entries)
+            }
+            None if legacy => {
+                let seq = Disk::get_u64(&disk.log_meta, CHECKPOINT_KEY)
+                    .map_err(err)?
+                    .unwrap_or(0);
+                let mut entries = Vec::new();
+                for kv in disk.log.open_tree(LEGACY_OPEN_TREE).map_err(err)?.iter() {
+                    let (k, v) = kv.map_err(err)?;
+                    if let (Some(series), Some(&tier)) = (
+                        k.get(..4)
+                            .and_then(|b| b.try_into().ok())
+                            .map(u32::from_be_bytes),
+                        k.get(4),
+                    ) {
+                        entries.push(checkpoint::Entry {
+                            series,
+                            tier,
+                            bytes: v.to_vec(),
+                        });
+                    }
+                }
+                (seq, entries)
+            }
+            None => (0, Vec::new()),
+        };
         let mut opened = 0;
         {
             let reg = self.registry();
             let mut head = self.head();
-            for kv in disk.open.iter() {
-                let (k, v) = kv.map_err(err)?;
-                let (Some(series), Some(&tier)) = (
-                    k.get(..4)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_be_bytes),
-                    k.get(4),
-                ) else {
-                    continue;
-                };
+            for checkpoint::Entry {
+                series,
+                tier,
+                bytes,
+            } in entries
+            {
                 let Some(spec) = layout.tiers.get(tier as usize) else {
                     continue;
                 };
@@ -320,7 +381,8 @@ impl Store {
                     continue;
                 }
                 let hist = reg.is_hist(series);
-                let Some(stored) = disk.checked(&k, &v, series, spec, hist) else {
+                let key = open_key(series, tier);
+                let Some(stored) = disk.checked(&key, &bytes, series, spec, hist) else {
                     continue;
                 };
                 let pos = spec.position(stored.block.base);
@@ -364,7 +426,7 @@ impl Store {
         // checkpoint) the log goes on where it is and nothing is rewritten;
         // otherwise a checkpoint makes what replay rebuilt durable and
         // starts the log afresh.
-        let clean = slot == 0 && seq_high <= checkpoint;
+        let clean = slot == 0 && seq_high <= checkpoint && !legacy;
         {
             let mut head = self.head();
             head.log = LogPosition {
@@ -383,6 +445,12 @@ impl Store {
         }
         if !clean {
             self.checkpoint()?;
+        }
+        if legacy {
+            disk.log.drop_tree(LEGACY_OPEN_TREE).map_err(err)?;
+            disk.log_meta.remove(CHECKPOINT_KEY).map_err(err)?;
+            disk.log.flush().map_err(err)?;
+            tracing::info!("checkpoint moved from the log database to its own file");
         }
         tracing::info!(
             open_blocks = opened,

@@ -11,9 +11,11 @@
 use super::block_codec::Stored;
 use super::disk::Disk;
 use super::keys::SeriesId;
+use super::packed::OpenBlock;
 use super::ring::{Applied, Block, Entry};
 use super::tier::TierSpec;
 use super::wal;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ const READ_CACHE_BLOCKS: usize = 8192;
 
 /// A block that may still change.
 pub(super) struct Open {
-    pub block: Block,
+    pub block: OpenBlock,
     /// The newest log record this block holds as stored on disk (0: none).
     pub seq: u64,
     /// Changed since it was last written.
@@ -46,6 +48,7 @@ impl Open {
             Some(s) if s.block.base == base => (s.block, s.seq),
             _ => (Block::empty(spec, base, hist), 0),
         };
+        let block = OpenBlock::new(block, spec);
         Open {
             block,
             seq,
@@ -125,7 +128,7 @@ impl Head {
         let pos = spec.position(base);
         let at = place(series, spec.id, pos);
         let key = (series, spec.id);
-        let open_base = self.open.get(&key).map(|o| o.block.base);
+        let open_base = self.open.get(&key).map(|o| o.block.base());
         let target = match open_base {
             Some(b) if b == base => self.open.get_mut(&key).expect("present"),
             Some(b) if base < b => match self.late_block(disk, spec, series, hist, base, at)? {
@@ -135,7 +138,7 @@ impl Head {
             _ => {
                 // A later block than the open one (or none is open): it
                 // may wait in `sealing` or be on disk already.
-                let next = match self.sealing.get(&at).map(|o| o.block.base) {
+                let next = match self.sealing.get(&at).map(|o| o.block.base()) {
                     Some(b) if b > base => return Ok(Outcome::TooOld),
                     Some(b) if b == base => self.sealing.remove(&at).expect("present"),
                     _ => {
@@ -166,14 +169,14 @@ impl Head {
 
     /// Moves an open block to `sealing`, to be written by the next flush.
     pub fn seal(&mut self, spec: &TierSpec, series: SeriesId, mut block: Open) {
-        let pos = spec.position(block.block.base);
+        let pos = spec.position(block.block.base());
         let at = place(series, spec.id, pos);
-        if self.shadowed(series, spec, pos, block.block.base) {
+        if self.shadowed(series, spec, pos, block.block.base()) {
             return; // the open block is a newer lap of the same place
         }
         match self.sealing.get(&at) {
             // A newer lap waits there already (a backfill wrapped the ring).
-            Some(o) if o.block.base > block.block.base => return,
+            Some(o) if o.block.base() > block.block.base() => return,
             _ => {}
         }
         block.dirty = true;
@@ -197,8 +200,8 @@ impl Head {
             return Ok(None);
         }
         let fresh = match self.sealing.get(&at) {
-            Some(o) if o.block.base > base => return Ok(None),
-            Some(o) if o.block.base == base => None,
+            Some(o) if o.block.base() > base => return Ok(None),
+            Some(o) if o.block.base() == base => None,
             _ => {
                 let stored = disk.sealed(series, spec, spec.position(base), hist)?;
                 if stored.as_ref().is_some_and(|s| s.block.base > base) {
@@ -227,32 +230,38 @@ impl Head {
         let at = place(series, spec.id, pos);
         self.open
             .get(&(series, spec.id))
-            .is_some_and(|o| o.block.base > base && o.place == at)
+            .is_some_and(|o| o.block.base() > base && o.place == at)
     }
 
     /// The block at ring place `at` holding `base`, wherever it is in memory.
-    pub fn find(&self, series: SeriesId, tier: u8, at: u64, base: i64) -> Option<&Block> {
-        let hit = |b: &Block| (b.base == base).then_some(());
+    pub fn find(
+        &self,
+        spec: &TierSpec,
+        series: SeriesId,
+        at: u64,
+        base: i64,
+    ) -> Option<Cow<'_, Block>> {
+        let tier = spec.id;
         if let Some(o) = self.open.get(&(series, tier))
-            && hit(&o.block).is_some()
+            && o.block.base() == base
         {
-            return Some(&o.block);
+            return Some(o.block.block(spec));
         }
         if let Some(o) = self.open.get(&(series, tier))
-            && o.block.base > base
+            && o.block.base() > base
             && o.place == at
         {
             return None; // a newer lap of this place is open
         }
         if let Some(o) = self.sealing.get(&at)
-            && hit(&o.block).is_some()
+            && o.block.base() == base
         {
-            return Some(&o.block);
+            return Some(o.block.block(spec));
         }
         self.read_cache
             .get(&at)
             .filter(|b| b.base == base)
-            .map(|b| b.as_ref())
+            .map(|b| Cow::Borrowed(b.as_ref()))
     }
 
     /// True when memory holds a block for ring place `at` that a read from
@@ -262,6 +271,6 @@ impl Head {
             || self
                 .open
                 .get(&(series, tier))
-                .is_some_and(|o| o.block.base == base)
+                .is_some_and(|o| o.block.base() == base)
     }
 }

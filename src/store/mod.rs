@@ -23,6 +23,7 @@
 //! [`Store::tree`], so that one sled database and one lock serve everything.
 
 pub mod block_codec;
+mod checkpoint;
 pub mod codec;
 pub mod column;
 mod disk;
@@ -31,6 +32,7 @@ mod head;
 pub mod histogram;
 pub mod keys;
 mod migrate;
+mod packed;
 mod query;
 mod registry;
 pub mod ring;

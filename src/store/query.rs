@@ -65,9 +65,9 @@ impl Store {
             let at = place(series, spec.id, pos);
             let hit = {
                 let head = self.head();
-                match head.find(series, spec.id, at, base) {
+                match head.find(spec, series, at, base) {
                     Some(b) => {
-                        visit(b, lo, hi);
+                        visit(&b, lo, hi);
                         true
                     }
                     None => head.shadowed(series, spec, pos, base),
