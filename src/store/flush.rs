@@ -179,16 +179,17 @@ impl Store {
                 .open
                 .iter()
                 .filter(|(_, o)| !o.dirty || kind == Kind::SealAll)
-                .map(|(k, _)| *k)
+                .map(|(k, _)| k)
                 .collect();
             for (series, tier) in idle {
                 let o = head.open.remove(&(series, tier)).expect("listed");
                 head.seal(&layout.tiers[tier as usize], series, o);
             }
             // Every open block left changed since the checkpoint before.
+            plan.open.reserve_exact(head.open.len());
             for (key, o) in head.open.iter_mut() {
-                plan.open.push((*key, o.block.clone()));
-                plan.open_written.push((*key, o.changes));
+                plan.open.push((key, o.block.clone()));
+                plan.open_written.push((key, o.changes));
                 o.dirty = false;
                 o.seq = seq;
             }
@@ -196,6 +197,7 @@ impl Store {
         let mut waiting: Vec<(&u64, &mut super::head::Open)> = head.sealing.iter_mut().collect();
         // Oldest lap first, so a newer lap of the same place is written last.
         waiting.sort_by_key(|(_, o)| o.block.base());
+        plan.sealed.reserve_exact(waiting.len());
         for (at, o) in waiting {
             plan.sealed.push((*at, o.block.clone()));
             plan.sealing_written.push((*at, o.changes));
@@ -393,7 +395,7 @@ impl Store {
                 let base = stored.block.base;
                 head.open.insert(
                     (series, tier),
-                    super::head::Open::new(Some(stored), series, base, spec, hist),
+                    super::head::Open::new(Some(stored), base, spec, hist),
                 );
                 opened += 1;
             }
@@ -438,7 +440,7 @@ impl Store {
             if !clean {
                 // Open blocks loaded from the checkpoint are kept, not
                 // taken for quiet ones and sealed.
-                for o in head.open.values_mut() {
+                for (_, o) in head.open.iter_mut() {
                     o.dirty = true;
                 }
             }

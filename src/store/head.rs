@@ -32,18 +32,10 @@ pub(super) struct Open {
     /// Bumped on every change, so a flush knows whether what it wrote is
     /// still the block's content.
     pub changes: u64,
-    /// The ring place the block belongs at.
-    pub place: u64,
 }
 
 impl Open {
-    pub fn new(
-        stored: Option<Stored>,
-        series: SeriesId,
-        base: i64,
-        spec: &TierSpec,
-        hist: bool,
-    ) -> Open {
+    pub fn new(stored: Option<Stored>, base: i64, spec: &TierSpec, hist: bool) -> Open {
         let (block, seq) = match stored {
             Some(s) if s.block.base == base => (s.block, s.seq),
             _ => (Block::empty(spec, base, hist), 0),
@@ -54,8 +46,70 @@ impl Open {
             seq,
             dirty: false,
             changes: 0,
-            place: place(series, spec.id, spec.position(base)),
         }
+    }
+}
+
+/// The open blocks, by series id (ids are dense) and tier. A boxed slot per
+/// tier: a series that went quiet costs three empty pointers, and there is
+/// no hash table to grow (at 50,000 series one cost 50 MB while it doubled).
+#[derive(Default)]
+pub(super) struct OpenBlocks {
+    by_series: Vec<[Option<Box<Open>>; 3]>,
+    len: usize,
+}
+
+impl OpenBlocks {
+    pub fn get(&self, (series, tier): &(SeriesId, u8)) -> Option<&Open> {
+        self.by_series.get(*series as usize)?[*tier as usize].as_deref()
+    }
+
+    pub fn get_mut(&mut self, (series, tier): &(SeriesId, u8)) -> Option<&mut Open> {
+        self.by_series.get_mut(*series as usize)?[*tier as usize].as_deref_mut()
+    }
+
+    pub fn insert(&mut self, (series, tier): (SeriesId, u8), open: Open) -> Option<Open> {
+        let i = series as usize;
+        if i >= self.by_series.len() {
+            self.by_series.resize_with(i + 1, Default::default);
+        }
+        let old = self.by_series[i][tier as usize].replace(Box::new(open));
+        if old.is_none() {
+            self.len += 1;
+        }
+        old.map(|b| *b)
+    }
+
+    pub fn remove(&mut self, (series, tier): &(SeriesId, u8)) -> Option<Open> {
+        let old = self.by_series.get_mut(*series as usize)?[*tier as usize].take();
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old.map(|b| *b)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = ((SeriesId, u8), &Open)> {
+        self.by_series.iter().enumerate().flat_map(|(s, tiers)| {
+            tiers
+                .iter()
+                .enumerate()
+                .filter_map(move |(t, o)| o.as_deref().map(|o| ((s as SeriesId, t as u8), o)))
+        })
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = ((SeriesId, u8), &mut Open)> {
+        self.by_series
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(s, tiers)| {
+                tiers.iter_mut().enumerate().filter_map(move |(t, o)| {
+                    o.as_deref_mut().map(|o| ((s as SeriesId, t as u8), o))
+                })
+            })
     }
 }
 
@@ -72,7 +126,7 @@ pub(super) enum Outcome {
 #[derive(Default)]
 pub(super) struct Head {
     /// Per (series, tier): the open block.
-    pub open: HashMap<(SeriesId, u8), Open>,
+    pub open: OpenBlocks,
     /// Per ring place (`place`): sealed or reopened blocks the next flush writes.
     pub sealing: HashMap<u64, Open>,
     /// Decoded sealed blocks read by queries, by ring place; a write to the
@@ -146,7 +200,7 @@ impl Head {
                         if stored.as_ref().is_some_and(|s| s.block.base > base) {
                             return Ok(Outcome::TooOld);
                         }
-                        Open::new(stored, series, base, spec, hist)
+                        Open::new(stored, base, spec, hist)
                     }
                 };
                 if let Some(old) = self.open.insert(key, next) {
@@ -207,7 +261,7 @@ impl Head {
                 if stored.as_ref().is_some_and(|s| s.block.base > base) {
                     return Ok(None);
                 }
-                Some(Open::new(stored, series, base, spec, hist))
+                Some(Open::new(stored, base, spec, hist))
             }
         };
         if let Some(o) = fresh {
@@ -227,10 +281,9 @@ impl Head {
     /// True when the open block holds a newer lap of ring position `pos`:
     /// then whatever sits there for `base`, in memory or on disk, is gone.
     pub fn shadowed(&self, series: SeriesId, spec: &TierSpec, pos: u32, base: i64) -> bool {
-        let at = place(series, spec.id, pos);
         self.open
             .get(&(series, spec.id))
-            .is_some_and(|o| o.block.base() > base && o.place == at)
+            .is_some_and(|o| o.block.base() > base && spec.position(o.block.base()) == pos)
     }
 
     /// The block at ring place `at` holding `base`, wherever it is in memory.
@@ -249,7 +302,7 @@ impl Head {
         }
         if let Some(o) = self.open.get(&(series, tier))
             && o.block.base() > base
-            && o.place == at
+            && spec.position(o.block.base()) == spec.position(base)
         {
             return None; // a newer lap of this place is open
         }

@@ -112,13 +112,44 @@ impl fmt::Display for SeriesKey {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(
-                f,
-                "{k}=\"{}\"",
-                v.replace('\\', "\\\\").replace('"', "\\\"")
-            )?;
+            write!(f, "{k}=\"")?;
+            // `\` and `"` escaped, without building a new string.
+            let mut rest = v.as_str();
+            while let Some(at) = rest.find(['\\', '"']) {
+                f.write_str(&rest[..at])?;
+                f.write_str("\\")?;
+                f.write_str(&rest[at..at + 1])?;
+                rest = &rest[at + 1..];
+            }
+            f.write_str(rest)?;
+            f.write_str("\"")?;
         }
         f.write_str("}")
+    }
+}
+
+impl SeriesKey {
+    /// True when `text` is this key's canonical form (compared as it is
+    /// written, without building it).
+    pub fn is_written_as(&self, text: &str) -> bool {
+        struct Rest<'a>(&'a str);
+        impl fmt::Write for Rest<'_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0 = self.0.strip_prefix(s).ok_or(fmt::Error)?;
+                Ok(())
+            }
+        }
+        let mut rest = Rest(text);
+        fmt::write(&mut rest, format_args!("{self}")).is_ok() && rest.0.is_empty()
+    }
+
+    /// A hash of the key, the same for equal keys within one process (never
+    /// stored).
+    pub fn hash64(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
     }
 }
 
@@ -149,7 +180,10 @@ mod tests {
             .with("a", r#"x"y\z,="#);
         let s = k.to_string();
         assert_eq!(s, r#"response_time_ms{a="x\"y\\z,=",service="model-api"}"#);
-        assert_eq!(SeriesKey::parse(&s), Some(k));
+        assert_eq!(SeriesKey::parse(&s), Some(k.clone()));
+        assert!(k.is_written_as(&s));
+        assert!(!k.is_written_as(&s[..s.len() - 1]));
+        assert!(!k.is_written_as(&format!("{s}x")));
         assert_eq!(
             SeriesKey::parse("cpu_usage{}"),
             Some(SeriesKey::new("cpu_usage"))

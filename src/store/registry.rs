@@ -11,25 +11,41 @@ use std::collections::{HashMap, HashSet};
 const KIND_GAUGE: u8 = b'g';
 const KIND_HIST: u8 = b'h';
 
+/// Every series is held once, as its canonical text (`SeriesKey`'s
+/// `Display`): a `SeriesKey` held per series cost about 1.1 kB (its label
+/// map allocates a whole B-tree node), the text a few dozen bytes. Keys are
+/// found by hash and confirmed against the text.
 pub(super) struct Registry {
-    ids: HashMap<SeriesKey, SeriesId>,
-    keys: Vec<SeriesKey>,
+    keys: Vec<Box<str>>,
+    /// Key hash -> id; `collided` holds the (rare) ids whose hash an
+    /// earlier key already had.
+    ids: HashMap<u64, SeriesId>,
+    collided: Vec<(u64, SeriesId)>,
     /// Per series id: a histogram (request statistics) series.
     hist: Vec<bool>,
     /// Series ids by metric name, so a rule or a query by metric does not scan every series.
-    by_metric: HashMap<String, Vec<SeriesId>>,
-    /// Series ids by (metric, label name, label value): rules with an
-    /// equality matcher look at their posting list only.
-    by_label: HashMap<(String, String, String), Vec<SeriesId>>,
+    by_metric: HashMap<Box<str>, Vec<SeriesId>>,
+    /// Series ids by the hash of (metric, label name, label value): rules
+    /// with an equality matcher look at their posting list only (and check
+    /// each series' labels, so a shared hash costs only a longer list).
+    by_label: HashMap<u64, Vec<SeriesId>>,
     max_series: usize,
+}
+
+fn label_hash(metric: &str, name: &str, value: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (metric, name, value).hash(&mut h);
+    h.finish()
 }
 
 impl Registry {
     /// Reads every registered series; `Err` names what is corrupt.
     pub fn load(tree: &sled::Tree, max_series: usize) -> std::result::Result<Registry, String> {
         let mut reg = Registry {
-            ids: HashMap::new(),
             keys: Vec::new(),
+            ids: HashMap::new(),
+            collided: Vec::new(),
             hist: Vec::new(),
             by_metric: HashMap::new(),
             by_label: HashMap::new(),
@@ -51,27 +67,41 @@ impl Registry {
             if id as usize != reg.keys.len() {
                 return Err(format!("series registry has a gap at id {id}"));
             }
-            reg.add(key, *kind == KIND_HIST);
+            reg.add(&key, *kind == KIND_HIST);
         }
+        reg.keys.shrink_to_fit();
         Ok(reg)
     }
 
-    fn add(&mut self, key: SeriesKey, hist: bool) -> SeriesId {
+    fn add(&mut self, key: &SeriesKey, hist: bool) -> SeriesId {
         let id = self.keys.len() as SeriesId;
-        self.by_metric
-            .entry(key.metric.clone())
-            .or_default()
-            .push(id);
+        match self.by_metric.get_mut(key.metric.as_str()) {
+            Some(ids) => ids.push(id),
+            None => {
+                self.by_metric.insert(key.metric.as_str().into(), vec![id]);
+            }
+        }
         for (n, v) in &key.labels {
             self.by_label
-                .entry((key.metric.clone(), n.clone(), v.clone()))
+                .entry(label_hash(&key.metric, n, v))
                 .or_default()
                 .push(id);
         }
-        self.ids.insert(key.clone(), id);
-        self.keys.push(key);
+        let hash = key.hash64();
+        if self.ids.contains_key(&hash) {
+            self.collided.push((hash, id));
+        } else {
+            self.ids.insert(hash, id);
+        }
+        self.keys.push(key.to_string().into_boxed_str());
         self.hist.push(hist);
         id
+    }
+
+    /// The key of series `id`.
+    fn key(&self, id: SeriesId) -> SeriesKey {
+        let text = &self.keys[id as usize];
+        SeriesKey::parse(text).unwrap_or_else(|| SeriesKey::new(text))
     }
 
     pub fn len(&self) -> usize {
@@ -79,7 +109,16 @@ impl Registry {
     }
 
     pub fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
-        self.ids.get(key).copied()
+        let hash = key.hash64();
+        let first = self.ids.get(&hash)?;
+        std::iter::once(*first)
+            .chain(
+                self.collided
+                    .iter()
+                    .filter(|(h, _)| *h == hash)
+                    .map(|(_, id)| *id),
+            )
+            .find(|id| key.is_written_as(&self.keys[*id as usize]))
     }
 
     pub fn is_hist(&self, id: SeriesId) -> bool {
@@ -94,8 +133,8 @@ impl Registry {
         hist: bool,
         sled_err: impl Fn(sled::Error) -> Error,
     ) -> Result<SeriesId> {
-        if let Some(id) = self.ids.get(key) {
-            if self.hist[*id as usize] != hist {
+        if let Some(id) = self.lookup(key) {
+            if self.hist[id as usize] != hist {
                 return Err(Error::BadRequest(format!(
                     "series {key} already exists as a {} series",
                     if hist {
@@ -105,7 +144,7 @@ impl Registry {
                     }
                 )));
             }
-            return Ok(*id);
+            return Ok(id);
         }
         if self.keys.len() >= self.max_series {
             return Err(Error::Capacity(format!(
@@ -118,7 +157,7 @@ impl Registry {
         let mut value = vec![if hist { KIND_HIST } else { KIND_GAUGE }];
         value.extend_from_slice(key.to_string().as_bytes());
         tree.insert(id.to_be_bytes(), value).map_err(sled_err)?;
-        Ok(self.add(key.clone(), hist))
+        Ok(self.add(key, hist))
     }
 
     /// Checks that `keys` can all be resolved as gauges at once: none is a
@@ -126,8 +165,8 @@ impl Registry {
     pub fn check_gauges(&self, keys: &[SeriesKey]) -> Result<()> {
         let mut new = HashSet::new();
         for k in keys {
-            match self.ids.get(k) {
-                Some(id) if self.hist[*id as usize] => {
+            match self.lookup(k) {
+                Some(id) if self.hist[id as usize] => {
                     return Err(Error::BadRequest(format!(
                         "series {k} holds request statistics, not plain values"
                     )));
@@ -159,10 +198,7 @@ impl Registry {
     ) -> Vec<(SeriesId, SeriesKey)> {
         let lists: Option<Vec<&Vec<SeriesId>>> = equal
             .iter()
-            .map(|(n, v)| {
-                self.by_label
-                    .get(&(metric.to_string(), n.to_string(), v.to_string()))
-            })
+            .map(|(n, v)| self.by_label.get(&label_hash(metric, n, v)))
             .collect();
         let candidates: &[SeriesId] = match lists {
             None => return Vec::new(),
@@ -174,9 +210,9 @@ impl Registry {
         candidates
             .iter()
             .filter_map(|id| {
-                let k = &self.keys[*id as usize];
-                (equal.iter().all(|(n, v)| k.label(n) == Some(v)) && keep(k))
-                    .then(|| (*id, k.clone()))
+                let k = self.key(*id);
+                (k.metric == metric && equal.iter().all(|(n, v)| k.label(n) == Some(v)) && keep(&k))
+                    .then_some((*id, k))
             })
             .collect()
     }
@@ -188,8 +224,8 @@ impl Registry {
         keep: impl Fn(&SeriesKey) -> bool,
     ) -> Vec<(SeriesId, SeriesKey)> {
         let pick = |id: SeriesId| {
-            let k = &self.keys[id as usize];
-            keep(k).then(|| (id, k.clone()))
+            let k = self.key(id);
+            keep(&k).then_some((id, k))
         };
         match metric {
             Some(m) => self
