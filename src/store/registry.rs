@@ -88,10 +88,11 @@ impl Registry {
                 .push(id);
         }
         let hash = key.hash64();
-        if self.ids.contains_key(&hash) {
-            self.collided.push((hash, id));
-        } else {
-            self.ids.insert(hash, id);
+        match self.ids.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => self.collided.push((hash, id)),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
         }
         self.keys.push(key.to_string().into_boxed_str());
         self.hist.push(hist);
