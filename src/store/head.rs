@@ -24,7 +24,9 @@ const READ_CACHE_BLOCKS: usize = 8192;
 
 /// A block that may still change.
 pub(super) struct Open {
-    pub block: OpenBlock,
+    /// Shared with a flush that is writing it; a change while it does
+    /// copies it first (`Arc::make_mut`), so a flush never copies blocks.
+    pub block: Arc<OpenBlock>,
     /// The newest log record this block holds as stored on disk (0: none).
     pub seq: u64,
     /// Changed since it was last written.
@@ -40,7 +42,7 @@ impl Open {
             Some(s) if s.block.base == base => (s.block, s.seq),
             _ => (Block::empty(spec, base, hist), 0),
         };
-        let block = OpenBlock::new(block, spec);
+        let block = Arc::new(OpenBlock::new(block, spec));
         Open {
             block,
             seq,
@@ -50,22 +52,22 @@ impl Open {
     }
 }
 
-/// The open blocks, by series id (ids are dense) and tier. A boxed slot per
-/// tier: a series that went quiet costs three empty pointers, and there is
-/// no hash table to grow (at 50,000 series one cost 50 MB while it doubled).
+/// The open blocks, by series id (ids are dense) and tier: a series that
+/// went quiet costs three empty slots (96 bytes), and there is no hash table
+/// to grow (at 50,000 series one cost 50 MB while it doubled).
 #[derive(Default)]
 pub(super) struct OpenBlocks {
-    by_series: Vec<[Option<Box<Open>>; 3]>,
+    by_series: Vec<[Option<Open>; 3]>,
     len: usize,
 }
 
 impl OpenBlocks {
     pub fn get(&self, (series, tier): &(SeriesId, u8)) -> Option<&Open> {
-        self.by_series.get(*series as usize)?[*tier as usize].as_deref()
+        self.by_series.get(*series as usize)?[*tier as usize].as_ref()
     }
 
     pub fn get_mut(&mut self, (series, tier): &(SeriesId, u8)) -> Option<&mut Open> {
-        self.by_series.get_mut(*series as usize)?[*tier as usize].as_deref_mut()
+        self.by_series.get_mut(*series as usize)?[*tier as usize].as_mut()
     }
 
     pub fn insert(&mut self, (series, tier): (SeriesId, u8), open: Open) -> Option<Open> {
@@ -73,11 +75,11 @@ impl OpenBlocks {
         if i >= self.by_series.len() {
             self.by_series.resize_with(i + 1, Default::default);
         }
-        let old = self.by_series[i][tier as usize].replace(Box::new(open));
+        let old = self.by_series[i][tier as usize].replace(open);
         if old.is_none() {
             self.len += 1;
         }
-        old.map(|b| *b)
+        old
     }
 
     pub fn remove(&mut self, (series, tier): &(SeriesId, u8)) -> Option<Open> {
@@ -85,7 +87,7 @@ impl OpenBlocks {
         if old.is_some() {
             self.len -= 1;
         }
-        old.map(|b| *b)
+        old
     }
 
     pub fn len(&self) -> usize {
@@ -97,7 +99,7 @@ impl OpenBlocks {
             tiers
                 .iter()
                 .enumerate()
-                .filter_map(move |(t, o)| o.as_deref().map(|o| ((s as SeriesId, t as u8), o)))
+                .filter_map(move |(t, o)| o.as_ref().map(|o| ((s as SeriesId, t as u8), o)))
         })
     }
 
@@ -106,9 +108,10 @@ impl OpenBlocks {
             .iter_mut()
             .enumerate()
             .flat_map(|(s, tiers)| {
-                tiers.iter_mut().enumerate().filter_map(move |(t, o)| {
-                    o.as_deref_mut().map(|o| ((s as SeriesId, t as u8), o))
-                })
+                tiers
+                    .iter_mut()
+                    .enumerate()
+                    .filter_map(move |(t, o)| o.as_mut().map(|o| ((s as SeriesId, t as u8), o)))
             })
     }
 }
@@ -212,7 +215,8 @@ impl Head {
         if target.seq >= record {
             return Ok(Outcome::AlreadyIn);
         }
-        if target.block.apply_entry(spec, base, slot, entry) == Applied::TooOld {
+        if Arc::make_mut(&mut target.block).apply_entry(spec, base, slot, entry) == Applied::TooOld
+        {
             return Ok(Outcome::TooOld);
         }
         target.dirty = true;
