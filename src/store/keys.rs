@@ -129,18 +129,34 @@ impl fmt::Display for SeriesKey {
 }
 
 impl SeriesKey {
-    /// True when `text` is this key's canonical form (compared as it is
-    /// written, without building it).
+    /// True when `text` is this key's canonical form (`Display`), compared
+    /// byte by byte without building it.
     pub fn is_written_as(&self, text: &str) -> bool {
-        struct Rest<'a>(&'a str);
-        impl fmt::Write for Rest<'_> {
-            fn write_str(&mut self, s: &str) -> fmt::Result {
-                self.0 = self.0.strip_prefix(s).ok_or(fmt::Error)?;
-                Ok(())
+        let mut rest = text.as_bytes();
+        let mut eat = |part: &[u8]| match rest.strip_prefix(part) {
+            Some(r) => {
+                rest = r;
+                true
+            }
+            None => false,
+        };
+        if !eat(self.metric.as_bytes()) || !eat(b"{") {
+            return false;
+        }
+        for (i, (k, v)) in self.labels.iter().enumerate() {
+            if (i > 0 && !eat(b",")) || !eat(k.as_bytes()) || !eat(b"=\"") {
+                return false;
+            }
+            for b in v.bytes() {
+                if (matches!(b, b'\\' | b'"') && !eat(b"\\")) || !eat(&[b]) {
+                    return false;
+                }
+            }
+            if !eat(b"\"") {
+                return false;
             }
         }
-        let mut rest = Rest(text);
-        fmt::write(&mut rest, format_args!("{self}")).is_ok() && rest.0.is_empty()
+        eat(b"}") && rest.is_empty()
     }
 
     /// A hash of the key, the same for equal keys within one process (never
@@ -188,6 +204,19 @@ mod tests {
             SeriesKey::parse("cpu_usage{}"),
             Some(SeriesKey::new("cpu_usage"))
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_key_is_written_as_its_text_and_no_other(
+            labels in proptest::collection::btree_map("[a-c]{1,2}", "[a-c\\\\\",=]{0,3}", 0..3),
+            other in proptest::collection::btree_map("[a-c]{1,2}", "[a-c\\\\\",=]{0,3}", 0..3),
+        ) {
+            let key = |l: &BTreeMap<String, String>| SeriesKey { metric: "m".into(), labels: l.clone() };
+            let (a, b) = (key(&labels), key(&other));
+            proptest::prop_assert!(a.is_written_as(&a.to_string()));
+            proptest::prop_assert_eq!(a.is_written_as(&b.to_string()), a == b);
+        }
     }
 
     #[test]
