@@ -8,10 +8,12 @@
 //!    on disk per series after a clean stop, beside what the `pco` codec
 //!    needs for the same tier columns compressed whole;
 //! 4. `writes`: bytes written to disk (`write_bytes`) per ingested sample
-//!    with one flush a second, and RSS per series.
+//!    with one flush a second, and RSS per series;
+//! 5. `hundred` (only when named): 100 simulated days at 5 s, the data
+//!    directory's size every 5 days from day 30 and its growth from day 35.
 //!
-//! `BENCH_SERIES` (default 300, split over the three kinds) and `BENCH_DAYS`
-//! (default 40) scale part 3; `BENCH_WRITE_SERIES` (default 1000) and
+//! `BENCH_SERIES` (default 300, split over the three kinds; 150 for part 5)
+//! and `BENCH_DAYS` (default 40; 100 for part 5) scale parts 3 and 5; `BENCH_WRITE_SERIES` (default 1000) and
 //! `BENCH_WRITE_MINUTES` (default 60) part 4; `BENCH_CACHE_MB` sets sled's
 //! page cache (default: the store's default).
 
@@ -199,7 +201,7 @@ fn disk_per_series() {
         let bound = pco_bound(&store, &ids, T0 + days * DAY);
         store.checkpoint().expect("checkpoint");
         if std::env::var_os("BENCH_SHOW_FILES").is_some() {
-            for t in ["blocks", "open", "wal", "series", "meta"] {
+            for t in ["series", "meta"] {
                 let tree = store.tree(t).expect("tree");
                 let live: usize = tree
                     .iter()
@@ -233,6 +235,62 @@ fn disk_per_series() {
         totals.1 / 3,
         totals.0 as f64 / totals.1 as f64
     );
+}
+
+/// 100 days at one sample every 5 s, a third of the series of each kind:
+/// the data directory's size every 5 days from day 30 (every tier of the
+/// default layout has wrapped by day 31), after a checkpoint, and its
+/// growth from day 35 to day 100.
+fn hundred_days() {
+    let n_series = env_num("BENCH_SERIES", 150) as u32;
+    let days = env_num("BENCH_DAYS", 100) as i64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let ids = series(&store, n_series);
+    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
+    let mut gens: Vec<Gen> = (0..n_series)
+        .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + 1))
+        .collect();
+    println!("{days} days, {n_series} series (a third of each kind) at 5 s:");
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(720 * ids.len());
+    let mut at_35 = None;
+    let mut last = 0;
+    for hour in 0..days * 24 {
+        batch.clear();
+        for step in 0..720 {
+            let ts = T0 + hour * HOUR + step * 5_000;
+            for (id, g) in ids.iter().zip(gens.iter_mut()) {
+                batch.push(Sample {
+                    series: *id,
+                    ts_ms: ts,
+                    value: g.next(),
+                });
+            }
+        }
+        store.ingest(&batch).expect("ingest");
+        store.flush().expect("flush");
+        let day = (hour + 1) / 24;
+        if (hour + 1) % 24 == 0 && day >= 30 && day % 5 == 0 {
+            store.checkpoint().expect("checkpoint");
+            last = walk(dir.path()).iter().map(|e| e.1).sum::<u64>();
+            if day == 35 {
+                at_35 = Some(last);
+            }
+            println!(
+                "  day {day}: {:.1} MB, {} bytes per series ({:.0} s)",
+                last as f64 / 1e6,
+                last / u64::from(n_series),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if let Some(base) = at_35 {
+        println!(
+            "  growth from day 35 to day {days}: {:+.1} %",
+            (last as f64 / base as f64 - 1.0) * 100.0
+        );
+    }
 }
 
 /// Mean bytes per series that pco needs for every stored tier column of
@@ -372,6 +430,9 @@ fn main() {
     }
     if which.is_empty() || which == "days" {
         disk_per_series();
+    }
+    if which == "hundred" {
+        hundred_days();
     }
     if which.is_empty() || which == "writes" {
         writes_per_sample(

@@ -1,7 +1,9 @@
 //! `GET /dashboard-data`: served from a snapshot that a background task
 //! rebuilds every `REFRESH` from the registry, the latest system harvest and
 //! the store's trends, so a poll is a memory copy: no probe, no sysinfo call,
-//! no store read.
+//! no store read. Only while someone reads it: after `IDLE_AFTER` without a
+//! request the task stops rebuilding (it was a tenth of the daemon's CPU
+//! under steady ingest), and the next request builds a snapshot itself.
 
 use super::AppState;
 use super::dto::*;
@@ -11,54 +13,123 @@ use crate::analysis::trend::{Trend, trend};
 use crate::shutdown::Shutdown;
 use crate::store::{Agg, SeriesKey, Store};
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 /// How often the snapshot is rebuilt.
 pub const REFRESH: Duration = Duration::from_secs(1);
+/// The snapshot is rebuilt only while it was read within this time.
+pub const IDLE_AFTER: Duration = Duration::from_secs(60);
+/// A request finding a snapshot older than this builds a new one.
+const STALE_AFTER: Duration = Duration::from_secs(3);
 /// The window of the per-service error rate and throughput.
 pub const REQUEST_WINDOW_MS: i64 = 5 * 60_000;
 /// The window trends are computed over.
 pub const TREND_WINDOW_MS: i64 = 30 * 60_000;
 const TREND_STEP_MS: i64 = 60_000;
 
-#[derive(Default)]
 pub struct DashboardCache {
-    json: RwLock<Option<Arc<Encoded>>>,
+    /// The snapshot and when it was built.
+    json: RwLock<Option<(Arc<Encoded>, Instant)>>,
+    /// When the snapshot was last asked for.
+    read_at: Mutex<Option<Instant>>,
+    /// One build at a time: requests that find the snapshot stale wait for
+    /// the build in progress instead of starting their own.
+    building: tokio::sync::Mutex<()>,
+}
+
+impl Default for DashboardCache {
+    fn default() -> Self {
+        DashboardCache {
+            json: RwLock::new(None),
+            read_at: Mutex::new(None),
+            building: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 impl DashboardCache {
-    fn get(&self) -> Option<Arc<Encoded>> {
-        self.json.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The snapshot if it is younger than `max_age`; counts as a read.
+    fn get(&self, max_age: Duration) -> Option<Arc<Encoded>> {
+        *self.read_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.json
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < max_age)
+            .map(|(b, _)| b.clone())
     }
 
     fn set(&self, b: Arc<Encoded>) {
-        *self.json.write().unwrap_or_else(|p| p.into_inner()) = Some(b);
+        *self.json.write().unwrap_or_else(|p| p.into_inner()) = Some((b, Instant::now()));
+    }
+
+    fn read_within(&self, d: Duration) -> bool {
+        self.read_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < d)
     }
 }
 
 /// The snapshot, gzipped (once per snapshot) when the client takes it.
 pub async fn dashboard(state: AppState, want_gzip: bool) -> Result<Response, warp::Rejection> {
-    match state.dashboard.get() {
-        Some(body) => super::encoded::reply(body, want_gzip).await,
-        None => Ok(error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "dashboard data is being computed; retry in a second",
-        )),
+    let body = match state.dashboard.get(STALE_AFTER) {
+        Some(body) => body,
+        None => match rebuild(&state).await {
+            Some(body) => body,
+            None => {
+                return Ok(error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "dashboard data could not be computed; retry in a second",
+                ));
+            }
+        },
+    };
+    super::encoded::reply(body, want_gzip).await
+}
+
+/// Builds a snapshot on a blocking thread and keeps it (or takes the one a
+/// build that was in progress made).
+async fn rebuild(state: &AppState) -> Option<Arc<Encoded>> {
+    let started = Instant::now();
+    let _one = state.dashboard.building.lock().await;
+    if let Some(b) = state
+        .dashboard
+        .json
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        && b.1 >= started
+    {
+        return Some(b.0.clone());
+    }
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || build(&st)).await {
+        Ok(Ok(bytes)) => {
+            state.dashboard.set(bytes.clone());
+            Some(bytes)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "dashboard snapshot failed");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard snapshot crashed");
+            None
+        }
     }
 }
 
-/// Rebuilds the snapshot every `REFRESH` until shutdown.
+/// Rebuilds the snapshot every `REFRESH`, while it is being read, until
+/// shutdown.
 pub async fn run_refresher(state: AppState, mut shutdown: Shutdown) {
     let mut ticker = crate::shutdown::ticker(REFRESH);
     while shutdown.tick(&mut ticker).await {
-        let st = state.clone();
-        match tokio::task::spawn_blocking(move || build(&st)).await {
-            Ok(Ok(bytes)) => state.dashboard.set(bytes),
-            Ok(Err(e)) => tracing::warn!(error = %e, "dashboard snapshot failed"),
-            Err(e) => tracing::warn!(error = %e, "dashboard snapshot crashed"),
+        if state.dashboard.read_within(IDLE_AFTER) {
+            rebuild(&state).await;
         }
     }
 }
