@@ -353,7 +353,7 @@ impl Store {
                     // The header is lost: the log's first record says where
                     // the checkpoint stood.
                     match disk.wal.get(wal::slot_key(0)).map_err(err)? {
-                        Some(b) => wal::record_seq(&b).map_or(seq_high, |s| s - 1),
+                        Some(b) => wal::record_seq(&b).map_or(seq_high, |s| s.saturating_sub(1)),
                         None => seq_high,
                     }
                 } else {
