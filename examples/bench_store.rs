@@ -164,6 +164,23 @@ fn report(what: &str, times: impl Iterator<Item = Duration>) {
     );
 }
 
+/// Ingests hour `hour` (from `T0`) of every series at 5 s, then flushes.
+fn ingest_hour(store: &Store, ids: &[u32], gens: &mut [Gen], hour: i64, batch: &mut Vec<Sample>) {
+    batch.clear();
+    for step in 0..720 {
+        let ts = T0 + hour * HOUR + step * 5_000;
+        for (id, g) in ids.iter().zip(gens.iter_mut()) {
+            batch.push(Sample {
+                series: *id,
+                ts_ms: ts,
+                value: g.next(),
+            });
+        }
+    }
+    store.ingest(batch).expect("ingest");
+    store.flush().expect("flush");
+}
+
 /// Every tier of the default layout full (40 days at one sample every 5 s),
 /// per kind: bytes on disk per series after a clean stop (sled included),
 /// beside the bytes pco needs for the same tier columns compressed whole.
@@ -182,19 +199,7 @@ fn disk_per_series() {
         let started = Instant::now();
         let mut batch = Vec::with_capacity(720 * ids.len());
         for hour in 0..days * 24 {
-            batch.clear();
-            for step in 0..720 {
-                let ts = T0 + hour * HOUR + step * 5_000;
-                for (id, g) in ids.iter().zip(gens.iter_mut()) {
-                    batch.push(Sample {
-                        series: *id,
-                        ts_ms: ts,
-                        value: g.next(),
-                    });
-                }
-            }
-            store.ingest(&batch).expect("ingest");
-            store.flush().expect("flush");
+            ingest_hour(&store, &ids, &mut gens, hour, &mut batch);
         }
         let elapsed = started.elapsed();
         let peak = proc_status("VmHWM:") / 1024;
@@ -257,19 +262,7 @@ fn hundred_days() {
     let mut at_35 = None;
     let mut last = 0;
     for hour in 0..days * 24 {
-        batch.clear();
-        for step in 0..720 {
-            let ts = T0 + hour * HOUR + step * 5_000;
-            for (id, g) in ids.iter().zip(gens.iter_mut()) {
-                batch.push(Sample {
-                    series: *id,
-                    ts_ms: ts,
-                    value: g.next(),
-                });
-            }
-        }
-        store.ingest(&batch).expect("ingest");
-        store.flush().expect("flush");
+        ingest_hour(&store, &ids, &mut gens, hour, &mut batch);
         let day = (hour + 1) / 24;
         if (hour + 1) % 24 == 0 && day >= 30 && day % 5 == 0 {
             store.checkpoint().expect("checkpoint");
