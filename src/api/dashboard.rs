@@ -13,7 +13,8 @@ use crate::analysis::trend::{Trend, trend};
 use crate::shutdown::Shutdown;
 use crate::store::{Agg, SeriesKey, Store};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -33,8 +34,10 @@ const TREND_STEP_MS: i64 = 60_000;
 pub struct DashboardCache {
     /// The snapshot and when it was built.
     json: RwLock<Option<(Arc<Encoded>, Instant)>>,
-    /// When the snapshot was last asked for.
-    read_at: Mutex<Option<Instant>>,
+    /// When the snapshot was last asked for, in ms after `since` (0: never);
+    /// an atomic, as every request stores it.
+    read_at: AtomicU64,
+    since: Instant,
     /// One build at a time: requests that find the snapshot stale wait for
     /// the build in progress instead of starting their own.
     building: tokio::sync::Mutex<()>,
@@ -44,7 +47,8 @@ impl Default for DashboardCache {
     fn default() -> Self {
         DashboardCache {
             json: RwLock::new(None),
-            read_at: Mutex::new(None),
+            read_at: AtomicU64::new(0),
+            since: Instant::now(),
             building: tokio::sync::Mutex::new(()),
         }
     }
@@ -53,7 +57,8 @@ impl Default for DashboardCache {
 impl DashboardCache {
     /// The snapshot if it is younger than `max_age`; counts as a read.
     fn get(&self, max_age: Duration) -> Option<Arc<Encoded>> {
-        *self.read_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let now = self.since.elapsed().as_millis() as u64 + 1;
+        self.read_at.store(now, Ordering::Relaxed);
         self.json
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -67,10 +72,8 @@ impl DashboardCache {
     }
 
     fn read_within(&self, d: Duration) -> bool {
-        self.read_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|at| at.elapsed() < d)
+        let at = self.read_at.load(Ordering::Relaxed);
+        at > 0 && self.since.elapsed().as_millis() as u64 + 1 - at < d.as_millis() as u64
     }
 }
 
