@@ -185,15 +185,27 @@ pub async fn run(
     Ok(())
 }
 
-/// Flushes the store every `interval` on a blocking thread until shutdown.
+/// Flushes the store every `interval` on a blocking thread until shutdown;
+/// a tick with nothing new since a successful flush wakes no thread.
 async fn run_flusher(store: Store, interval: Duration, mut shutdown: Shutdown) {
     let mut ticker = crate::shutdown::ticker(interval);
+    let mut flushed = None;
     while shutdown.tick(&mut ticker).await {
-        let st = store.clone();
-        match tokio::task::spawn_blocking(move || st.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "store flush failed"),
-            Err(e) => tracing::error!(error = %e, "store flush crashed"),
+        let generation = store.generation();
+        if flushed == Some(generation) {
+            continue;
         }
+        let st = store.clone();
+        flushed = match tokio::task::spawn_blocking(move || st.flush()).await {
+            Ok(Ok(())) => Some(generation),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "store flush failed");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store flush crashed");
+                None
+            }
+        };
     }
 }

@@ -50,6 +50,9 @@ pub struct AlertState {
     silences_tree: sled::Tree,
     outbox_tree: sled::Tree,
     inner: Mutex<Inner>,
+    /// Signalled when a delivery is queued, so the notifier sleeps until
+    /// there is work instead of polling the outbox.
+    outbox_changed: tokio::sync::Notify,
 }
 
 fn load<T: serde::de::DeserializeOwned>(
@@ -123,6 +126,7 @@ impl AlertState {
             silences_tree,
             outbox_tree,
             inner: Mutex::new(inner),
+            outbox_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -249,6 +253,9 @@ impl AlertState {
                 .insert(seq.to_be_bytes(), codec::encode(&d))
                 .map_err(|e| store_err(&self.store, e))?;
             inner.outbox.insert(seq, d);
+        }
+        if !channels.is_empty() {
+            self.outbox_changed.notify_one();
         }
         Ok(())
     }
@@ -535,6 +542,17 @@ impl AlertState {
             .filter(|d| d.next_at <= now)
             .cloned()
             .collect()
+    }
+
+    /// When the earliest queued delivery is due (None: the outbox is empty).
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.lock().outbox.values().map(|d| d.next_at).min()
+    }
+
+    /// Resolves once a delivery has been queued since the last call
+    /// returned (at once if one was queued while nobody waited).
+    pub async fn outbox_changed(&self) {
+        self.outbox_changed.notified().await
     }
 
     /// Records a delivery attempt: success removes it from the outbox.

@@ -41,6 +41,9 @@ pub struct DashboardCache {
     /// One build at a time: requests that find the snapshot stale wait for
     /// the build in progress instead of starting their own.
     building: tokio::sync::Mutex<()>,
+    /// Signalled by the first read after an idle spell, so the refresher
+    /// sleeps while nobody reads.
+    woken: tokio::sync::Notify,
 }
 
 impl Default for DashboardCache {
@@ -50,6 +53,7 @@ impl Default for DashboardCache {
             read_at: AtomicU64::new(0),
             since: Instant::now(),
             building: tokio::sync::Mutex::new(()),
+            woken: tokio::sync::Notify::new(),
         }
     }
 }
@@ -58,7 +62,10 @@ impl DashboardCache {
     /// The snapshot if it is younger than `max_age`; counts as a read.
     fn get(&self, max_age: Duration) -> Option<Arc<Encoded>> {
         let now = self.since.elapsed().as_millis() as u64 + 1;
-        self.read_at.store(now, Ordering::Relaxed);
+        let before = self.read_at.swap(now, Ordering::Relaxed);
+        if before == 0 || now.saturating_sub(before) >= IDLE_AFTER.as_millis() as u64 {
+            self.woken.notify_one();
+        }
         self.json
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -126,14 +133,22 @@ async fn rebuild(state: &AppState) -> Option<Arc<Encoded>> {
     }
 }
 
-/// Rebuilds the snapshot every `REFRESH`, while it is being read, until
-/// shutdown.
+/// Rebuilds the snapshot every `REFRESH` while it is being read, and sleeps
+/// (no timer) while it is not, until shutdown.
 pub async fn run_refresher(state: AppState, mut shutdown: Shutdown) {
     let mut ticker = crate::shutdown::ticker(REFRESH);
-    while shutdown.tick(&mut ticker).await {
-        if state.dashboard.read_within(IDLE_AFTER) {
-            rebuild(&state).await;
+    loop {
+        if !state.dashboard.read_within(IDLE_AFTER) {
+            tokio::select! {
+                _ = state.dashboard.woken.notified() => ticker.reset(),
+                _ = shutdown.recv() => return,
+            }
+            continue;
         }
+        if !shutdown.tick(&mut ticker).await {
+            return;
+        }
+        rebuild(&state).await;
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Hub {
     tx: broadcast::Sender<Arc<str>>,
     clients: AtomicUsize,
     pub max_clients: usize,
+    /// Signalled when a client connects, so the publisher sleeps while
+    /// nobody listens.
+    joined: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -36,6 +39,7 @@ impl Hub {
             tx: broadcast::channel(CLIENT_QUEUE).0,
             clients: AtomicUsize::new(0),
             max_clients,
+            joined: tokio::sync::Notify::new(),
         }
     }
 
@@ -78,7 +82,8 @@ pub fn live(state: &AppState, kind: &str) -> serde_json::Value {
     })
 }
 
-/// Publishes `metrics` every `interval` and `alert` messages as they happen.
+/// Publishes `metrics` every `interval` while a client listens (the timer
+/// stops while nobody does) and `alert` messages as they happen.
 pub async fn run_publisher(
     state: AppState,
     interval: Duration,
@@ -88,12 +93,12 @@ pub async fn run_publisher(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let listening = state.hub.clients() > 0;
         tokio::select! {
-            _ = ticker.tick() => {
-                if state.hub.clients() > 0 {
-                    state.hub.publish(live(&state, "metrics"));
-                }
+            _ = ticker.tick(), if listening => {
+                state.hub.publish(live(&state, "metrics"));
             }
+            _ = state.hub.joined.notified(), if !listening => ticker.reset(),
             a = alerts.recv() => match a {
                 Ok(a) => state.hub.publish(serde_json::json!({
                     "type": "alert",
@@ -131,6 +136,7 @@ pub async fn upgrade(
             ),
         ));
     }
+    hub.joined.notify_one();
     let rx = hub.tx.subscribe();
     Ok(ws
         .max_message_size(64 * 1024)

@@ -516,6 +516,13 @@ impl Store {
             .collect()
     }
 
+    /// A number that changes whenever there is something new to flush
+    /// (samples stored, series registered): a flusher that saw the same
+    /// number after a successful flush can skip waking a thread.
+    pub fn generation(&self) -> u64 {
+        self.inner.ingested.load(Ordering::Relaxed) + self.registry().len() as u64
+    }
+
     pub fn stats(&self) -> StoreStats {
         let series = self.registry().len();
         let (open_blocks, sealing_blocks) = {

@@ -22,8 +22,12 @@ use std::time::Duration;
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait between two attempts.
 pub const MAX_RETRY_DELAY_SECS: i64 = 300;
-/// How often the outbox is checked.
-const POLL: Duration = Duration::from_millis(200);
+/// The longest the notifier sleeps without looking at the outbox (a guard
+/// against wall-clock jumps: retry times are wall-clock times).
+const LONGEST_SLEEP: Duration = Duration::from_secs(60);
+/// The shortest: a delivery whose attempt could not be recorded stays due,
+/// and must not turn the loop into a spin.
+const SHORTEST_SLEEP: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -99,42 +103,63 @@ fn send(url: &str, body: &serde_json::Value) -> (bool, Option<u16>, Option<Strin
     }
 }
 
-/// Sends due deliveries until shutdown.
+/// Sends due deliveries until shutdown. Sleeps until the earliest retry is
+/// due or a delivery is queued: no polling while the outbox is empty.
 pub async fn run(
     state: Arc<AlertState>,
     channels: Vec<ChannelSpec>,
     external_url: String,
     mut shutdown: Shutdown,
 ) {
-    let mut ticker = crate::shutdown::ticker(POLL);
-    while shutdown.tick(&mut ticker).await {
+    loop {
         let due = state.due(Utc::now());
         for d in due {
-            let Some(ch) = channels.iter().find(|c| c.name == d.channel).cloned() else {
-                // The channel was removed from the config: drop the delivery, recorded.
-                let _ = state.delivered(
-                    &d,
-                    true,
-                    None,
-                    Some("channel no longer configured".into()),
-                    Utc::now(),
-                    Utc::now(),
-                );
-                continue;
-            };
-            let (url, body) = request(&ch, &d, &external_url);
-            let st = state.clone();
-            let res = tokio::task::spawn_blocking(move || {
-                let (ok, status, err) = send(&url, &body);
-                let now = Utc::now();
-                st.delivered(&d, ok, status, err, now + retry_delay(d.attempts), now)
-            })
-            .await;
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "recording a delivery failed"),
-                Err(e) => tracing::error!(error = %e, "delivery crashed"),
-            }
+            deliver(&state, &channels, &external_url, d).await;
         }
+        let wait = state.next_due().map_or(LONGEST_SLEEP, |at| {
+            (at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(SHORTEST_SLEEP, LONGEST_SLEEP)
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.outbox_changed() => {}
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
+/// One attempt at one delivery, recorded in the outbox and the audit trail.
+async fn deliver(
+    state: &Arc<AlertState>,
+    channels: &[ChannelSpec],
+    external_url: &str,
+    d: Delivery,
+) {
+    let Some(ch) = channels.iter().find(|c| c.name == d.channel).cloned() else {
+        // The channel was removed from the config: drop the delivery, recorded.
+        let _ = state.delivered(
+            &d,
+            true,
+            None,
+            Some("channel no longer configured".into()),
+            Utc::now(),
+            Utc::now(),
+        );
+        return;
+    };
+    let (url, body) = request(&ch, &d, external_url);
+    let st = state.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let (ok, status, err) = send(&url, &body);
+        let now = Utc::now();
+        st.delivered(&d, ok, status, err, now + retry_delay(d.attempts), now)
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "recording a delivery failed"),
+        Err(e) => tracing::error!(error = %e, "delivery crashed"),
     }
 }
