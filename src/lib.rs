@@ -7,6 +7,8 @@
 //! - `config`   defaults, TOML file, environment and flags into one typed `Config`
 //! - `error`    the crate's `Error` and `Result`
 //! - `shutdown` one signal every loop listens to
+//! - `time`     the one timestamp format written (RFC 3339, ms, `Z`)
+//! - `names`    the naming rules of metrics and labels (Prometheus's)
 //! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
 //! - `health`   the health check engine: probes, back-off, the live registry
 //! - `store`    the embedded sled time-series store: tiers of ring buffers
@@ -26,9 +28,11 @@ pub mod collect;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod names;
 pub mod platform;
 pub mod shutdown;
 pub mod store;
+pub mod time;
 
 use crate::config::Config;
 use crate::error::{Error, Result};

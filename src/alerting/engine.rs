@@ -5,7 +5,7 @@
 //! value hovering at the threshold does not flap. Open alerts are loaded
 //! from sled at start, so a restart neither duplicates nor re-notifies.
 
-use super::notify::{escalation_channels, route};
+use super::outbox::{escalation_channels, route};
 use super::rule::{effective_rules, evaluate, render};
 use super::state::AlertState;
 use super::{Alert, AlertStatus};

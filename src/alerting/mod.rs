@@ -1,7 +1,8 @@
 //! Alerting: rules evaluated against the store (`rule.rs`), the alert
 //! lifecycle state machine (`engine.rs`), persistent alerts, audit trail and
 //! silences (`state.rs`, `silence.rs`), and notification delivery through a
-//! persistent outbox (`notify/`).
+//! persistent outbox (`outbox.rs`: the record and its routing; `notify/`:
+//! the dispatcher and one file per provider).
 //!
 //! An alert is one firing of one rule for one label set (its fingerprint):
 //! `active` -> `acknowledged` -> `resolved`. Every change is written to sled
@@ -9,6 +10,7 @@
 
 pub mod engine;
 pub mod notify;
+pub mod outbox;
 pub mod rule;
 pub mod silence;
 pub mod state;

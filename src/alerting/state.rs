@@ -3,7 +3,7 @@
 //! Every mutation is flushed to disk before it returns, so an acknowledged
 //! API call survives a crash right after the reply.
 
-use super::notify::Delivery;
+use super::outbox::Delivery;
 use super::silence::Silence;
 use super::{Alert, AlertStatus, AuditRecord, Event};
 use crate::config::alerting::Severity;

@@ -2,20 +2,10 @@
 //! and collector types are never serialised directly. `Option` fields are
 //! `null` when the value is unknown, never a made-up 0.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// RFC 3339 with milliseconds and `Z`, the one timestamp format of the API.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-pub fn ts_ms(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(ts)
-        .unwrap_or_default()
-}
+pub use crate::time::{ts, ts_ms};
 
 #[derive(Serialize)]
 pub struct RootResponse {

@@ -6,7 +6,7 @@ use super::AppState;
 use super::dto::*;
 use crate::config::services::Role;
 use crate::health::HealthStatus;
-use crate::health::registry::{Registry, ServiceView};
+use crate::health::registry::{Registry, ServiceView, overall};
 use std::collections::BTreeMap;
 use warp::reply::{Reply, Response};
 
@@ -27,20 +27,6 @@ fn entry(v: &ServiceView, all: &[ServiceView]) -> ServiceHealthEntry {
         cpu_usage: v.cpu_usage,
         memory_usage_mb: v.memory_usage_mb,
     }
-}
-
-/// Unhealthy if any service is unhealthy, degraded if any is degraded, else
-/// healthy. An optional dependency (REDIS_URL / DATABASE_URL) that is down
-/// makes the whole `degraded`, never `unhealthy`: the platform is impaired,
-/// the services themselves still answer.
-pub fn overall(all: &[ServiceView]) -> HealthStatus {
-    all.iter()
-        .map(|v| match (v.role, v.status()) {
-            (Role::Dependency, HealthStatus::Unhealthy) => HealthStatus::Degraded,
-            (_, s) => s,
-        })
-        .max()
-        .unwrap_or(HealthStatus::Healthy)
 }
 
 /// The summary both service endpoints answer, with `services` built by

@@ -74,7 +74,7 @@ pub fn live(state: &AppState, kind: &str) -> serde_json::Value {
             "healthy": count(HealthStatus::Healthy),
             "degraded": count(HealthStatus::Degraded),
             "unhealthy": count(HealthStatus::Unhealthy),
-            "overall_status": super::services::overall(&services),
+            "overall_status": crate::health::registry::overall(&services),
             "unhealthy_names": services.iter()
                 .filter(|v| v.status() == HealthStatus::Unhealthy && v.role == Role::Service)
                 .map(|v| v.name.clone()).collect::<Vec<_>>(),

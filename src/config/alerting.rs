@@ -156,9 +156,7 @@ pub fn build_rules(raw: &[RawRule]) -> Result<Vec<RuleSpec>> {
         if r.name.is_empty() || out.iter().any(|o| o.name == r.name) {
             return Err(fail("name must be non-empty and unique".into()));
         }
-        crate::store::SeriesKey::new(&r.metric)
-            .validate()
-            .map_err(fail)?;
+        crate::names::check_metric(&r.metric).map_err(fail)?;
         let aggregation = match r.aggregation.as_deref().unwrap_or("avg") {
             "avg" => Aggregation::Avg,
             "max" => Aggregation::Max,

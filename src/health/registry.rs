@@ -169,3 +169,17 @@ impl Registry {
         deps
     }
 }
+
+/// Unhealthy if any service is unhealthy, degraded if any is degraded, else
+/// healthy. An optional dependency (REDIS_URL / DATABASE_URL) that is down
+/// makes the whole `degraded`, never `unhealthy`: the platform is impaired,
+/// the services themselves still answer.
+pub fn overall(all: &[ServiceView]) -> HealthStatus {
+    all.iter()
+        .map(|v| match (v.role, v.status()) {
+            (Role::Dependency, HealthStatus::Unhealthy) => HealthStatus::Degraded,
+            (_, s) => s,
+        })
+        .max()
+        .unwrap_or(HealthStatus::Healthy)
+}

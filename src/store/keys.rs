@@ -10,10 +10,7 @@ use std::fmt;
 
 pub type SeriesId = u32;
 
-/// At most this many labels on one series (keeps canonical keys small).
-pub const MAX_LABELS: usize = 16;
-/// Longest metric name, label name or label value, in bytes.
-pub const MAX_NAME_LEN: usize = 200;
+pub use crate::names::{MAX_LABELS, MAX_NAME_LEN};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
@@ -41,12 +38,7 @@ impl SeriesKey {
     /// Checks the Prometheus naming rules: a metric matches
     /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, a label name `[a-zA-Z_][a-zA-Z0-9_]*`.
     pub fn validate(&self) -> Result<(), String> {
-        if !valid_name(&self.metric, true) {
-            return Err(format!(
-                "invalid metric name '{}': use letters, digits, '_' and ':', not starting with a digit",
-                self.metric
-            ));
-        }
+        crate::names::check_metric(&self.metric)?;
         if self.labels.len() > MAX_LABELS {
             return Err(format!(
                 "too many labels ({}, at most {MAX_LABELS})",
@@ -54,14 +46,7 @@ impl SeriesKey {
             ));
         }
         for (k, v) in &self.labels {
-            if !valid_name(k, false) {
-                return Err(format!("invalid label name '{k}'"));
-            }
-            if v.len() > MAX_NAME_LEN {
-                return Err(format!(
-                    "label '{k}' value longer than {MAX_NAME_LEN} bytes"
-                ));
-            }
+            crate::names::check_label(k, v)?;
         }
         Ok(())
     }
@@ -93,16 +78,6 @@ impl SeriesKey {
         }
         Some(key)
     }
-}
-
-fn valid_name(s: &str, allow_colon: bool) -> bool {
-    let ok = |c: char, first: bool| {
-        c.is_ascii_alphabetic()
-            || c == '_'
-            || (allow_colon && c == ':')
-            || (!first && c.is_ascii_digit())
-    };
-    !s.is_empty() && s.len() <= MAX_NAME_LEN && s.chars().enumerate().all(|(i, c)| ok(c, i == 0))
 }
 
 impl fmt::Display for SeriesKey {

@@ -9,7 +9,7 @@ pub fn body(d: &Delivery, external_url: &str) -> Value {
     let mut alert = json!({
         "labels": labels(d),
         "annotations": annotations(d),
-        "startsAt": crate::api::dto::ts(d.alert.fired_at),
+        "startsAt": crate::time::ts(d.alert.fired_at),
         "generatorURL": format!("{external_url}/alerts/{}", d.alert.alert_id),
     });
     if d.event == crate::alerting::Event::Resolved {

@@ -1,5 +1,5 @@
 //! Notification delivery. A state change queues one `Delivery` per routed
-//! channel in the persistent outbox (see `state.rs`); the dispatcher sends
+//! channel in the persistent outbox (`outbox.rs`, kept by `state.rs`); the dispatcher sends
 //! due deliveries with a timeout and retries failures with exponential
 //! back-off, so a receiver that is down, or a restart, delays a notification
 //! but does not lose it. Each attempt is recorded in the alert's history.
@@ -9,12 +9,11 @@ pub mod alertmanager;
 pub mod slack;
 pub mod webhook;
 
+use super::outbox::Delivery;
 use super::state::AlertState;
-use super::{Alert, Event};
-use crate::config::alerting::{ChannelKind, ChannelSpec, EscalationSpec, RouteSpec};
+use crate::config::alerting::{ChannelKind, ChannelSpec};
 use crate::shutdown::Shutdown;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,43 +27,6 @@ const LONGEST_SLEEP: Duration = Duration::from_secs(60);
 /// The shortest: a delivery whose attempt could not be recorded stays due,
 /// and must not turn the loop into a spin.
 const SHORTEST_SLEEP: Duration = Duration::from_millis(100);
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub seq: u64,
-    pub channel: String,
-    pub event: Event,
-    /// The alert as it was when the change happened.
-    pub alert: Alert,
-    pub attempts: u32,
-    pub next_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// Which channels get a notification: with no routes every channel; else
-/// every channel of every route whose severity and service match.
-pub fn route(channels: &[ChannelSpec], routes: &[RouteSpec], a: &Alert) -> Vec<String> {
-    if routes.is_empty() {
-        return channels.iter().map(|c| c.name.clone()).collect();
-    }
-    let mut out: Vec<String> = Vec::new();
-    for r in routes {
-        let sev = r.severity.is_none_or(|s| s == a.severity);
-        let svc = r.service.as_ref().is_none_or(|s| s == &a.service);
-        if sev && svc {
-            for c in &r.channels {
-                if !out.contains(c) {
-                    out.push(c.clone());
-                }
-            }
-        }
-    }
-    out
-}
-
-pub fn escalation_channels(esc: &Option<EscalationSpec>) -> Vec<String> {
-    esc.as_ref().map(|e| e.channels.clone()).unwrap_or_default()
-}
 
 /// Exponential back-off: 1, 2, 4 ... seconds, at most `MAX_RETRY_DELAY_SECS`.
 pub fn retry_delay(attempts: u32) -> chrono::Duration {

@@ -30,7 +30,7 @@ pub fn ends_at(d: &Delivery) -> String {
     d.alert
         .resolved_at
         .filter(|_| d.event == Event::Resolved)
-        .map(crate::api::dto::ts)
+        .map(crate::time::ts)
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
 }
 
@@ -55,7 +55,7 @@ pub fn body(receiver: &str, d: &Delivery, external_url: &str) -> Value {
             "status": status,
             "labels": labels,
             "annotations": annotations(d),
-            "startsAt": crate::api::dto::ts(d.alert.fired_at),
+            "startsAt": crate::time::ts(d.alert.fired_at),
             "endsAt": ends_at(d),
             "generatorURL": format!("{external_url}/alerts/{}", d.alert.alert_id),
             "fingerprint": d.alert.fingerprint,
