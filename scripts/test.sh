@@ -2,7 +2,8 @@
 # The test command: installs what the tests need on a fresh Debian machine
 # (redis-server, PostgreSQL and Prometheus Alertmanager, which the tests
 # start themselves on free loopback ports; Chromium and playwright-core for
-# the dashboard test), then runs the whole suite. Safe to run again.
+# the dashboard test), checks formatting and lints, then runs the whole
+# suite. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,13 @@ fi
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi
+# Style and lints first: the house stays formatted and warning-free
+# (Cargo.toml's [lints] deny unwrap outside tests and unsafe code).
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 # The Debian packages start their own default servers; the tests use their
 # own instances and do not need those.
 cargo test --locked

@@ -46,9 +46,9 @@ struct Fixture {
 }
 
 fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("c.toml");
-    std::fs::write(&file, RULES).unwrap();
+    std::fs::write(&file, RULES).expect("rules file");
     let mut env: HashMap<String, String> = extra_env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -58,12 +58,12 @@ fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
         "DATA_DIR".into(),
         dir.path().join("data").display().to_string(),
     );
-    let config = Config::from_sources(Overrides::default(), &env).unwrap();
-    let store = mlsec_monitor::open_store(&config).unwrap();
+    let config = Config::from_sources(Overrides::default(), &env).expect("config");
+    let store = mlsec_monitor::open_store(&config).expect("store");
     let engine = Engine::new(
         &config,
         store.clone(),
-        Arc::new(AlertState::open(&store).unwrap()),
+        Arc::new(AlertState::open(&store).expect("alert state")),
     );
     Fixture {
         _dir: dir,
@@ -74,14 +74,14 @@ fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
 }
 
 fn put(store: &Store, key: SeriesKey, at: DateTime<Utc>, value: f64) {
-    let id = store.resolve(&key).unwrap();
+    let id = store.resolve(&key).expect("series");
     store
         .ingest(&[Sample {
             series: id,
             ts_ms: at.timestamp_millis(),
             value,
         }])
-        .unwrap();
+        .expect("ingest");
 }
 
 fn queue(f: &Fixture, at: DateTime<Utc>, v: f64) {
@@ -195,11 +195,11 @@ fn rate_rules_and_restart_without_duplicates() {
     } = f;
     drop(engine);
     drop(store);
-    let store = mlsec_monitor::open_store(&config).unwrap();
+    let store = mlsec_monitor::open_store(&config).expect("store");
     let engine = Engine::new(
         &config,
         store.clone(),
-        Arc::new(AlertState::open(&store).unwrap()),
+        Arc::new(AlertState::open(&store).expect("alert state")),
     );
     engine.evaluate_at(t + Duration::seconds(245)).unwrap();
     let n = engine

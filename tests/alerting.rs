@@ -35,7 +35,7 @@ struct Receiver {
 impl Receiver {
     fn start(port: Option<u16>) -> Receiver {
         let l = TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).expect("bind receiver");
-        let port = l.local_addr().unwrap().port();
+        let port = l.local_addr().expect("addr").port();
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
         let (b, st) = (bodies.clone(), status.clone());
@@ -57,7 +57,7 @@ impl Receiver {
                 let code = st.load(Ordering::Relaxed);
                 if (200..300).contains(&code) {
                     b.lock()
-                        .unwrap()
+                        .expect("bodies")
                         .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
                 }
                 let mut s = r.into_inner();
@@ -75,7 +75,7 @@ impl Receiver {
     }
 
     fn count(&self) -> usize {
-        self.bodies.lock().unwrap().len()
+        self.bodies.lock().expect("bodies").len()
     }
 }
 

@@ -50,9 +50,9 @@ fn stored(addr: std::net::SocketAddr) -> (u64, i64) {
     assert_eq!(r.status, 200, "{}", r.text);
     let mut count = 0;
     let mut max = -1i64;
-    for s in r.body["series"].as_array().unwrap() {
-        for p in s["points"].as_array().unwrap() {
-            count += p["count"].as_u64().unwrap();
+    for s in r.body["series"].as_array().expect("series") {
+        for p in s["points"].as_array().expect("points") {
+            count += p["count"].as_u64().expect("count");
             if let Some(m) = p["max"].as_f64() {
                 max = max.max(m as i64);
             }
