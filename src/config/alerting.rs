@@ -132,9 +132,6 @@ pub struct RuleSpec {
     pub builtin: bool,
 }
 
-pub const DEFAULT_WINDOW_SECS: f64 = 300.0;
-pub const DEFAULT_CLEAR_AFTER_SECS: f64 = 30.0;
-
 fn secs(
     v: Option<f64>,
     default: f64,
@@ -157,7 +154,11 @@ pub fn build_rules(raw: &[RawRule]) -> Result<Vec<RuleSpec>> {
             return Err(fail("name must be non-empty and unique".into()));
         }
         crate::names::check_metric(&r.metric).map_err(fail)?;
-        let aggregation = match r.aggregation.as_deref().unwrap_or("avg") {
+        let aggregation = match r
+            .aggregation
+            .as_deref()
+            .unwrap_or(super::defaults::RULE_AGGREGATION)
+        {
             "avg" => Aggregation::Avg,
             "max" => Aggregation::Max,
             "min" => Aggregation::Min,
@@ -171,7 +172,7 @@ pub fn build_rules(raw: &[RawRule]) -> Result<Vec<RuleSpec>> {
                 )));
             }
         };
-        let op = match r.op.as_deref().unwrap_or(">") {
+        let op = match r.op.as_deref().unwrap_or(super::defaults::RULE_OP) {
             ">" => Op::Gt,
             ">=" => Op::Ge,
             "<" => Op::Lt,
@@ -208,12 +209,18 @@ pub fn build_rules(raw: &[RawRule]) -> Result<Vec<RuleSpec>> {
             metric: r.metric.clone(),
             matchers,
             aggregation,
-            window: secs(r.window, DEFAULT_WINDOW_SECS, "window", false).map_err(fail)?,
+            window: secs(r.window, super::defaults::RULE_WINDOW_SECS, "window", false)
+                .map_err(fail)?,
             op,
             threshold: r.threshold,
             for_: secs(r.for_secs, 0.0, "for", true).map_err(fail)?,
-            clear_after: secs(r.clear_after, DEFAULT_CLEAR_AFTER_SECS, "clear_after", true)
-                .map_err(fail)?,
+            clear_after: secs(
+                r.clear_after,
+                super::defaults::RULE_CLEAR_AFTER_SECS,
+                "clear_after",
+                true,
+            )
+            .map_err(fail)?,
             severity,
             message: r
                 .message

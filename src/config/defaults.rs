@@ -1,5 +1,6 @@
-//! Built-in defaults, one function per setting (the lowest precedence layer).
+//! Built-in defaults: the lowest precedence layer, every one in this file.
 
+// The daemon (environment variables of the same names, in capitals).
 pub const SERVICE_HOST: &str = "0.0.0.0";
 pub const SERVICE_PORT: u16 = 8006;
 pub const LOG_LEVEL: &str = "INFO";
@@ -19,3 +20,19 @@ pub const MAX_SERIES: usize = 50_000;
 pub const ALERT_EVALUATION_INTERVAL_SECS: f64 = 10.0;
 /// Most websocket live-feed clients at once.
 pub const WS_MAX_CLIENTS: usize = 2000;
+
+// A `[[services]]` entry.
+/// Seconds before a check counts as failed.
+pub const SERVICE_TIMEOUT_SECS: f64 = 5.0;
+/// The request counter a scraped service exposes.
+pub const REQUESTS_METRIC: &str = "http_requests_total";
+/// The request duration histogram a scraped service exposes, in seconds.
+pub const DURATION_METRIC: &str = "http_request_duration_seconds";
+
+// A `[[rules]]` entry.
+pub const RULE_AGGREGATION: &str = "avg";
+pub const RULE_OP: &str = ">";
+/// Seconds the aggregation looks back.
+pub const RULE_WINDOW_SECS: f64 = 300.0;
+/// Seconds the condition must stay clear before the alert resolves.
+pub const RULE_CLEAR_AFTER_SECS: f64 = 30.0;

@@ -1,17 +1,22 @@
 //! The typed, validated configuration.
 //!
-//! Layers, lowest to highest: built-in defaults (`defaults.rs`), the TOML file
-//! (`raw.rs`; `--config PATH` or `CONFIG_FILE`), environment variables, then
-//! command-line flags. Every value is checked here, once, and a bad one is an
-//! `Error::Config` whose message names the setting and quotes the value.
+//! Layers, lowest to highest: built-in defaults (`defaults.rs`, every one of
+//! them), the TOML file (`raw.rs`; `--config PATH` or `CONFIG_FILE`),
+//! environment variables, then command-line flags; `source.rs` picks a
+//! setting's value from the highest layer that gives it. Every value is
+//! checked here, once, and a bad one is an `Error::Config` whose message
+//! names the setting (the flag, the variable, or the key in the file) and
+//! quotes the value. `services.rs` and `alerting.rs` build the file's tables.
 
 pub mod alerting;
 pub mod defaults;
 pub mod raw;
 pub mod services;
+mod source;
 
 use crate::error::{Error, Result};
 use raw::RawConfig;
+use source::{Flag, Source};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -72,42 +77,6 @@ pub struct Overrides {
     pub log_level: Option<String>,
 }
 
-/// Where one setting's value came from, for error messages.
-struct Source<'a> {
-    env: &'a HashMap<String, String>,
-    file: &'a RawConfig,
-    file_name: String,
-}
-
-impl Source<'_> {
-    /// The highest-precedence text for `env_key`, with a label naming its origin.
-    fn pick(
-        &self,
-        cli: Option<String>,
-        env_key: &str,
-        file: Option<String>,
-    ) -> Option<(String, String)> {
-        if let Some(v) = cli {
-            let flag = match env_key {
-                "SERVICE_HOST" => "--host",
-                "SERVICE_PORT" => "--port",
-                "DATA_DIR" => "--data-dir",
-                _ => "--log-level",
-            };
-            return Some((v, flag.to_string()));
-        }
-        if let Some(v) = self.env.get(env_key).filter(|v| !v.is_empty()) {
-            return Some((v.clone(), env_key.to_string()));
-        }
-        file.map(|v| {
-            (
-                v,
-                format!("{} in {}", env_key.to_lowercase(), self.file_name),
-            )
-        })
-    }
-}
-
 impl Config {
     /// Builds the configuration from the process environment.
     pub fn load(cli: Overrides) -> Result<Config> {
@@ -133,175 +102,47 @@ impl Config {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         };
-
-        let (host, from) = src
-            .pick(cli.host, "SERVICE_HOST", src.file.service_host.clone())
-            .unwrap_or((defaults::SERVICE_HOST.into(), String::new()));
-        let host: IpAddr = host
-            .parse()
-            .map_err(|_| Error::config(format!("{from}: '{host}' is not an IP address")))?;
-
-        let port = match src.pick(
-            cli.port,
-            "SERVICE_PORT",
-            file.service_port.map(|p| p.to_string()),
-        ) {
-            None => defaults::SERVICE_PORT,
-            Some((v, from)) => v.parse::<u16>().map_err(|_| {
-                Error::config(format!("{from}: '{v}' is not a port number (0-65535)"))
-            })?,
-        };
-
-        let (log_level, from) = src
-            .pick(cli.log_level, "LOG_LEVEL", file.log_level.clone())
-            .unwrap_or((defaults::LOG_LEVEL.into(), String::new()));
-        let log_level = log_level.to_lowercase();
-        let log_level = match log_level.as_str() {
-            "warning" => "warn".to_string(),
-            "critical" => "error".to_string(),
-            "trace" | "debug" | "info" | "warn" | "error" => log_level,
-            _ => {
-                return Err(Error::config(format!(
-                    "{from}: '{log_level}' is not a log level (trace, debug, info, warn, error)"
-                )));
-            }
-        };
-
-        let log_format = match src.pick(None, "LOG_FORMAT", file.log_format.clone()) {
-            None => LogFormat::Text,
-            Some((v, from)) => match v.to_lowercase().as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => {
-                    return Err(Error::config(format!(
-                        "{from}: '{v}' is not a log format (text, json)"
-                    )));
-                }
-            },
-        };
-
+        let flag = |v: Option<String>, name: &'static str| -> Flag { v.map(|v| (v, name)) };
+        let (host, port) = listen(&src, flag(cli.host, "--host"), flag(cli.port, "--port"))?;
+        let (log_level, log_format) = logging(&src, flag(cli.log_level, "--log-level"))?;
         let data_dir = src
             .pick(
-                cli.data_dir.map(|p| p.display().to_string()),
+                flag(cli.data_dir.map(|p| p.display().to_string()), "--data-dir"),
                 "DATA_DIR",
                 file.data_dir.clone(),
             )
-            .map(|(v, _)| PathBuf::from(v))
-            .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
-
-        let url = |key: &str, file: Option<String>| -> Result<Option<String>> {
-            match src.pick(None, key, file) {
-                None => Ok(None),
-                Some((v, from)) => {
-                    if v.contains("://") {
-                        Ok(Some(v))
-                    } else {
-                        Err(Error::config(format!(
-                            "{from}: '{}' is not a URL",
-                            mask_url(&v)
-                        )))
-                    }
-                }
-            }
-        };
-        let database_url = url("DATABASE_URL", file.database_url.clone())?;
-        let redis_url = url("REDIS_URL", file.redis_url.clone())?;
-
-        let interval = |key: &str, file: Option<f64>, default: f64| -> Result<Duration> {
-            match src.pick(None, key, file.map(|v| v.to_string())) {
-                None => Ok(Duration::from_secs_f64(default)),
-                Some((v, from)) => match v.parse::<f64>() {
-                    Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
-                        Ok(Duration::from_secs_f64(s))
-                    }
-                    _ => Err(Error::config(format!(
-                        "{from}: '{v}' is not a positive number of seconds (at most 86400)"
-                    ))),
-                },
-            }
-        };
-        let count = |key: &str, file: Option<i64>, default: u64, max: u64| -> Result<u64> {
-            match src.pick(None, key, file.map(|v| v.to_string())) {
-                None => Ok(default),
-                Some((v, from)) => match v.parse::<u64>() {
-                    Ok(n) if n >= 1 && n <= max => Ok(n),
-                    _ => Err(Error::config(format!(
-                        "{from}: '{v}' is not a whole number from 1 to {max}"
-                    ))),
-                },
-            }
-        };
-
-        let cors = match src.pick(
-            None,
-            "CORS_ALLOWED_ORIGINS",
-            file.cors_allowed_origins.clone(),
-        ) {
-            None => CorsOrigins::Any,
-            Some((v, _)) if v.trim() == "*" => CorsOrigins::Any,
-            Some((v, from)) => {
-                let list: Vec<String> = v
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if let Some(bad) = list
-                    .iter()
-                    .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
-                {
-                    return Err(Error::config(format!(
-                        "{from}: origin '{bad}' must start with http:// or https:// (or use '*')"
-                    )));
-                }
-                CorsOrigins::List(list)
-            }
-        };
-
-        let health_check_interval = interval(
+            .map_or_else(
+                || PathBuf::from(defaults::DATA_DIR),
+                |(v, _)| PathBuf::from(v),
+            );
+        let database_url = src.url("DATABASE_URL", file.database_url.clone())?;
+        let redis_url = src.url("REDIS_URL", file.redis_url.clone())?;
+        let health_check_interval = src.interval(
             "HEALTH_CHECK_INTERVAL",
             file.health_check_interval,
             defaults::HEALTH_CHECK_INTERVAL_SECS,
         )?;
-        let services = services::build(
-            &file.services,
-            redis_url.as_deref(),
-            database_url.as_deref(),
-            health_check_interval,
-        )
-        .map_err(|e| match (e, &config_file) {
-            (Error::Config(m), Some(f)) => {
-                Error::config(format!("config file {}: {m}", f.display()))
-            }
-            (e, _) => e,
-        })?;
+
+        // The file's tables: an error names the file.
         let in_file = |e: Error| match (e, &config_file) {
             (Error::Config(m), Some(f)) => {
                 Error::config(format!("config file {}: {m}", f.display()))
             }
             (e, _) => e,
         };
+        let services = services::build(
+            &file.services,
+            redis_url.as_deref(),
+            database_url.as_deref(),
+            health_check_interval,
+        )
+        .map_err(in_file)?;
         let rules = alerting::build_rules(&file.rules).map_err(in_file)?;
         let (channels, routes, escalation) =
             alerting::build_channels(&file.channels, &file.routes, file.escalation.as_ref())
                 .map_err(in_file)?;
-        let alert_evaluation_interval = interval(
-            "ALERT_EVALUATION_INTERVAL",
-            file.alert_evaluation_interval,
-            defaults::ALERT_EVALUATION_INTERVAL_SECS,
-        )?;
-        let ws_max_clients = count(
-            "WS_MAX_CLIENTS",
-            file.ws_max_clients,
-            defaults::WS_MAX_CLIENTS as u64,
-            100_000,
-        )? as usize;
+
         Ok(Config {
-            ws_max_clients,
-            alert_evaluation_interval,
-            rules,
-            channels,
-            routes,
-            escalation,
             host,
             port,
             log_level,
@@ -310,41 +151,56 @@ impl Config {
             database_url,
             redis_url,
             health_check_interval,
-            metrics_retention_days: count(
+            metrics_retention_days: src.count(
                 "METRICS_RETENTION_DAYS",
                 file.metrics_retention_days,
                 defaults::METRICS_RETENTION_DAYS.into(),
                 3650,
             )? as u32,
-            alert_retention_days: count(
+            alert_retention_days: src.count(
                 "ALERT_RETENTION_DAYS",
                 file.alert_retention_days,
                 defaults::ALERT_RETENTION_DAYS.into(),
                 3650,
             )? as u32,
-            dashboard_refresh_interval: interval(
+            dashboard_refresh_interval: src.interval(
                 "DASHBOARD_REFRESH_INTERVAL",
                 file.dashboard_refresh_interval,
                 defaults::DASHBOARD_REFRESH_INTERVAL_SECS,
             )?,
-            system_metrics_interval: interval(
+            system_metrics_interval: src.interval(
                 "SYSTEM_METRICS_INTERVAL",
                 file.system_metrics_interval,
                 defaults::SYSTEM_METRICS_INTERVAL_SECS,
             )?,
-            flush_interval: interval(
+            flush_interval: src.interval(
                 "FLUSH_INTERVAL",
                 file.flush_interval,
                 defaults::FLUSH_INTERVAL_SECS,
             )?,
-            cors_allowed_origins: cors,
-            max_series: count(
+            cors_allowed_origins: cors(&src)?,
+            max_series: src.count(
                 "MAX_SERIES",
                 file.max_series,
                 defaults::MAX_SERIES as u64,
                 10_000_000,
             )? as usize,
             services,
+            alert_evaluation_interval: src.interval(
+                "ALERT_EVALUATION_INTERVAL",
+                file.alert_evaluation_interval,
+                defaults::ALERT_EVALUATION_INTERVAL_SECS,
+            )?,
+            ws_max_clients: src.count(
+                "WS_MAX_CLIENTS",
+                file.ws_max_clients,
+                defaults::WS_MAX_CLIENTS as u64,
+                100_000,
+            )? as usize,
+            rules,
+            channels,
+            routes,
+            escalation,
             config_file,
         })
     }
@@ -434,6 +290,86 @@ impl Config {
         }
         out
     }
+}
+
+/// `SERVICE_HOST` and `SERVICE_PORT`.
+fn listen(src: &Source, host_flag: Flag, port_flag: Flag) -> Result<(IpAddr, u16)> {
+    let (host, from) = src
+        .pick(host_flag, "SERVICE_HOST", src.file.service_host.clone())
+        .unwrap_or((defaults::SERVICE_HOST.into(), "the default".into()));
+    let host: IpAddr = host
+        .parse()
+        .map_err(|_| Error::config(format!("{from}: '{host}' is not an IP address")))?;
+    let port = match src.pick(
+        port_flag,
+        "SERVICE_PORT",
+        src.file.service_port.map(|p| p.to_string()),
+    ) {
+        None => defaults::SERVICE_PORT,
+        Some((v, from)) => v
+            .parse::<u16>()
+            .map_err(|_| Error::config(format!("{from}: '{v}' is not a port number (0-65535)")))?,
+    };
+    Ok((host, port))
+}
+
+/// `LOG_LEVEL` (Python's names accepted: warning, critical) and `LOG_FORMAT`.
+fn logging(src: &Source, level_flag: Flag) -> Result<(String, LogFormat)> {
+    let (level, from) = src
+        .pick(level_flag, "LOG_LEVEL", src.file.log_level.clone())
+        .unwrap_or((defaults::LOG_LEVEL.into(), "the default".into()));
+    let level = level.to_lowercase();
+    let level = match level.as_str() {
+        "warning" => "warn".to_string(),
+        "critical" => "error".to_string(),
+        "trace" | "debug" | "info" | "warn" | "error" => level,
+        _ => {
+            return Err(Error::config(format!(
+                "{from}: '{level}' is not a log level (trace, debug, info, warn, error)"
+            )));
+        }
+    };
+    let (format, from) = src
+        .pick(None, "LOG_FORMAT", src.file.log_format.clone())
+        .unwrap_or((defaults::LOG_FORMAT.into(), "the default".into()));
+    let format = match format.to_lowercase().as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        _ => {
+            return Err(Error::config(format!(
+                "{from}: '{format}' is not a log format (text, json)"
+            )));
+        }
+    };
+    Ok((level, format))
+}
+
+/// `CORS_ALLOWED_ORIGINS`: `*` or a comma-separated list of origins.
+fn cors(src: &Source) -> Result<CorsOrigins> {
+    let (v, from) = src
+        .pick(
+            None,
+            "CORS_ALLOWED_ORIGINS",
+            src.file.cors_allowed_origins.clone(),
+        )
+        .unwrap_or((defaults::CORS_ALLOWED_ORIGINS.into(), "the default".into()));
+    if v.trim() == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let list: Vec<String> = v
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = list
+        .iter()
+        .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+    {
+        return Err(Error::config(format!(
+            "{from}: origin '{bad}' must start with http:// or https:// (or use '*')"
+        )));
+    }
+    Ok(CorsOrigins::List(list))
 }
 
 fn read_file(path: &PathBuf) -> Result<RawConfig> {
@@ -528,6 +464,39 @@ mod tests {
             let e = load(&pairs).unwrap_err().to_string();
             assert!(e.contains(needle), "{e:?} should contain {needle:?}");
         }
+    }
+
+    #[test]
+    fn a_bad_flag_is_named_as_the_flag() {
+        for (cli, needle) in [
+            (
+                Overrides {
+                    host: Some("nowhere".into()),
+                    ..Overrides::default()
+                },
+                "--host: 'nowhere'",
+            ),
+            (
+                Overrides {
+                    port: Some("99999".into()),
+                    ..Overrides::default()
+                },
+                "--port: '99999'",
+            ),
+            (
+                Overrides {
+                    log_level: Some("loud".into()),
+                    ..Overrides::default()
+                },
+                "--log-level: 'loud'",
+            ),
+        ] {
+            let e = Config::from_sources(cli, &env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{e} lacks {needle}");
+        }
+        assert_eq!(load(&[]).unwrap().log_format, LogFormat::Text);
     }
 
     #[test]

@@ -8,9 +8,6 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Probe timeout when an entry gives none.
-pub const DEFAULT_TIMEOUT_SECS: f64 = 5.0;
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
@@ -107,9 +104,6 @@ pub struct ScrapeSpec {
     pub duration_metric: String,
 }
 
-pub const DEFAULT_REQUESTS_METRIC: &str = "http_requests_total";
-pub const DEFAULT_DURATION_METRIC: &str = "http_request_duration_seconds";
-
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -181,7 +175,7 @@ pub fn build(
                 kind,
                 target: url.into(),
                 interval: default_interval,
-                timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
+                timeout: Duration::from_secs_f64(super::defaults::SERVICE_TIMEOUT_SECS),
                 expected_status: None,
                 degraded_threshold_ms: None,
                 depends_on: vec![],
@@ -216,7 +210,7 @@ pub fn build(
         let interval = secs(r.interval, default_interval, "interval").map_err(fail)?;
         let timeout = secs(
             r.timeout,
-            Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
+            Duration::from_secs_f64(super::defaults::SERVICE_TIMEOUT_SECS),
             "timeout",
         )
         .map_err(fail)?;
@@ -267,11 +261,11 @@ pub fn build(
                     requests_metric: r
                         .requests_metric
                         .clone()
-                        .unwrap_or(DEFAULT_REQUESTS_METRIC.into()),
+                        .unwrap_or(super::defaults::REQUESTS_METRIC.into()),
                     duration_metric: r
                         .duration_metric
                         .clone()
-                        .unwrap_or(DEFAULT_DURATION_METRIC.into()),
+                        .unwrap_or(super::defaults::DURATION_METRIC.into()),
                 })
             }
         };
