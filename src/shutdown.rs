@@ -32,10 +32,6 @@ impl Shutdown {
         let _ = self.rx.wait_for(|down| *down).await;
     }
 
-    pub fn is_down(&self) -> bool {
-        *self.rx.borrow()
-    }
-
     /// Waits for the next tick of `ticker`: true on a tick, false once
     /// shutdown has begun. A periodic task is
     /// `let mut t = ticker(every); while shutdown.tick(&mut t).await { .. }`.

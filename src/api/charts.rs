@@ -58,7 +58,7 @@ impl Dataset {
     }
 }
 
-/// The grid of a chart: first point, step, count.
+/// The grid of a chart: the points at `from`, `from + step`, ... before `to`.
 #[derive(Clone, Copy)]
 struct Grid {
     from: i64,

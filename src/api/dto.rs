@@ -1,4 +1,4 @@
-//! Wire types: the API contract (`shared/spec/monitoring-service.md`). Store
+//! Wire types: the API contract (`docs/monitoring-service.md`). Store
 //! and collector types are never serialised directly. `Option` fields are
 //! `null` when the value is unknown, never a made-up 0.
 

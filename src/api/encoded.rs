@@ -28,8 +28,8 @@ impl Encoded {
             .map_err(|e| crate::error::Error::Internal(e.to_string()))
     }
 
-    /// Makes the gzip encoding if it is not made yet. CPU work: call it on a
-    /// blocking thread (`ready`).
+    /// Makes the gzip encoding if it is not made yet. CPU work: `reply` calls
+    /// it on a blocking thread.
     pub fn make_gzip(&self) -> &Bytes {
         self.gzip.get_or_init(|| {
             use std::io::Write;

@@ -1,5 +1,7 @@
-//! Collectors: they produce plain data and write it to the store. Today the
-//! system collector; health probes and scrapes join later.
+//! Collectors: they produce plain data and write it to the store: the
+//! system collector (`system.rs`), scrapes of the services' Prometheus
+//! endpoints (`scrape.rs`) and pushed request statistics (`requests.rs`).
+//! Health probes are the health engine's (`crate::health`).
 //!
 //! `SystemMonitor` is what the API reads: the latest harvest and the
 //! collector's own health (ticks, failures, last success), so a request never
@@ -22,7 +24,6 @@ pub const STALL_TICKS: u32 = 3;
 #[derive(Clone, Debug, Default)]
 pub struct CollectorCounters {
     pub ticks: u64,
-    pub ok: u64,
     pub failed: u64,
     /// Sum of tick durations, for the average.
     pub total_ms: f64,
@@ -73,7 +74,6 @@ impl SystemMonitor {
         c.total_ms += took.as_secs_f64() * 1000.0;
         match result {
             Ok(h) => {
-                c.ok += 1;
                 c.last_error = None;
                 *self.last_ok.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 *self.latest.write().unwrap_or_else(|p| p.into_inner()) = Some(h);

@@ -19,8 +19,6 @@ pub struct ServiceView {
     /// `None` until the first check finishes.
     pub last: Option<ProbeResult>,
     pub consecutive_failures: u32,
-    pub checks: u64,
-    pub failures: u64,
     /// From the process matcher, or pushed metrics; `None` when unknown.
     pub cpu_usage: Option<f64>,
     pub memory_usage_mb: Option<f64>,
@@ -83,8 +81,6 @@ impl Registry {
                         depends_on: s.depends_on.clone(),
                         last: None,
                         consecutive_failures: 0,
-                        checks: 0,
-                        failures: 0,
                         cpu_usage: None,
                         memory_usage_mb: None,
                     })
@@ -109,9 +105,7 @@ impl Registry {
         }
         let mut all = self.services.write().unwrap_or_else(|p| p.into_inner());
         let s = &mut all[index];
-        s.checks += 1;
         if failed {
-            s.failures += 1;
             s.consecutive_failures += 1;
         } else {
             s.consecutive_failures = 0;

@@ -1,5 +1,6 @@
-//! The embedded time-series store: the only module that touches sled's
-//! series data.
+//! The embedded time-series store: the only owner of series data on disk.
+//! (Alert state and platform state keep their own sled trees, opened through
+//! `Store::tree`.)
 //!
 //! `Store` is a cheap handle (`Arc` inside). Every sample updates all three
 //! tiers at ingest (raw, 1 m, 1 h: `tier.rs`), so a query at any step reads
@@ -145,7 +146,7 @@ impl QueryResult {
 }
 
 /// Counters for `/health` and the benchmarks.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StoreStats {
     pub series: usize,
     pub samples_ingested: u64,
