@@ -66,7 +66,13 @@ fn evaluation() {
     let engine = Engine::new(
         &config,
         store.clone(),
-        Arc::new(AlertState::open(&store).expect("state")),
+        Arc::new(
+            AlertState::open(
+                &store,
+                mlsec_monitor::alerting::outbox::Router::from_config(&config),
+            )
+            .expect("state"),
+        ),
     );
     let mut times = Vec::new();
     for c in 0..10 {
@@ -81,7 +87,7 @@ fn evaluation() {
         mlsec_monitor::alerting::rule::evaluate(r, &store, now_ms).expect("evaluate");
     }
     let queries_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let open = engine.state.lock().open.len();
+    let open = engine.state.open_fingerprints().len();
     times.sort_by(f64::total_cmp);
     println!(
         "rule evaluation, 10,000 series x {} rules: median {:.1} ms, max {:.1} ms per cycle ({open} alerts open; the store queries alone {queries_ms:.1} ms)",

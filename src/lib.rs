@@ -121,7 +121,8 @@ pub async fn run(
     };
     let alert_state = {
         let st = store.clone();
-        tokio::task::spawn_blocking(move || alerting::state::AlertState::open(&st))
+        let router = alerting::outbox::Router::from_config(&config);
+        tokio::task::spawn_blocking(move || alerting::state::AlertState::open(&st, router))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??
     };

@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mlsec_monitor::alerting::engine::Engine;
-use mlsec_monitor::alerting::state::AlertState;
+use mlsec_monitor::alerting::outbox::Router;
+use mlsec_monitor::alerting::state::{AlertState, AuditFilter};
 use mlsec_monitor::alerting::{Alert, AlertStatus};
 use mlsec_monitor::config::{Config, Overrides};
 use mlsec_monitor::store::{Sample, SeriesKey, Store};
@@ -63,7 +64,7 @@ fn fixture(extra_env: &[(&str, &str)]) -> Fixture {
     let engine = Engine::new(
         &config,
         store.clone(),
-        Arc::new(AlertState::open(&store).expect("alert state")),
+        Arc::new(AlertState::open(&store, Router::from_config(&config)).expect("alert state")),
     );
     Fixture {
         _dir: dir,
@@ -94,14 +95,13 @@ fn queue(f: &Fixture, at: DateTime<Utc>, v: f64) {
 }
 
 fn ours(f: &Fixture, rule: &str) -> Vec<Alert> {
-    f.engine
-        .state
-        .lock()
-        .alerts
-        .values()
-        .filter(|a| a.rule == rule)
-        .cloned()
-        .collect()
+    let mut out = Vec::new();
+    f.engine.state.scan(|a| {
+        if a.rule == rule {
+            out.push(a.clone());
+        }
+    });
+    out
 }
 
 #[test]
@@ -199,21 +199,17 @@ fn rate_rules_and_restart_without_duplicates() {
     let engine = Engine::new(
         &config,
         store.clone(),
-        Arc::new(AlertState::open(&store).expect("alert state")),
+        Arc::new(AlertState::open(&store, Router::from_config(&config)).expect("alert state")),
     );
     engine.evaluate_at(t + Duration::seconds(245)).unwrap();
-    let n = engine
+    let mut n = 0;
+    engine
         .state
-        .lock()
-        .alerts
-        .values()
-        .filter(|a| a.rule == "errors_fast")
-        .count();
+        .scan(|a| n += usize::from(a.rule == "errors_fast"));
     assert_eq!(n, 1, "no duplicate after restart");
     let fired = engine
         .state
-        .lock()
-        .audit
+        .audit_records(&AuditFilter::default(), usize::MAX)
         .iter()
         .filter(|r| r.action == "fired")
         .count();
@@ -232,20 +228,19 @@ fn resolved_alerts_are_purged_after_the_retention() {
     let now = t + Duration::seconds(60);
     f.engine
         .state
-        .resolve(&id, "ops", Some("fixed".into()), &[], now)
+        .resolve(&id, "ops", Some("fixed".into()), now)
         .unwrap()
         .unwrap();
     // 89 days later it is still there, with its audit trail.
     f.engine.evaluate_at(now + Duration::days(89)).unwrap();
-    assert!(f.engine.state.get(&id).is_some());
+    assert!(f.engine.state.history(&id).is_some());
     // 91 days later it is gone, audit records included.
     f.engine.evaluate_at(now + Duration::days(91)).unwrap();
-    assert!(f.engine.state.get(&id).is_none());
+    assert!(f.engine.state.history(&id).is_none());
     assert!(
         !f.engine
             .state
-            .lock()
-            .audit
+            .audit_records(&AuditFilter::default(), usize::MAX)
             .iter()
             .any(|r| r.alert_id.as_deref() == Some(id.as_str()))
     );

@@ -234,6 +234,15 @@ fn lifecycle_errors_audit_and_one_delivery_per_transition() {
     );
     let audit = d.get(&format!("/audit?alert_id={id}&action=resolved")).body;
     assert_eq!(audit["records"][0]["comment"], "drained");
+    let bad = d.get("/audit?action=deleted");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("'deleted'") && e.contains("notification_failed")),
+        "{}",
+        bad.body
+    );
     assert_eq!(d.get("/alerts/unknown").status, 404);
 
     // Exactly one delivery per transition: fired, resolved (acknowledge does not notify).

@@ -5,12 +5,11 @@
 //! value hovering at the threshold does not flap. Open alerts are loaded
 //! from sled at start, so a restart neither duplicates nor re-notifies.
 
-use super::outbox::{escalation_channels, route};
 use super::rule::{effective_rules, evaluate, render};
 use super::state::AlertState;
 use super::{Alert, AlertStatus};
 use crate::config::Config;
-use crate::config::alerting::{ChannelSpec, EscalationSpec, RouteSpec, RuleSpec, Severity};
+use crate::config::alerting::RuleSpec;
 use crate::error::Result;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -30,9 +29,6 @@ pub struct Engine {
     pub rules: Vec<RuleSpec>,
     pub state: Arc<AlertState>,
     store: Store,
-    channels: Vec<ChannelSpec>,
-    routes: Vec<RouteSpec>,
-    escalation: Option<EscalationSpec>,
     retention: chrono::Duration,
     pending: Mutex<HashMap<String, Pending>>,
 }
@@ -55,16 +51,9 @@ impl Engine {
             rules: effective_rules(config),
             state,
             store,
-            channels: config.channels.clone(),
-            routes: config.routes.clone(),
-            escalation: config.escalation.clone(),
             retention: chrono::Duration::days(config.alert_retention_days as i64),
             pending: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn channels_for(&self, a: &Alert) -> Vec<String> {
-        route(&self.channels, &self.routes, a)
     }
 
     /// One evaluation cycle at `now`. Returns the alerts that changed.
@@ -77,7 +66,7 @@ impl Engine {
             for (key, value) in evaluate(r, &self.store, now_ms)? {
                 let fingerprint = format!("{}/{key}", r.name);
                 let firing = value.is_some_and(|v| r.op.holds(v, r.threshold));
-                let open = self.state.lock().open.get(&fingerprint).copied();
+                let open = self.state.open_seq(&fingerprint);
                 if open.is_none() && !firing {
                     // The common case: clear and nothing open. Nothing pends.
                     pending.remove(&fingerprint);
@@ -117,8 +106,7 @@ impl Engine {
                                     silenced: false,
                                     updated_at: now,
                                 };
-                                let channels = self.channels_for(&a);
-                                changed.push(self.state.fire(a, &channels, now)?);
+                                changed.push(self.state.fire(a, now)?);
                                 p.since = None;
                             }
                         }
@@ -135,15 +123,8 @@ impl Engine {
         }
         // Open alerts whose series or rule is gone count as cleared (`seen`
         // holds every fingerprint evaluated that was open or firing).
-        let orphans: Vec<(String, u64)> = self
-            .state
-            .lock()
-            .open
-            .iter()
-            .filter(|(f, _)| !seen.contains(*f))
-            .map(|(f, s)| (f.clone(), *s))
-            .collect();
-        for (f, seq) in orphans {
+        let orphans = self.state.open_fingerprints();
+        for (f, seq) in orphans.into_iter().filter(|(f, _)| !seen.contains(f)) {
             let rule = self
                 .rules
                 .iter()
@@ -153,13 +134,13 @@ impl Engine {
                 if let Some(a) = self.clear(p, seq, r, now)? {
                     changed.push(a);
                 }
-            } else if let Some(a) = self.state.resolve_by_system(seq, &[], now)? {
+            } else if let Some(a) = self.state.resolve_by_system(seq, now)? {
                 changed.push(a);
             }
         }
         drop(pending);
-        changed.extend(self.escalate(now)?);
-        self.state.purge(now - self.retention)?;
+        changed.extend(self.state.escalate_due(now)?);
+        self.state.purge(now - self.retention, now)?;
         Ok(changed)
     }
 
@@ -175,57 +156,7 @@ impl Engine {
             return Ok(None);
         }
         p.clear_since = None;
-        let channels = self
-            .state
-            .lock()
-            .alerts
-            .get(&seq)
-            .map(|a| self.channels_for(a))
-            .unwrap_or_default();
-        self.state.resolve_by_system(seq, &channels, now)
-    }
-
-    /// Active critical alerts not acknowledged within the escalation time.
-    fn escalate(&self, now: DateTime<Utc>) -> Result<Vec<Alert>> {
-        let Some(esc) = &self.escalation else {
-            return Ok(vec![]);
-        };
-        let after = chrono::Duration::from_std(esc.after).unwrap_or_default();
-        let due: Vec<u64> = {
-            let st = self.state.lock();
-            st.open
-                .values()
-                .filter_map(|s| st.alerts.get(s))
-                .filter(|a| {
-                    a.status == AlertStatus::Active
-                        && a.severity == Severity::Critical
-                        && !a.escalated
-                        && now - a.fired_at >= after
-                })
-                .map(|a| a.seq)
-                .collect()
-        };
-        let mut out = Vec::new();
-        for seq in due {
-            let channels = {
-                let st = self.state.lock();
-                let mut c = st
-                    .alerts
-                    .get(&seq)
-                    .map(|a| self.channels_for(a))
-                    .unwrap_or_default();
-                for e in escalation_channels(&self.escalation) {
-                    if !c.contains(&e) {
-                        c.push(e);
-                    }
-                }
-                c
-            };
-            if let Some(a) = self.state.escalate(seq, &channels, now)? {
-                out.push(a);
-            }
-        }
-        Ok(out)
+        self.state.resolve_by_system(seq, now)
     }
 }
 

@@ -85,14 +85,64 @@ pub struct AuditRecord {
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub alert_id: Option<String>,
-    /// fired, acknowledged, resolved, escalated, silenced, notified,
-    /// notification_failed, silence_created, silence_deleted, purged
+    /// An `AuditAction`'s name (kept as text on disk).
     pub action: String,
     /// Who: an operator's name, or "system".
     pub actor: String,
     pub comment: Option<String>,
     /// Delivery attempts: channel, outcome, HTTP status, attempt number.
     pub details: BTreeMap<String, String>,
+}
+
+/// What an audit record says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAction {
+    Fired,
+    Acknowledged,
+    Resolved,
+    Escalated,
+    /// A notification was not sent because a silence matched.
+    Silenced,
+    Notified,
+    NotificationFailed,
+    SilenceCreated,
+    SilenceDeleted,
+    /// Resolved alerts past `ALERT_RETENTION_DAYS` were deleted.
+    Purged,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 10] = [
+        AuditAction::Fired,
+        AuditAction::Acknowledged,
+        AuditAction::Resolved,
+        AuditAction::Escalated,
+        AuditAction::Silenced,
+        AuditAction::Notified,
+        AuditAction::NotificationFailed,
+        AuditAction::SilenceCreated,
+        AuditAction::SilenceDeleted,
+        AuditAction::Purged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Fired => "fired",
+            AuditAction::Acknowledged => "acknowledged",
+            AuditAction::Resolved => "resolved",
+            AuditAction::Escalated => "escalated",
+            AuditAction::Silenced => "silenced",
+            AuditAction::Notified => "notified",
+            AuditAction::NotificationFailed => "notification_failed",
+            AuditAction::SilenceCreated => "silence_created",
+            AuditAction::SilenceDeleted => "silence_deleted",
+            AuditAction::Purged => "purged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuditAction> {
+        AuditAction::ALL.into_iter().find(|a| a.as_str() == s)
+    }
 }
 
 /// What changed, for notifications and the live feed.

@@ -1,16 +1,23 @@
-//! Persistent alert state: alerts, the audit trail, silences and the
-//! notification outbox, each in its own sled tree and mirrored in memory.
-//! Every mutation is flushed to disk before it returns, so an acknowledged
-//! API call survives a crash right after the reply.
+//! Persistent alert state behind one door: alerts, the audit trail,
+//! silences and the notification outbox, each in its own sled tree and
+//! mirrored in memory. Callers state intentions (fire, acknowledge, resolve,
+//! escalate, silence, record a delivery) and ask questions (list, count,
+//! history); nothing outside reads the indexes.
+//!
+//! Every change is written to sled first and applied to memory after, so a
+//! failed write leaves both as they were; and it is flushed before it
+//! returns, so an acknowledged API call survives a crash right after the
+//! reply. Who is notified of a change is the `Router`'s decision.
 
-use super::outbox::Delivery;
+use super::outbox::{Delivery, Router};
 use super::silence::Silence;
-use super::{Alert, AlertStatus, AuditRecord, Event};
+use super::{Alert, AlertStatus, AuditAction, AuditRecord, Event};
 use crate::config::alerting::Severity;
 use crate::error::{Error, Result};
 use crate::store::{Store, codec};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Why an operator action was refused.
@@ -20,27 +27,114 @@ pub enum ActionError {
     Conflict(String),
 }
 
-pub struct Inner {
-    pub alerts: BTreeMap<u64, Alert>,
-    pub by_id: HashMap<String, u64>,
+/// Which alerts a listing keeps (every one when all are `None`).
+#[derive(Clone, Debug, Default)]
+pub struct AlertFilter {
+    pub severity: Option<Severity>,
+    pub status: Option<AlertStatus>,
+    pub service: Option<String>,
+}
+
+impl AlertFilter {
+    pub fn keeps(&self, a: &Alert) -> bool {
+        self.severity.is_none_or(|s| s == a.severity)
+            && self.status.is_none_or(|s| s == a.status)
+            && self.service.as_ref().is_none_or(|s| s == &a.service)
+    }
+}
+
+/// Counts over the alerts a filter keeps: `active` the ones not yet
+/// acknowledged, the severities every open one (active or acknowledged).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AlertCounts {
+    pub total: u64,
+    pub active: u64,
+    pub critical: u64,
+    pub warning: u64,
+    pub info: u64,
+}
+
+impl AlertCounts {
+    fn add(&mut self, a: &Alert) {
+        self.total += 1;
+        if a.status == AlertStatus::Active {
+            self.active += 1;
+        }
+        if a.is_open() {
+            match a.severity {
+                Severity::Critical => self.critical += 1,
+                Severity::Warning => self.warning += 1,
+                Severity::Info => self.info += 1,
+            }
+        }
+    }
+}
+
+/// A page of alerts, newest first, with the counts over all that matched.
+#[derive(Clone, Debug, Default)]
+pub struct AlertList {
+    pub alerts: Vec<Alert>,
+    pub counts: AlertCounts,
+}
+
+/// Which audit records a listing keeps.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub alert_id: Option<String>,
+    pub action: Option<AuditAction>,
+    pub actor: Option<String>,
+}
+
+impl AuditFilter {
+    fn keeps(&self, r: &AuditRecord) -> bool {
+        self.alert_id
+            .as_ref()
+            .is_none_or(|id| r.alert_id.as_ref() == Some(id))
+            && self.action.is_none_or(|a| r.action == a.as_str())
+            && self.actor.as_ref().is_none_or(|a| &r.actor == a)
+    }
+}
+
+struct Inner {
+    alerts: BTreeMap<u64, Alert>,
+    by_id: HashMap<String, u64>,
     /// Open (active or acknowledged) alert per fingerprint.
-    pub open: HashMap<String, u64>,
-    pub audit: Vec<AuditRecord>,
-    pub silences: BTreeMap<String, Silence>,
-    pub outbox: BTreeMap<u64, Delivery>,
+    open: HashMap<String, u64>,
+    audit: Vec<AuditRecord>,
+    silences: BTreeMap<String, Silence>,
+    outbox: BTreeMap<u64, Delivery>,
     next_alert: u64,
     next_audit: u64,
     next_delivery: u64,
 }
 
+impl Inner {
+    /// Puts a written alert in memory and keeps the open index right.
+    fn apply(&mut self, a: &Alert) {
+        self.by_id.insert(a.alert_id.clone(), a.seq);
+        if a.is_open() {
+            self.open.insert(a.fingerprint.clone(), a.seq);
+        } else if self.open.get(&a.fingerprint) == Some(&a.seq) {
+            self.open.remove(&a.fingerprint);
+        }
+        self.alerts.insert(a.seq, a.clone());
+    }
+
+    fn seq_of_id(&self, id: &str) -> std::result::Result<u64, ActionError> {
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| ActionError::NotFound(format!("no alert with alert_id '{id}'")))
+    }
+}
+
 /// One lifecycle step of an alert, as it is audited and notified.
 struct Change<'a> {
-    action: &'a str,
+    action: AuditAction,
     actor: &'a str,
     comment: Option<String>,
-    /// The notification to queue and its channels (an acknowledgement
-    /// notifies nobody).
-    notify: Option<(Event, &'a [String])>,
+    /// The notification to queue (an acknowledgement notifies nobody).
+    notify: Option<Event>,
 }
 
 pub struct AlertState {
@@ -49,7 +143,10 @@ pub struct AlertState {
     audit_tree: sled::Tree,
     silences_tree: sled::Tree,
     outbox_tree: sled::Tree,
+    router: Router,
     inner: Mutex<Inner>,
+    /// Bumped by every change, so answers can be cached per version.
+    version: AtomicU64,
     /// Signalled when a delivery is queued, so the notifier sleeps until
     /// there is work instead of polling the outbox.
     outbox_changed: tokio::sync::Notify,
@@ -79,8 +176,21 @@ fn seq_of(k: &[u8]) -> u64 {
     k.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
+/// `a` resolved by `by` at `now`, if it is open.
+fn resolved(a: &Alert, by: &str, now: DateTime<Utc>) -> Option<Alert> {
+    if !a.is_open() {
+        return None;
+    }
+    let mut a = a.clone();
+    a.status = AlertStatus::Resolved;
+    a.resolved_at = Some(now);
+    a.resolved_by = Some(by.to_string());
+    a.updated_at = now;
+    Some(a)
+}
+
 impl AlertState {
-    pub fn open(store: &Store) -> Result<AlertState> {
+    pub fn open(store: &Store, router: Router) -> Result<AlertState> {
         let (alerts_tree, audit_tree, silences_tree, outbox_tree) = (
             store.tree("alerts")?,
             store.tree("audit")?,
@@ -98,14 +208,10 @@ impl AlertState {
             next_audit: 1,
             next_delivery: 1,
         };
-        for (k, a) in load::<Alert>(&alerts_tree, store)? {
-            let seq = seq_of(&k);
-            inner.next_alert = inner.next_alert.max(seq + 1);
-            inner.by_id.insert(a.alert_id.clone(), seq);
-            if a.is_open() {
-                inner.open.insert(a.fingerprint.clone(), seq);
-            }
-            inner.alerts.insert(seq, a);
+        for (k, mut a) in load::<Alert>(&alerts_tree, store)? {
+            a.seq = seq_of(&k);
+            inner.next_alert = inner.next_alert.max(a.seq + 1);
+            inner.apply(&a);
         }
         for (_, r) in load::<AuditRecord>(&audit_tree, store)? {
             inner.next_audit = inner.next_audit.max(r.seq + 1);
@@ -125,13 +231,24 @@ impl AlertState {
             audit_tree,
             silences_tree,
             outbox_tree,
+            router,
             inner: Mutex::new(inner),
+            version: AtomicU64::new(0),
             outbox_changed: tokio::sync::Notify::new(),
         })
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A number that changes whenever anything in the state does.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
     }
 
     fn put_alert(&self, a: &Alert) -> Result<()> {
@@ -144,20 +261,20 @@ impl AlertState {
     fn audit(&self, inner: &mut Inner, rec: AuditRecord) -> Result<()> {
         let mut rec = rec;
         rec.seq = inner.next_audit;
-        inner.next_audit += 1;
         self.audit_tree
             .insert(rec.seq.to_be_bytes(), codec::encode(&rec))
             .map_err(|e| store_err(&self.store, e))?;
+        inner.next_audit += 1;
         inner.audit.push(rec);
         Ok(())
     }
 
-    /// Appends an audit record about an alert (no delivery details).
+    /// Appends an audit record (no delivery details).
     fn note(
         &self,
         inner: &mut Inner,
-        alert_id: String,
-        action: &str,
+        alert_id: Option<String>,
+        action: AuditAction,
         actor: &str,
         comment: Option<String>,
         at: DateTime<Utc>,
@@ -167,39 +284,13 @@ impl AlertState {
             AuditRecord {
                 seq: 0,
                 at,
-                alert_id: Some(alert_id),
-                action: action.into(),
+                alert_id,
+                action: action.as_str().into(),
                 actor: actor.into(),
                 comment,
                 details: BTreeMap::new(),
             },
         )
-    }
-
-    pub fn record(
-        &self,
-        alert_id: Option<&str>,
-        action: &str,
-        actor: &str,
-        comment: Option<String>,
-        details: BTreeMap<String, String>,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut inner = self.lock();
-        self.audit(
-            &mut inner,
-            AuditRecord {
-                seq: 0,
-                at,
-                alert_id: alert_id.map(str::to_string),
-                action: action.into(),
-                actor: actor.into(),
-                comment,
-                details,
-            },
-        )?;
-        drop(inner);
-        self.store.sync()
     }
 
     fn is_silenced(inner: &Inner, a: &Alert, now: DateTime<Utc>) -> bool {
@@ -209,17 +300,17 @@ impl AlertState {
             .any(|s| s.is_active(now) && s.matches(a))
     }
 
-    /// Queues one delivery per channel (unless silenced) and records it.
+    /// Queues one delivery per routed channel (unless silenced) and records it.
     fn enqueue(
         &self,
         inner: &mut Inner,
         a: &Alert,
         event: Event,
-        channels: &[String],
         now: DateTime<Utc>,
     ) -> Result<()> {
         tracing::warn!(alert_id = %a.alert_id, rule = %a.rule, severity = a.severity.as_str(), service = %a.service,
             event = event.as_str(), message = %a.message, "alert");
+        let channels = self.router.channels(a, event);
         if Self::is_silenced(inner, a, now) {
             if !channels.is_empty() {
                 let why = format!(
@@ -228,8 +319,8 @@ impl AlertState {
                 );
                 self.note(
                     inner,
-                    a.alert_id.clone(),
-                    "silenced",
+                    Some(a.alert_id.clone()),
+                    AuditAction::Silenced,
                     "system",
                     Some(why),
                     now,
@@ -237,9 +328,8 @@ impl AlertState {
             }
             return Ok(());
         }
-        for ch in channels {
+        for ch in &channels {
             let seq = inner.next_delivery;
-            inner.next_delivery += 1;
             let d = Delivery {
                 seq,
                 channel: ch.clone(),
@@ -252,6 +342,7 @@ impl AlertState {
             self.outbox_tree
                 .insert(seq.to_be_bytes(), codec::encode(&d))
                 .map_err(|e| store_err(&self.store, e))?;
+            inner.next_delivery += 1;
             inner.outbox.insert(seq, d);
         }
         if !channels.is_empty() {
@@ -260,32 +351,9 @@ impl AlertState {
         Ok(())
     }
 
-    /// A new firing: a new alert with a new id.
-    pub fn fire(&self, mut a: Alert, channels: &[String], now: DateTime<Utc>) -> Result<Alert> {
-        let mut inner = self.lock();
-        a.seq = inner.next_alert;
-        inner.next_alert += 1;
-        a.alert_id = format!("alert_{}_{}", now.format("%Y%m%d%H%M%S"), a.seq);
-        a.silenced = Self::is_silenced(&inner, &a, now);
-        self.put_alert(&a)?;
-        inner.by_id.insert(a.alert_id.clone(), a.seq);
-        inner.open.insert(a.fingerprint.clone(), a.seq);
-        inner.alerts.insert(a.seq, a.clone());
-        let why = format!(
-            "{} (value {}, threshold {})",
-            a.message, a.value, a.threshold
-        );
-        let change = Change {
-            action: "fired",
-            actor: "system",
-            comment: Some(why),
-            notify: Some((Event::Fired, channels)),
-        };
-        self.commit(inner, a, change, now)
-    }
-
-    /// Audits a change of an alert already written with `put_alert`, queues
-    /// its notifications, and makes it all durable before the caller answers.
+    /// Writes `a` (a new or changed alert), puts it in memory, audits the
+    /// change, queues its notifications, and makes it all durable before
+    /// the caller answers.
     fn commit(
         &self,
         mut inner: MutexGuard<'_, Inner>,
@@ -293,33 +361,44 @@ impl AlertState {
         change: Change<'_>,
         now: DateTime<Utc>,
     ) -> Result<Alert> {
+        self.put_alert(&a)?;
+        inner.apply(&a);
+        self.changed();
         self.note(
             &mut inner,
-            a.alert_id.clone(),
+            Some(a.alert_id.clone()),
             change.action,
             change.actor,
             change.comment,
             now,
         )?;
-        if let Some((event, channels)) = change.notify {
-            self.enqueue(&mut inner, &a, event, channels, now)?;
+        if let Some(event) = change.notify {
+            self.enqueue(&mut inner, &a, event, now)?;
         }
         drop(inner);
         self.store.sync()?;
         Ok(a)
     }
 
-    /// Marks alert `seq` resolved by `by` and frees its fingerprint; `None`
-    /// when there is no such open alert.
-    fn mark_resolved(inner: &mut Inner, seq: u64, by: &str, now: DateTime<Utc>) -> Option<Alert> {
-        let a = inner.alerts.get_mut(&seq).filter(|a| a.is_open())?;
-        a.status = AlertStatus::Resolved;
-        a.resolved_at = Some(now);
-        a.resolved_by = Some(by.to_string());
-        a.updated_at = now;
-        let a = a.clone();
-        inner.open.remove(&a.fingerprint);
-        Some(a)
+    /// A new firing: a new alert with a new id.
+    pub fn fire(&self, mut a: Alert, now: DateTime<Utc>) -> Result<Alert> {
+        let mut inner = self.lock();
+        a.seq = inner.next_alert;
+        a.alert_id = format!("alert_{}_{}", now.format("%Y%m%d%H%M%S"), a.seq);
+        a.silenced = Self::is_silenced(&inner, &a, now);
+        // A failed write skips this number; none is ever used twice.
+        inner.next_alert += 1;
+        let why = format!(
+            "{} (value {}, threshold {})",
+            a.message, a.value, a.threshold
+        );
+        let change = Change {
+            action: AuditAction::Fired,
+            actor: "system",
+            comment: Some(why),
+            notify: Some(Event::Fired),
+        };
+        self.commit(inner, a, change, now)
     }
 
     /// How many alerts were ever fired (the next sequence number) and how
@@ -334,53 +413,91 @@ impl AlertState {
         if let Some(a) = self.lock().alerts.get_mut(&seq) {
             a.value = value;
         }
+        self.changed();
+    }
+
+    /// The open alert of `fingerprint`, by sequence number.
+    pub fn open_seq(&self, fingerprint: &str) -> Option<u64> {
+        self.lock().open.get(fingerprint).copied()
+    }
+
+    /// Every open alert's fingerprint and sequence number.
+    pub fn open_fingerprints(&self) -> Vec<(String, u64)> {
+        self.lock()
+            .open
+            .iter()
+            .map(|(f, s)| (f.clone(), *s))
+            .collect()
     }
 
     /// The condition cleared: resolved by the system.
-    pub fn resolve_by_system(
-        &self,
-        seq: u64,
-        channels: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<Option<Alert>> {
-        let mut inner = self.lock();
-        let Some(a) = Self::mark_resolved(&mut inner, seq, "system", now) else {
+    pub fn resolve_by_system(&self, seq: u64, now: DateTime<Utc>) -> Result<Option<Alert>> {
+        let inner = self.lock();
+        let Some(a) = inner
+            .alerts
+            .get(&seq)
+            .and_then(|a| resolved(a, "system", now))
+        else {
             return Ok(None);
         };
         let change = Change {
-            action: "resolved",
+            action: AuditAction::Resolved,
             actor: "system",
             comment: Some("condition cleared".into()),
-            notify: Some((Event::Resolved, channels)),
+            notify: Some(Event::Resolved),
         };
-        self.put_alert(&a)?;
         self.commit(inner, a, change, now).map(Some)
     }
 
-    pub fn escalate(
-        &self,
-        seq: u64,
-        channels: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<Option<Alert>> {
-        let mut inner = self.lock();
-        let Some(a) = inner
+    /// Escalates every active critical alert not acknowledged within the
+    /// configured time (none when no escalation is configured).
+    pub fn escalate_due(&self, now: DateTime<Utc>) -> Result<Vec<Alert>> {
+        let Some(after) = self.router.escalate_after() else {
+            return Ok(Vec::new());
+        };
+        let after = chrono::Duration::from_std(after).unwrap_or_default();
+        let due: Vec<u64> = {
+            let inner = self.lock();
+            inner
+                .open
+                .values()
+                .filter_map(|s| inner.alerts.get(s))
+                .filter(|a| {
+                    a.status == AlertStatus::Active
+                        && a.severity == Severity::Critical
+                        && !a.escalated
+                        && now - a.fired_at >= after
+                })
+                .map(|a| a.seq)
+                .collect()
+        };
+        let mut out = Vec::new();
+        for seq in due {
+            if let Some(a) = self.escalate(seq, now)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    fn escalate(&self, seq: u64, now: DateTime<Utc>) -> Result<Option<Alert>> {
+        let inner = self.lock();
+        let Some(mut a) = inner
             .alerts
-            .get_mut(&seq)
+            .get(&seq)
             .filter(|a| a.status == AlertStatus::Active && !a.escalated)
+            .cloned()
         else {
             return Ok(None);
         };
         a.escalated = true;
         a.updated_at = now;
-        let a = a.clone();
         let change = Change {
-            action: "escalated",
+            action: AuditAction::Escalated,
             actor: "system",
             comment: Some("critical alert not acknowledged in time".into()),
-            notify: Some((Event::Escalated, channels)),
+            notify: Some(Event::Escalated),
         };
-        self.put_alert(&a)?;
         self.commit(inner, a, change, now).map(Some)
     }
 
@@ -392,16 +509,16 @@ impl AlertState {
         comment: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Alert, ActionError>> {
-        let mut inner = self.lock();
-        let Some(seq) = inner.by_id.get(id).copied() else {
-            return Ok(Err(ActionError::NotFound(format!(
-                "no alert with alert_id '{id}'"
-            ))));
+        let inner = self.lock();
+        let seq = match inner.seq_of_id(id) {
+            Ok(seq) => seq,
+            Err(e) => return Ok(Err(e)),
         };
-        let a = inner
+        let mut a = inner
             .alerts
-            .get_mut(&seq)
-            .expect("by_id points at an alert");
+            .get(&seq)
+            .expect("by_id points at an alert")
+            .clone();
         match a.status {
             AlertStatus::Resolved => {
                 return Ok(Err(ActionError::Conflict(format!(
@@ -420,14 +537,12 @@ impl AlertState {
         a.acknowledged_at = Some(now);
         a.acknowledged_by = Some(by.to_string());
         a.updated_at = now;
-        let a = a.clone();
         let change = Change {
-            action: "acknowledged",
+            action: AuditAction::Acknowledged,
             actor: by,
             comment,
             notify: None,
         };
-        self.put_alert(&a)?;
         self.commit(inner, a, change, now).map(Ok)
     }
 
@@ -437,32 +552,30 @@ impl AlertState {
         id: &str,
         by: &str,
         notes: Option<String>,
-        channels: &[String],
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Alert, ActionError>> {
-        let mut inner = self.lock();
-        let Some(seq) = inner.by_id.get(id).copied() else {
-            return Ok(Err(ActionError::NotFound(format!(
-                "no alert with alert_id '{id}'"
-            ))));
+        let inner = self.lock();
+        let seq = match inner.seq_of_id(id) {
+            Ok(seq) => seq,
+            Err(e) => return Ok(Err(e)),
         };
-        let Some(a) = Self::mark_resolved(&mut inner, seq, by, now) else {
+        let Some(a) = inner.alerts.get(&seq).and_then(|a| resolved(a, by, now)) else {
             return Ok(Err(ActionError::Conflict(format!(
                 "alert '{id}' is already resolved"
             ))));
         };
         let change = Change {
-            action: "resolved",
+            action: AuditAction::Resolved,
             actor: by,
             comment: notes,
-            notify: Some((Event::Resolved, channels)),
+            notify: Some(Event::Resolved),
         };
-        self.put_alert(&a)?;
         self.commit(inner, a, change, now).map(Ok)
     }
 
-    /// Deletes resolved alerts (and their audit records) resolved before `cutoff`.
-    pub fn purge(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+    /// Deletes resolved alerts (and their audit records) resolved before
+    /// `cutoff`, and records how many in one `purged` audit record.
+    pub fn purge(&self, cutoff: DateTime<Utc>, now: DateTime<Utc>) -> Result<usize> {
         let mut inner = self.lock();
         let old: Vec<(u64, String)> = inner
             .alerts
@@ -475,8 +588,7 @@ impl AlertState {
         if old.is_empty() {
             return Ok(0);
         }
-        let gone: std::collections::HashSet<String> =
-            old.iter().map(|(_, id)| id.clone()).collect();
+        let gone: HashSet<String> = old.iter().map(|(_, id)| id.clone()).collect();
         for (seq, id) in &old {
             self.alerts_tree
                 .remove(seq.to_be_bytes())
@@ -487,51 +599,82 @@ impl AlertState {
         let mut kept = Vec::with_capacity(inner.audit.len());
         for r in std::mem::take(&mut inner.audit) {
             if r.alert_id.as_ref().is_some_and(|id| gone.contains(id)) {
-                self.audit_tree
-                    .remove(r.seq.to_be_bytes())
-                    .map_err(|e| store_err(&self.store, e))?;
+                if let Err(e) = self.audit_tree.remove(r.seq.to_be_bytes()) {
+                    // Keep what could not be deleted, in memory as on disk.
+                    kept.push(r);
+                    kept.extend(std::mem::take(&mut inner.audit));
+                    inner.audit = kept;
+                    return Err(store_err(&self.store, e));
+                }
             } else {
                 kept.push(r);
             }
         }
         inner.audit = kept;
+        self.changed();
+        self.note(
+            &mut inner,
+            None,
+            AuditAction::Purged,
+            "system",
+            Some(format!(
+                "{} resolved alert(s) resolved before {} deleted with their audit records",
+                old.len(),
+                crate::time::ts(cutoff)
+            )),
+            now,
+        )?;
         drop(inner);
         self.store.sync()?;
         Ok(old.len())
     }
 
     pub fn add_silence(&self, s: Silence) -> Result<Silence> {
+        let mut inner = self.lock();
         self.silences_tree
             .insert(s.id.as_bytes(), codec::encode(&s))
             .map_err(|e| store_err(&self.store, e))?;
-        self.lock().silences.insert(s.id.clone(), s.clone());
-        self.record(
+        inner.silences.insert(s.id.clone(), s.clone());
+        self.changed();
+        self.note(
+            &mut inner,
             None,
-            "silence_created",
+            AuditAction::SilenceCreated,
             &s.created_by,
             Some(format!("{}: {}", s.id, s.comment)),
-            BTreeMap::new(),
             s.created_at,
         )?;
+        drop(inner);
+        self.store.sync()?;
         Ok(s)
     }
 
     pub fn delete_silence(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Silence>> {
-        let removed = self.lock().silences.remove(id);
-        if removed.is_some() {
-            self.silences_tree
-                .remove(id.as_bytes())
-                .map_err(|e| store_err(&self.store, e))?;
-            self.record(
-                None,
-                "silence_deleted",
-                "operator",
-                Some(id.to_string()),
-                BTreeMap::new(),
-                now,
-            )?;
+        let mut inner = self.lock();
+        if !inner.silences.contains_key(id) {
+            return Ok(None);
         }
+        self.silences_tree
+            .remove(id.as_bytes())
+            .map_err(|e| store_err(&self.store, e))?;
+        let removed = inner.silences.remove(id);
+        self.changed();
+        self.note(
+            &mut inner,
+            None,
+            AuditAction::SilenceDeleted,
+            "operator",
+            Some(id.to_string()),
+            now,
+        )?;
+        drop(inner);
+        self.store.sync()?;
         Ok(removed)
+    }
+
+    /// Every silence, expired ones included, by id.
+    pub fn silences(&self) -> Vec<Silence> {
+        self.lock().silences.values().cloned().collect()
     }
 
     /// Deliveries due at `now`.
@@ -555,7 +698,8 @@ impl AlertState {
         self.outbox_changed.notified().await
     }
 
-    /// Records a delivery attempt: success removes it from the outbox.
+    /// Records a delivery attempt: success removes it from the outbox, a
+    /// failure sets its next attempt at `next_at`.
     pub fn delivered(
         &self,
         d: &Delivery,
@@ -583,18 +727,20 @@ impl AlertState {
             details.insert("error".into(), e.clone());
         }
         if ok {
-            inner.outbox.remove(&d.seq);
             self.outbox_tree
                 .remove(d.seq.to_be_bytes())
                 .map_err(|e| store_err(&self.store, e))?;
-        } else if let Some(x) = inner.outbox.get_mut(&d.seq) {
+            inner.outbox.remove(&d.seq);
+        } else if let Some(x) = inner.outbox.get(&d.seq) {
+            let mut x = x.clone();
             x.attempts = attempt;
             x.next_at = next_at;
-            let x = x.clone();
             self.outbox_tree
                 .insert(x.seq.to_be_bytes(), codec::encode(&x))
                 .map_err(|e| store_err(&self.store, e))?;
+            inner.outbox.insert(x.seq, x);
         }
+        self.changed();
         self.audit(
             &mut inner,
             AuditRecord {
@@ -602,10 +748,11 @@ impl AlertState {
                 at: now,
                 alert_id: Some(d.alert.alert_id.clone()),
                 action: if ok {
-                    "notified"
+                    AuditAction::Notified
                 } else {
-                    "notification_failed"
+                    AuditAction::NotificationFailed
                 }
+                .as_str()
                 .into(),
                 actor: "system".into(),
                 comment: None,
@@ -616,7 +763,8 @@ impl AlertState {
         self.store.sync()
     }
 
-    pub fn get(&self, id: &str) -> Option<(Alert, Vec<AuditRecord>)> {
+    /// An alert and its history (every audit record about it, oldest first).
+    pub fn history(&self, id: &str) -> Option<(Alert, Vec<AuditRecord>)> {
         let inner = self.lock();
         let a = inner
             .by_id
@@ -632,23 +780,238 @@ impl AlertState {
         Some((a, history))
     }
 
-    /// Open alerts' counts by severity (for the dashboard).
-    pub fn open_counts(&self) -> (u64, [u64; 3]) {
+    /// The newest `limit` alerts that `filter` keeps, and the counts over
+    /// every one it keeps.
+    pub fn list(&self, filter: &AlertFilter, limit: usize) -> AlertList {
         let inner = self.lock();
-        let mut by = [0u64; 3];
-        let mut active = 0;
-        for seq in inner.open.values() {
-            if let Some(a) = inner.alerts.get(seq) {
-                if a.status == AlertStatus::Active {
-                    active += 1;
-                }
-                by[match a.severity {
-                    Severity::Critical => 0,
-                    Severity::Warning => 1,
-                    Severity::Info => 2,
-                }] += 1;
+        let mut out = AlertList::default();
+        // Newest first: alerts are keyed by creation order.
+        for a in inner.alerts.values().rev().filter(|a| filter.keeps(a)) {
+            out.counts.add(a);
+            if out.alerts.len() < limit {
+                out.alerts.push(a.clone());
             }
         }
-        (active, by)
+        out
+    }
+
+    /// The counts over every stored alert (what `list` counts with no
+    /// filter), from the open ones only.
+    pub fn counts(&self) -> AlertCounts {
+        let inner = self.lock();
+        let mut c = AlertCounts::default();
+        for a in inner.open.values().filter_map(|s| inner.alerts.get(s)) {
+            c.add(a);
+        }
+        c.total = inner.alerts.len() as u64;
+        c
+    }
+
+    /// The newest `limit` audit records that `filter` keeps.
+    pub fn audit_records(&self, filter: &AuditFilter, limit: usize) -> Vec<AuditRecord> {
+        self.lock()
+            .audit
+            .iter()
+            .rev()
+            .filter(|r| filter.keeps(r))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Calls `f` with every stored alert, oldest first (under the lock:
+    /// keep `f` short).
+    pub fn scan(&self, mut f: impl FnMut(&Alert)) {
+        for a in self.lock().alerts.values() {
+            f(a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::alerting::{ChannelKind, ChannelSpec, EscalationSpec};
+    use chrono::TimeZone;
+    use std::time::Duration;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    fn router() -> Router {
+        Router::new(
+            vec![ChannelSpec {
+                name: "hook".into(),
+                kind: ChannelKind::Webhook,
+                url: "http://127.0.0.1:9/".into(),
+            }],
+            vec![],
+            Some(EscalationSpec {
+                after: Duration::from_secs(60),
+                channels: vec!["pager".into()],
+            }),
+        )
+    }
+
+    fn open(dir: &std::path::Path) -> (Store, AlertState) {
+        let store = Store::open(
+            dir,
+            crate::store::Layout::new(Duration::from_secs(5), 3),
+            100,
+        )
+        .expect("store");
+        let state = AlertState::open(&store, router()).expect("state");
+        (store, state)
+    }
+
+    fn alert(fingerprint: &str, severity: Severity) -> Alert {
+        Alert {
+            seq: 0,
+            alert_id: String::new(),
+            fingerprint: fingerprint.into(),
+            rule: "r".into(),
+            severity,
+            status: AlertStatus::Active,
+            message: "m".into(),
+            description: "d".into(),
+            service: "api".into(),
+            labels: BTreeMap::new(),
+            value: 2.0,
+            threshold: 1.0,
+            fired_at: t(0),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            escalated: false,
+            silenced: false,
+            updated_at: t(0),
+        }
+    }
+
+    fn actions(state: &AlertState) -> Vec<String> {
+        let mut all = state.audit_records(&AuditFilter::default(), usize::MAX);
+        all.reverse();
+        all.into_iter().map(|r| r.action).collect()
+    }
+
+    #[test]
+    fn lifecycle_transitions_refusals_and_their_audit_trail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, st) = open(dir.path());
+        let a = st.fire(alert("r/x", Severity::Critical), t(0)).unwrap();
+        assert_eq!(st.open_seq("r/x"), Some(a.seq));
+        let v0 = st.version();
+        let ack = st
+            .acknowledge(&a.alert_id, "ann", None, t(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ack.status, AlertStatus::Acknowledged);
+        assert!(st.version() > v0);
+        assert!(matches!(
+            st.acknowledge(&a.alert_id, "bob", None, t(2)).unwrap(),
+            Err(ActionError::Conflict(m)) if m.contains("already acknowledged by ann")
+        ));
+        assert!(matches!(
+            st.resolve("alert_nope", "bob", None, t(2)).unwrap(),
+            Err(ActionError::NotFound(_))
+        ));
+        let done = st
+            .resolve(&a.alert_id, "bob", Some("fixed".into()), t(3))
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.resolved_by.as_deref(), Some("bob"));
+        assert_eq!(st.open_seq("r/x"), None, "the fingerprint is free again");
+        assert!(matches!(
+            st.acknowledge(&a.alert_id, "ann", None, t(4)).unwrap(),
+            Err(ActionError::Conflict(_))
+        ));
+        assert_eq!(actions(&st), ["fired", "acknowledged", "resolved"]);
+        // Fired and resolved notify the one channel; acknowledged nobody.
+        let due = st.due(t(5));
+        assert_eq!(
+            due.iter()
+                .map(|d| (d.channel.as_str(), d.event))
+                .collect::<Vec<_>>(),
+            [("hook", Event::Fired), ("hook", Event::Resolved)]
+        );
+    }
+
+    #[test]
+    fn memory_is_what_disk_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (list, counts, audit) = {
+            let (_store, st) = open(dir.path());
+            let a = st.fire(alert("r/a", Severity::Critical), t(0)).unwrap();
+            st.fire(alert("r/b", Severity::Warning), t(1)).unwrap();
+            st.acknowledge(&a.alert_id, "ann", Some("on it".into()), t(2))
+                .unwrap()
+                .unwrap();
+            let d = st.due(t(3)).remove(0);
+            st.delivered(&d, false, Some(500), Some("boom".into()), t(60), t(3))
+                .unwrap();
+            (
+                st.list(&AlertFilter::default(), 10).alerts,
+                st.counts(),
+                st.audit_records(&AuditFilter::default(), 100),
+            )
+        };
+        let (_store, st) = open(dir.path());
+        assert_eq!(st.list(&AlertFilter::default(), 10).alerts, list);
+        assert_eq!(st.counts(), counts);
+        assert_eq!(st.audit_records(&AuditFilter::default(), 100), audit);
+        assert_eq!(
+            counts,
+            AlertCounts {
+                total: 2,
+                active: 1,
+                critical: 1,
+                warning: 1,
+                info: 0
+            }
+        );
+        // The failed attempt waits for its retry time.
+        assert_eq!(st.next_due(), Some(t(1)));
+        assert_eq!(st.due(t(30)).len(), 1, "the other delivery is still due");
+    }
+
+    #[test]
+    fn escalation_adds_its_channels_and_happens_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, st) = open(dir.path());
+        st.fire(alert("r/c", Severity::Critical), t(0)).unwrap();
+        st.fire(alert("r/w", Severity::Warning), t(0)).unwrap();
+        assert!(st.escalate_due(t(59)).unwrap().is_empty());
+        let up = st.escalate_due(t(60)).unwrap();
+        assert_eq!(up.len(), 1);
+        assert_eq!(up[0].fingerprint, "r/c");
+        assert!(st.escalate_due(t(120)).unwrap().is_empty(), "once");
+        let escalated: Vec<String> = st
+            .due(t(61))
+            .into_iter()
+            .filter(|d| d.event == Event::Escalated)
+            .map(|d| d.channel)
+            .collect();
+        assert_eq!(escalated, ["hook", "pager"]);
+    }
+
+    #[test]
+    fn a_purge_deletes_old_resolved_alerts_and_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, st) = open(dir.path());
+        let a = st.fire(alert("r/p", Severity::Info), t(0)).unwrap();
+        st.resolve(&a.alert_id, "ann", None, t(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(st.purge(t(10), t(20)).unwrap(), 0, "not before the cutoff");
+        assert_eq!(st.purge(t(11), t(20)).unwrap(), 1);
+        assert!(st.history(&a.alert_id).is_none());
+        assert_eq!(actions(&st), ["purged"]);
+        let only_purges = AuditFilter {
+            action: Some(AuditAction::Purged),
+            ..AuditFilter::default()
+        };
+        assert_eq!(st.audit_records(&only_purges, 10).len(), 1);
     }
 }

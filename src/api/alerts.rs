@@ -7,9 +7,8 @@ use super::AppState;
 use super::dto::*;
 use super::params;
 use super::reject::{ApiError, error_response, fail};
-use crate::alerting::state::ActionError;
-use crate::alerting::{AlertStatus, silence::Silence};
-use crate::config::alerting::Severity;
+use crate::alerting::state::{ActionError, AlertFilter, AuditFilter};
+use crate::alerting::{AlertStatus, AuditAction, silence::Silence};
 use crate::error::Error;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -52,44 +51,25 @@ pub async fn list(state: AppState, q: AlertsQuery) -> Result<Response, warp::Rej
         })?),
     };
     let limit = limit(q.limit.as_deref(), DEFAULT_LIMIT)?;
-    let st = state.alerts.state.lock();
-    let mut body = AlertsResponse {
-        alerts: Vec::new(),
-        total_count: 0,
-        active_count: 0,
-        critical_count: 0,
-        warning_count: 0,
-        info_count: 0,
+    let filter = AlertFilter {
+        severity,
+        status,
+        service: q.service,
     };
-    // Newest first: alerts are keyed by creation order.
-    for a in st.alerts.values().rev() {
-        if severity.is_some_and(|s| s != a.severity)
-            || status.is_some_and(|s| s != a.status)
-            || q.service.as_ref().is_some_and(|s| s != &a.service)
-        {
-            continue;
-        }
-        body.total_count += 1;
-        if a.status == AlertStatus::Active {
-            body.active_count += 1;
-        }
-        if a.is_open() {
-            match a.severity {
-                Severity::Critical => body.critical_count += 1,
-                Severity::Warning => body.warning_count += 1,
-                Severity::Info => body.info_count += 1,
-            }
-        }
-        if body.alerts.len() < limit {
-            body.alerts.push(AlertView::from(a));
-        }
-    }
-    drop(st);
+    let list = state.alerts.state.list(&filter, limit);
+    let body = AlertsResponse {
+        alerts: list.alerts.iter().map(AlertView::from).collect(),
+        total_count: list.counts.total,
+        active_count: list.counts.active,
+        critical_count: list.counts.critical,
+        warning_count: list.counts.warning,
+        info_count: list.counts.info,
+    };
     Ok(warp::reply::json(&body).into_response())
 }
 
 pub async fn get(id: String, state: AppState) -> Result<Response, warp::Rejection> {
-    match state.alerts.state.get(&id) {
+    match state.alerts.state.history(&id) {
         None => Ok(error_response(
             StatusCode::NOT_FOUND,
             &format!("no alert with alert_id '{id}'"),
@@ -162,16 +142,10 @@ pub async fn resolve(state: AppState, req: ResolveRequest) -> Result<Response, w
     non_empty("resolved_by", &req.resolved_by)?;
     let engine = state.alerts.clone();
     let r = super::blocking(move || {
-        let channels = engine
-            .state
-            .get(&req.alert_id)
-            .map(|(a, _)| engine.channels_for(&a))
-            .unwrap_or_default();
         engine.state.resolve(
             &req.alert_id,
             &req.resolved_by,
             req.resolution_notes,
-            &channels,
             Utc::now(),
         )
     })
@@ -193,22 +167,27 @@ pub struct AuditQuery {
 
 pub async fn audit(state: AppState, q: AuditQuery) -> Result<Response, warp::Rejection> {
     let limit = limit(q.limit.as_deref(), 100)?;
-    let st = state.alerts.state.lock();
-    let records: Vec<AuditView> = st
-        .audit
+    let action = match q.action.as_deref() {
+        None => None,
+        Some(a) => Some(AuditAction::parse(a).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "action '{a}' is not one of {}",
+                AuditAction::ALL.map(AuditAction::as_str).join(", ")
+            ))
+        })?),
+    };
+    let filter = AuditFilter {
+        alert_id: q.alert_id,
+        action,
+        actor: q.actor,
+    };
+    let records: Vec<AuditView> = state
+        .alerts
+        .state
+        .audit_records(&filter, limit)
         .iter()
-        .rev()
-        .filter(|r| {
-            q.alert_id
-                .as_ref()
-                .is_none_or(|id| r.alert_id.as_ref() == Some(id))
-        })
-        .filter(|r| q.action.as_ref().is_none_or(|a| &r.action == a))
-        .filter(|r| q.actor.as_ref().is_none_or(|a| &r.actor == a))
-        .take(limit)
         .map(AuditView::from)
         .collect();
-    drop(st);
     Ok(warp::reply::json(&serde_json::json!({ "records": records })).into_response())
 }
 
@@ -272,9 +251,8 @@ pub async fn list_silences(state: AppState) -> Result<Response, warp::Rejection>
     let silences: Vec<serde_json::Value> = state
         .alerts
         .state
-        .lock()
-        .silences
-        .values()
+        .silences()
+        .iter()
         .map(|s| silence_json(s, now))
         .collect();
     Ok(warp::reply::json(&serde_json::json!({ "silences": silences })).into_response())

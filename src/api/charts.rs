@@ -460,15 +460,15 @@ pub async fn alerts_timeline(
         let n = ((g.to - g.from) / g.step) as usize;
         let mut counts: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();
         let mut total = 0usize;
-        for a in engine.state.lock().alerts.values() {
+        engine.state.scan(|a| {
             let t = a.fired_at.timestamp_millis();
             if t < g.from || t >= g.to || severity.is_some_and(|s| s != a.severity) {
-                continue;
+                return;
             }
             total += 1;
             counts.entry(a.severity).or_insert_with(|| vec![0.0; n])
                 [((t - g.from) / g.step) as usize] += 1.0;
-        }
+        });
         let sevs: Vec<Severity> = match severity {
             Some(s) => vec![s],
             None => vec![Severity::Critical, Severity::Warning, Severity::Info],

@@ -240,7 +240,13 @@ fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
         services,
         system_metrics,
         alerts: {
-            let (active, [critical, warning, info]) = state.alerts.state.open_counts();
+            let crate::alerting::state::AlertCounts {
+                active,
+                critical,
+                warning,
+                info,
+                ..
+            } = state.alerts.state.counts();
             AlertCounts {
                 active,
                 critical,

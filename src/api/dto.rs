@@ -402,11 +402,11 @@ impl From<&crate::alerting::Alert> for AlertView {
 #[derive(Serialize)]
 pub struct AlertsResponse {
     pub alerts: Vec<AlertView>,
-    pub total_count: usize,
-    pub active_count: usize,
-    pub critical_count: usize,
-    pub warning_count: usize,
-    pub info_count: usize,
+    pub total_count: u64,
+    pub active_count: u64,
+    pub critical_count: u64,
+    pub warning_count: u64,
+    pub info_count: u64,
 }
 
 #[derive(Serialize)]

@@ -57,7 +57,13 @@ pub fn live(state: &AppState, kind: &str) -> serde_json::Value {
     let h = state.system.latest();
     let services = state.health.snapshot();
     let count = |s: HealthStatus| services.iter().filter(|v| v.status() == s).count();
-    let (active, [critical, warning, info]) = state.alerts.state.open_counts();
+    let crate::alerting::state::AlertCounts {
+        active,
+        critical,
+        warning,
+        info,
+        ..
+    } = state.alerts.state.counts();
     serde_json::json!({
         "type": kind,
         "timestamp": ts(chrono::Utc::now()),
