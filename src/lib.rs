@@ -150,7 +150,7 @@ pub async fn run(
         system,
         health: registry,
         dashboard: Arc::default(),
-        charts: Arc::default(),
+        answers: Arc::default(),
         platform: Arc::new(platform),
         alerts: engine,
         alert_changes: alert_changes.clone(),

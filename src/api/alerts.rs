@@ -40,7 +40,13 @@ pub struct AlertsQuery {
     limit: Option<String>,
 }
 
-pub async fn list(state: AppState, q: AlertsQuery) -> Result<Response, warp::Rejection> {
+/// Served from the answer cache while the alert state is unchanged: a wall
+/// of screens polling the same list costs one listing per change.
+pub async fn list(
+    state: AppState,
+    q: AlertsQuery,
+    want_gzip: bool,
+) -> Result<Response, warp::Rejection> {
     let severity = params::severity(q.severity.as_deref())?;
     let status = match q.status.as_deref() {
         None => None,
@@ -56,16 +62,21 @@ pub async fn list(state: AppState, q: AlertsQuery) -> Result<Response, warp::Rej
         status,
         service: q.service,
     };
-    let list = state.alerts.state.list(&filter, limit);
-    let body = AlertsResponse {
-        alerts: list.alerts.iter().map(AlertView::from).collect(),
-        total_count: list.counts.total,
-        active_count: list.counts.active,
-        critical_count: list.counts.critical,
-        warning_count: list.counts.warning,
-        info_count: list.counts.info,
-    };
-    Ok(warp::reply::json(&body).into_response())
+    let key = format!("alerts {filter:?} {limit}");
+    let version = vec![state.alerts.state.version() as i64];
+    let st = state.alerts.state.clone();
+    super::cache::cached(&state, want_gzip, key, version, move || {
+        let list = st.list(&filter, limit);
+        Ok(AlertsResponse {
+            alerts: list.alerts.iter().map(AlertView::from).collect(),
+            total_count: list.counts.total,
+            active_count: list.counts.active,
+            critical_count: list.counts.critical,
+            warning_count: list.counts.warning,
+            info_count: list.counts.info,
+        })
+    })
+    .await
 }
 
 pub async fn get(id: String, state: AppState) -> Result<Response, warp::Rejection> {

@@ -6,15 +6,13 @@
 
 use super::AppState;
 use super::dto::ts_ms;
-use super::encoded::{self, Encoded};
 use super::params::{self, TimeRange};
 use super::reject::ApiError;
 use crate::analysis::trend::{Trend, trend};
 use crate::config::alerting::Severity;
 use crate::store::{Aggregation, SeriesId, SeriesKey, Store};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use warp::reply::Response;
 
 /// A chart keeps at most about this many points.
@@ -107,45 +105,6 @@ fn values(
     }
 }
 
-/// Chart answers, kept until the data behind them changes. An entry is
-/// served only while its fingerprint is the same: the grid (first point and
-/// step), the summary numbers that do not come from the store, and the id
-/// and write version of every series the chart reads (for the alerts
-/// timeline: how many alerts were ever fired and how many are kept).
-/// A new sample in any of them, a new series, or the grid moving on makes
-/// the next request compute the chart afresh, so a cached answer is never
-/// stale, and a wall of screens polling one chart costs one computation (and
-/// one compression) per collection interval.
-#[derive(Default)]
-pub struct ChartCache {
-    entries: Mutex<HashMap<String, Cached>>,
-}
-
-/// A chart's fingerprint and its answer.
-type Cached = (Vec<i64>, Arc<Encoded>);
-
-/// Distinct charts (endpoint and parameters) kept; the cache is emptied
-/// when a new one would exceed it.
-const CACHE_ENTRIES: usize = 256;
-
-impl ChartCache {
-    fn get(&self, key: &str, fingerprint: &[i64]) -> Option<Arc<Encoded>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(f, _)| f.as_slice() == fingerprint)
-            .map(|(_, body)| body.clone())
-    }
-
-    fn put(&self, key: String, fingerprint: Vec<i64>, body: Arc<Encoded>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(&key) {
-            entries.clear();
-        }
-        entries.insert(key, (fingerprint, body));
-    }
-}
-
 /// The fingerprint of a chart over `ids` on grid `g`, with `extra` numbers
 /// that are not in the store.
 fn fingerprint(store: &Store, g: Grid, ids: &[Option<SeriesId>], extra: &[i64]) -> Vec<i64> {
@@ -160,34 +119,6 @@ fn fingerprint(store: &Store, g: Grid, ids: &[Option<SeriesId>], extra: &[i64]) 
         }
     }
     f
-}
-
-/// The cached answer for `key` when its fingerprint still matches, else the
-/// body `build` computes (on a blocking thread), cached for the next caller;
-/// gzip-encoded when the client asks for it.
-async fn cached(
-    state: &AppState,
-    want_gzip: bool,
-    key: String,
-    fingerprint: Vec<i64>,
-    build: impl FnOnce() -> crate::error::Result<serde_json::Value> + Send + 'static,
-) -> Result<Response, warp::Rejection> {
-    let body = match state.charts.get(&key, &fingerprint) {
-        Some(body) => body,
-        None => {
-            let body = super::blocking(move || {
-                let body = Encoded::json(&build()?)?;
-                if want_gzip {
-                    body.make_gzip();
-                }
-                Ok(body)
-            })
-            .await?;
-            state.charts.put(key, fingerprint, body.clone());
-            body
-        }
-    };
-    encoded::reply(body, want_gzip).await
 }
 
 fn trend_of(data: &[Option<f64>]) -> Trend {
@@ -262,7 +193,7 @@ pub async fn model_loading(
         .map(|s| store.lookup(&SeriesKey::new("models").with("status", s)))
         .collect();
     let f = fingerprint(&store, g, &ids, &[total_models as i64]);
-    cached(&state, want_gzip, format!("model-loading {}", range.label), f, move || {
+    super::cache::cached(&state, want_gzip, format!("model-loading {}", range.label), f, move || {
         let mut datasets = Vec::new();
         for (status, id) in statuses.iter().zip(ids) {
             datasets.push(Dataset::new(
@@ -308,7 +239,7 @@ pub async fn training_progress(
     let ids: Vec<Option<SeriesId>> = found.iter().map(|(id, _)| Some(*id)).collect();
     let f = fingerprint(&store, g, &ids, &[total_jobs as i64, running as i64]);
     let key = format!("training-progress {} {model:?}", range.label);
-    cached(&state, want_gzip, key, f, move || {
+    super::cache::cached(&state, want_gzip, key, f, move || {
         let mut datasets = Vec::new();
         for (id, key) in found {
             let label = format!(
@@ -363,7 +294,7 @@ pub async fn system_metrics(
     let f = fingerprint(&store, g, &ids, &[]);
     let metric = q.metric.unwrap_or_else(|| "all".to_string());
     let key = format!("system-metrics {} {metric}", range.label);
-    cached(&state, want_gzip, key, f, move || {
+    super::cache::cached(&state, want_gzip, key, f, move || {
         let mut datasets = Vec::new();
         for ((_, label), id) in series.iter().zip(ids) {
             datasets.push(Dataset::new(
@@ -417,7 +348,7 @@ pub async fn service_health(
         .collect();
     let f = fingerprint(&store, g, &ids, &[]);
     let key = format!("service-health {} {:?}", range.label, q.service);
-    cached(&state, want_gzip, key, f, move || {
+    super::cache::cached(&state, want_gzip, key, f, move || {
         let mut datasets = Vec::new();
         let mut uptime = BTreeMap::new();
         for (svc, rt, up) in services {
@@ -456,7 +387,7 @@ pub async fn alerts_timeline(
     let f = vec![g.from, g.step, fired as i64, kept as i64];
     let key = format!("alerts-timeline {} {severity:?}", range.label);
     let engine = state.alerts.clone();
-    cached(&state, want_gzip, key, f, move || {
+    super::cache::cached(&state, want_gzip, key, f, move || {
         let n = ((g.to - g.from) / g.step) as usize;
         let mut counts: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();
         let mut total = 0usize;

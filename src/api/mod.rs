@@ -6,6 +6,7 @@
 //! `params.rs` the query/body parsing, `reject.rs` the error mapping.
 
 mod alerts;
+mod cache;
 pub mod charts;
 mod core;
 pub mod dashboard;
@@ -38,7 +39,8 @@ pub struct AppState {
     pub system: Arc<SystemMonitor>,
     pub health: Arc<Registry>,
     pub dashboard: Arc<dashboard::DashboardCache>,
-    pub charts: Arc<charts::ChartCache>,
+    /// Chart and alert-list answers, until their data changes.
+    pub answers: Arc<cache::AnswerCache>,
     pub platform: Arc<crate::platform::Platform>,
     pub alerts: Arc<crate::alerting::engine::Engine>,
     /// Alert state changes, for the live feed.
@@ -159,12 +161,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(params::query())
         .and_then(metrics::summary);
 
-    let alerts_list = warp::path("alerts")
-        .and(end())
-        .and(warp::get())
-        .and(s())
-        .and(params::query())
-        .and_then(alerts::list);
+    // Cached and gzipped once per alert-state version (see `cache`), so
+    // outside the compression layer below, like the charts. Only what comes
+    // after the path is recovered here: other `/alerts/...` routes fall through.
+    let alerts_list = warp::path("alerts").and(end()).and(warp::get()).and(
+        s().and(params::query())
+            .and(gzip_wish())
+            .and_then(alerts::list)
+            .recover(reject::handle),
+    );
     let alert_ack = warp::path!("alerts" / "acknowledge")
         .and(warp::post())
         .and(s())
@@ -200,8 +205,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::delete())
         .and(s())
         .and_then(alerts::delete_silence);
-    let alerting = alerts_list
-        .or(alert_ack)
+    let alerting = alert_ack
         .or(alert_resolve)
         .or(alert_get)
         .or(audit)
@@ -283,7 +287,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(api.clone())
         .with(warp::filters::compression::gzip())
         .or(api);
-    let api = charts.or(dashboard_data).with(cors).or(api);
+    let api = charts.or(dashboard_data).or(alerts_list).with(cors).or(api);
 
     // The websocket route stays outside compression and CORS; anything it
     // does not take falls through to the API.
