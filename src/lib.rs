@@ -7,6 +7,7 @@
 //! - `config`   defaults, TOML file, environment and flags into one typed `Config`
 //! - `error`    the crate's `Error` and `Result`
 //! - `shutdown` one signal every loop listens to
+//! - `blocking` blocking work from async code, failures and panics logged
 //! - `time`     the one timestamp format written (RFC 3339, ms, `Z`)
 //! - `names`    the naming rules of metrics and labels (Prometheus's)
 //! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
@@ -23,6 +24,7 @@
 pub mod alerting;
 pub mod analysis;
 pub mod api;
+pub mod blocking;
 pub mod cli;
 pub mod collect;
 pub mod config;
@@ -201,16 +203,8 @@ async fn run_flusher(store: Store, interval: Duration, mut shutdown: Shutdown) {
             continue;
         }
         let st = store.clone();
-        flushed = match tokio::task::spawn_blocking(move || st.flush()).await {
-            Ok(Ok(())) => Some(generation),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "store flush failed");
-                None
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store flush crashed");
-                None
-            }
-        };
+        flushed = crate::blocking::run("store flush", move || st.flush())
+            .await
+            .map(|()| generation);
     }
 }

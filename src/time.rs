@@ -3,6 +3,10 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// How far ahead of this daemon's clock a pushed timestamp may be (clock
+/// skew allowance), for every ingest endpoint alike.
+pub const MAX_FUTURE_MS: i64 = 5 * 60_000;
+
 /// `2026-11-29T17:44:44.123Z`.
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -39,8 +39,8 @@ fn service_of(rule: &RuleSpec, labels: &BTreeMap<String, String>) -> String {
         return s.clone();
     }
     match rule.metric.as_str() {
-        "model_failed" => "model-loading".into(),
-        "training_job_failed" => "training".into(),
+        crate::platform::models::FAILED_METRIC => "model-loading".into(),
+        crate::platform::training::JOB_FAILED_METRIC => "training".into(),
         _ => "system".into(),
     }
 }
@@ -170,14 +170,9 @@ pub async fn run(
     let mut ticker = crate::shutdown::ticker(interval);
     while shutdown.tick(&mut ticker).await {
         let e = engine.clone();
-        match tokio::task::spawn_blocking(move || e.evaluate_at(Utc::now())).await {
-            Ok(Ok(changed)) => {
-                for a in changed {
-                    let _ = changes.send(a);
-                }
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "alert evaluation failed"),
-            Err(e) => tracing::error!(error = %e, "alert evaluation crashed"),
+        let changed = crate::blocking::run("alert evaluation", move || e.evaluate_at(Utc::now()));
+        for a in changed.await.unwrap_or_default() {
+            let _ = changes.send(a);
         }
     }
 }

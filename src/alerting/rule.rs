@@ -1,9 +1,12 @@
 //! Rules: the built-in set and the evaluation of one rule against the store
 //! at an explicit time (so tests can simulate days in seconds).
 
+use crate::collect::system::metric as system;
 use crate::config::Config;
 use crate::config::alerting::{Aggregation, Matcher, Op, RuleSpec, Severity};
 use crate::error::Result;
+use crate::health;
+use crate::platform::{models, training};
 use crate::store::{SeriesKey, Store};
 use std::time::Duration;
 
@@ -57,7 +60,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
     let mut rules = vec![
         rule(
             "cpu_usage_high",
-            "cpu_usage_percent",
+            system::CPU_USAGE_PERCENT,
             Avg,
             300.0,
             Gt,
@@ -67,7 +70,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         ),
         rule(
             "cpu_usage_critical",
-            "cpu_usage_percent",
+            system::CPU_USAGE_PERCENT,
             Avg,
             300.0,
             Gt,
@@ -77,7 +80,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         ),
         rule(
             "memory_usage_high",
-            "memory_usage_percent",
+            system::MEMORY_USAGE_PERCENT,
             Avg,
             300.0,
             Gt,
@@ -87,7 +90,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         ),
         rule(
             "memory_usage_critical",
-            "memory_usage_percent",
+            system::MEMORY_USAGE_PERCENT,
             Avg,
             300.0,
             Gt,
@@ -97,7 +100,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         ),
         rule(
             "disk_usage_high",
-            "disk_usage_percent",
+            system::DISK_USAGE_PERCENT,
             Last,
             300.0,
             Gt,
@@ -107,7 +110,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         ),
         rule(
             "disk_usage_critical",
-            "disk_usage_percent",
+            system::DISK_USAGE_PERCENT,
             Last,
             300.0,
             Gt,
@@ -117,7 +120,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         ),
         rule(
             "load_per_core_high",
-            "load_per_core",
+            system::LOAD_PER_CORE,
             Avg,
             300.0,
             Gt,
@@ -129,7 +132,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
             with(
                 rule(
                     "service_unhealthy",
-                    "up",
+                    health::UP_METRIC,
                     Last,
                     300.0,
                     Lt,
@@ -147,7 +150,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         ),
         rule(
             "service_degraded",
-            "degraded",
+            health::DEGRADED_METRIC,
             Last,
             300.0,
             Ge,
@@ -161,7 +164,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         with(
             rule(
                 &format!("dependency_down_{dep}"),
-                "up",
+                health::UP_METRIC,
                 Last,
                 300.0,
                 Lt,
@@ -177,7 +180,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
     rules.extend([
         rule(
             "collector_stalled",
-            "cpu_usage_percent",
+            system::CPU_USAGE_PERCENT,
             Age,
             stalled,
             Gt,
@@ -197,7 +200,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
         ),
         rule(
             "model_load_failed",
-            "model_failed",
+            models::FAILED_METRIC,
             Last,
             WEEK,
             Ge,
@@ -206,8 +209,8 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
             "Model {label.model} failed to load",
         ),
         rule(
-            "training_job_failed",
-            "training_job_failed",
+            training::JOB_FAILED_METRIC,
+            training::JOB_FAILED_METRIC,
             Last,
             WEEK,
             Ge,
@@ -247,8 +250,7 @@ pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesK
                 store
                     .query_hist(id, from, now_ms + 1, step)?
                     .total()
-                    .filter(|h| h.count > 0)
-                    .map(|h| h.errors as f64 * 100.0 / h.count as f64)
+                    .and_then(|h| h.error_percent())
             }
             Aggregation::Age => {
                 let newest = store.latest(id, now_ms)?;

@@ -9,8 +9,10 @@ use super::dto::ts_ms;
 use super::params::{self, TimeRange};
 use super::reject::ApiError;
 use crate::analysis::trend::{Trend, trend};
+use crate::collect::system::metric;
 use crate::config::alerting::Severity;
 use crate::store::{Aggregation, SeriesId, SeriesKey, Store};
+use crate::{health, platform};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use warp::reply::Response;
@@ -190,7 +192,7 @@ pub async fn model_loading(
     let statuses = ["loaded", "loading", "failed", "unloaded"];
     let ids: Vec<Option<SeriesId>> = statuses
         .iter()
-        .map(|s| store.lookup(&SeriesKey::new("models").with("status", s)))
+        .map(|s| store.lookup(&SeriesKey::new(platform::models::COUNT_METRIC).with("status", s)))
         .collect();
     let f = fingerprint(&store, g, &ids, &[total_models as i64]);
     super::cache::cached(&state, want_gzip, format!("model-loading {}", range.label), f, move || {
@@ -229,7 +231,7 @@ pub async fn training_progress(
         .filter(|j| j.status == crate::platform::training::JobStatus::Running)
         .count();
     let g = grid(&store, range);
-    let mut found = store.find(Some("training_job_progress"), &[]);
+    let mut found = store.find(Some(platform::training::JOB_PROGRESS_METRIC), &[]);
     found.retain(|(_, key)| {
         model
             .as_deref()
@@ -268,16 +270,16 @@ pub async fn system_metrics(
     let range = check(&q, &["metric"], "24h")?;
     let series: Vec<(&str, &str)> = match q.metric.as_deref() {
         None => vec![
-            ("cpu_usage_percent", "CPU %"),
-            ("memory_usage_percent", "Memory %"),
-            ("disk_usage_percent", "Disk %"),
+            (metric::CPU_USAGE_PERCENT, "CPU %"),
+            (metric::MEMORY_USAGE_PERCENT, "Memory %"),
+            (metric::DISK_USAGE_PERCENT, "Disk %"),
         ],
-        Some("cpu") => vec![("cpu_usage_percent", "CPU %")],
-        Some("memory") => vec![("memory_used_mb", "Memory used MB")],
-        Some("disk") => vec![("disk_usage_percent", "Disk %")],
+        Some("cpu") => vec![(metric::CPU_USAGE_PERCENT, "CPU %")],
+        Some("memory") => vec![(metric::MEMORY_USED_MB, "Memory used MB")],
+        Some("disk") => vec![(metric::DISK_USAGE_PERCENT, "Disk %")],
         Some("network") => vec![
-            ("network_rx_mbps", "Received Mbps"),
-            ("network_tx_mbps", "Transmitted Mbps"),
+            (metric::NETWORK_RX_MBPS, "Received Mbps"),
+            (metric::NETWORK_TX_MBPS, "Transmitted Mbps"),
         ],
         Some(other) => {
             return Err(ApiError::bad_request(format!(
@@ -332,11 +334,11 @@ pub async fn service_health(
     let store = state.store.clone();
     let g = grid(&store, range);
     let mut services: Vec<(String, SeriesId, Option<SeriesId>)> = store
-        .find(Some("response_time_ms"), &[])
+        .find(Some(health::RESPONSE_TIME_METRIC), &[])
         .into_iter()
         .filter_map(|(id, key)| {
             let svc = key.label("service")?.to_string();
-            let up = store.lookup(&SeriesKey::new("up").with("service", &svc));
+            let up = store.lookup(&SeriesKey::new(health::UP_METRIC).with("service", &svc));
             Some((svc, id, up))
         })
         .filter(|(svc, ..)| q.service.as_ref().is_none_or(|s| s == svc))

@@ -117,20 +117,9 @@ async fn rebuild(state: &AppState) -> Option<Arc<Encoded>> {
         return Some(b.0.clone());
     }
     let st = state.clone();
-    match tokio::task::spawn_blocking(move || build(&st)).await {
-        Ok(Ok(bytes)) => {
-            state.dashboard.set(bytes.clone());
-            Some(bytes)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "dashboard snapshot failed");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "dashboard snapshot crashed");
-            None
-        }
-    }
+    let bytes = crate::blocking::run("dashboard snapshot", move || build(&st)).await?;
+    state.dashboard.set(bytes.clone());
+    Some(bytes)
 }
 
 /// Rebuilds the snapshot every `REFRESH` while it is being read, and sleeps
@@ -193,14 +182,22 @@ fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
             .collect::<Vec<_>>()
     };
     let rt_ids: Vec<u32> = store
-        .find(Some("response_time_ms"), &[])
+        .find(Some(crate::health::RESPONSE_TIME_METRIC), &[])
         .into_iter()
         .filter(|(_, k)| k.label("service").is_some())
         .map(|(id, _)| id)
         .collect();
     let trends = DashboardTrends {
-        cpu_trend: series_trend(store, &one("cpu_usage_percent"), now)?,
-        memory_trend: series_trend(store, &one("memory_used_mb"), now)?,
+        cpu_trend: series_trend(
+            store,
+            &one(crate::collect::system::metric::CPU_USAGE_PERCENT),
+            now,
+        )?,
+        memory_trend: series_trend(
+            store,
+            &one(crate::collect::system::metric::MEMORY_USED_MB),
+            now,
+        )?,
         response_time_trend: series_trend(store, &rt_ids, now)?,
     };
     let services = state
@@ -212,10 +209,7 @@ fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
             (
                 v.name.clone(),
                 DashboardService {
-                    error_rate: requests
-                        .as_ref()
-                        .filter(|h| h.count > 0)
-                        .map(|h| h.errors as f64 * 100.0 / h.count as f64),
+                    error_rate: requests.as_ref().and_then(|h| h.error_percent()),
                     throughput: requests
                         .as_ref()
                         .map(|h| h.count as f64 * 1000.0 / REQUEST_WINDOW_MS as f64),

@@ -6,7 +6,7 @@ use super::AppState;
 use super::dto::*;
 use super::params::{self, TimeRange};
 use super::reject::ApiError;
-use crate::store::{Aggregation, Sample, SeriesKey};
+use crate::store::{Aggregation, SeriesKey};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -14,8 +14,7 @@ use warp::reply::{Reply, Response};
 
 /// Most samples one ingest request may carry.
 pub const MAX_BATCH: usize = 10_000;
-/// How far in the future a sample timestamp may be (clock skew allowance).
-pub const MAX_FUTURE_MS: i64 = 5 * 60_000;
+use crate::time::MAX_FUTURE_MS;
 /// Errors listed in one 400 answer.
 const MAX_LISTED_ERRORS: usize = 10;
 /// Most series one `/metrics/detailed` answer carries.
@@ -65,24 +64,13 @@ pub async fn ingest(state: AppState, req: IngestRequest) -> Result<Response, war
         )));
     }
     drop(req);
-    let (keys, points): (Vec<SeriesKey>, Vec<(i64, f64)>) =
-        parsed.into_iter().map(|(k, t, v)| (k, (t, v))).unzip();
+    let series = parsed
+        .iter()
+        .map(|(k, _, _)| k)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     let store = state.store.clone();
-    let (report, series) = super::blocking(move || {
-        let ids = store.resolve_all(&keys)?;
-        let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len();
-        let samples: Vec<Sample> = ids
-            .iter()
-            .zip(&points)
-            .map(|(id, (ts_ms, value))| Sample {
-                series: *id,
-                ts_ms: *ts_ms,
-                value: *value,
-            })
-            .collect();
-        store.ingest(&samples).map(|r| (r, distinct))
-    })
-    .await?;
+    let report = super::blocking(move || store.record(parsed)).await?;
     Ok(warp::reply::json(&IngestResponse {
         accepted: report.stored,
         dropped: report.dropped,
@@ -244,7 +232,7 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
     let (services, per_point) = super::blocking(move || {
         let requests = crate::collect::requests::REQUESTS_METRIC;
         let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-        for metric in [requests, "up"] {
+        for metric in [requests, crate::health::UP_METRIC] {
             for (_, k) in store.find(Some(metric), &[]) {
                 if let Some(s) = k.label("service") {
                     names.insert(s.to_string());
@@ -269,7 +257,9 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
                         .or_insert_with(|| h.clone());
                 }
             }
-            let uptime = match store.lookup(&SeriesKey::new("up").with("service", &name)) {
+            let uptime = match store
+                .lookup(&SeriesKey::new(crate::health::UP_METRIC).with("service", &name))
+            {
                 Some(id) => store
                     .query(id, from, to, step)?
                     .total()
@@ -283,7 +273,7 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
     .await?;
 
     let secs = range.ms as f64 / 1000.0;
-    let rate = |h: &Hist| (h.count > 0).then(|| h.errors as f64 * 100.0 / h.count as f64);
+    let rate = Hist::error_percent;
     let mut all: Option<Hist> = None;
     let mut service_metrics = BTreeMap::new();
     for (name, (total, uptime, secs)) in services {

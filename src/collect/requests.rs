@@ -10,8 +10,7 @@ use serde::Deserialize;
 pub const REQUESTS_METRIC: &str = "http_requests";
 /// Most raw observations one request may carry.
 pub const MAX_REQUESTS: usize = 10_000;
-/// How far in the future a timestamp may be.
-pub const MAX_FUTURE_MS: i64 = 5 * 60_000;
+use crate::time::MAX_FUTURE_MS;
 
 /// A response with this status or above counts as an error (server errors;
 /// 4xx are the client's).

@@ -9,6 +9,26 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System};
 
+/// The series the system collector writes (named here once).
+pub mod metric {
+    pub const CPU_USAGE_PERCENT: &str = "cpu_usage_percent";
+    pub const MEMORY_USED_MB: &str = "memory_used_mb";
+    pub const MEMORY_TOTAL_MB: &str = "memory_total_mb";
+    pub const MEMORY_USAGE_PERCENT: &str = "memory_usage_percent";
+    pub const LOAD_PER_CORE: &str = "load_per_core";
+    pub const DISK_USAGE_PERCENT: &str = "disk_usage_percent";
+    pub const NETWORK_IO_MBPS: &str = "network_io_mbps";
+    pub const NETWORK_RX_MBPS: &str = "network_rx_mbps";
+    pub const NETWORK_TX_MBPS: &str = "network_tx_mbps";
+    pub const LOAD_AVERAGE_1M: &str = "load_average_1m";
+    pub const LOAD_AVERAGE_5M: &str = "load_average_5m";
+    pub const LOAD_AVERAGE_15M: &str = "load_average_15m";
+    pub const HOST_UPTIME_SECONDS: &str = "host_uptime_seconds";
+    pub const PROCESSES: &str = "processes";
+    pub const THREADS: &str = "threads";
+    pub const FILE_DESCRIPTORS: &str = "file_descriptors";
+}
+
 const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
 
 /// One tick's readings. `None` means the source could not be read this tick
@@ -64,25 +84,31 @@ impl SystemHarvest {
                 out.push((SeriesKey::new(name), v));
             }
         };
-        put("cpu_usage_percent", self.cpu_usage_percent);
-        put("memory_used_mb", self.memory_used_mb);
-        put("memory_total_mb", self.memory_total_mb);
-        put("memory_usage_percent", self.memory_usage_percent());
-        put("load_per_core", self.load_per_core());
-        put("disk_usage_percent", self.data_disk_usage_percent);
-        put("network_io_mbps", self.network_io_mbps());
-        put("network_rx_mbps", self.network_rx_mbps);
-        put("network_tx_mbps", self.network_tx_mbps);
-        put("load_average_1m", self.load_average.map(|l| l[0]));
-        put("load_average_5m", self.load_average.map(|l| l[1]));
-        put("load_average_15m", self.load_average.map(|l| l[2]));
-        put("host_uptime_seconds", self.uptime_seconds.map(|v| v as f64));
-        put("processes", self.processes.map(|v| v as f64));
-        put("threads", self.threads.map(|v| v as f64));
-        put("file_descriptors", self.file_descriptors.map(|v| v as f64));
+        put(metric::CPU_USAGE_PERCENT, self.cpu_usage_percent);
+        put(metric::MEMORY_USED_MB, self.memory_used_mb);
+        put(metric::MEMORY_TOTAL_MB, self.memory_total_mb);
+        put(metric::MEMORY_USAGE_PERCENT, self.memory_usage_percent());
+        put(metric::LOAD_PER_CORE, self.load_per_core());
+        put(metric::DISK_USAGE_PERCENT, self.data_disk_usage_percent);
+        put(metric::NETWORK_IO_MBPS, self.network_io_mbps());
+        put(metric::NETWORK_RX_MBPS, self.network_rx_mbps);
+        put(metric::NETWORK_TX_MBPS, self.network_tx_mbps);
+        put(metric::LOAD_AVERAGE_1M, self.load_average.map(|l| l[0]));
+        put(metric::LOAD_AVERAGE_5M, self.load_average.map(|l| l[1]));
+        put(metric::LOAD_AVERAGE_15M, self.load_average.map(|l| l[2]));
+        put(
+            metric::HOST_UPTIME_SECONDS,
+            self.uptime_seconds.map(|v| v as f64),
+        );
+        put(metric::PROCESSES, self.processes.map(|v| v as f64));
+        put(metric::THREADS, self.threads.map(|v| v as f64));
+        put(
+            metric::FILE_DESCRIPTORS,
+            self.file_descriptors.map(|v| v as f64),
+        );
         for d in &self.disks {
             out.push((
-                SeriesKey::new("disk_usage_percent").with("mount", &d.mount),
+                SeriesKey::new(metric::DISK_USAGE_PERCENT).with("mount", &d.mount),
                 d.usage_percent,
             ));
         }

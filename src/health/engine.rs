@@ -8,7 +8,7 @@ use super::registry::Registry;
 use super::{HealthStatus, breaker};
 use crate::config::services::ServiceSpec;
 use crate::shutdown::Shutdown;
-use crate::store::{Sample, SeriesKey, Store};
+use crate::store::{SeriesKey, Store};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -39,9 +39,9 @@ async fn service_loop(
     registry: Arc<Registry>,
     mut shutdown: Shutdown,
 ) {
-    let up_key = SeriesKey::new("up").with("service", &spec.name);
-    let rt_key = SeriesKey::new("response_time_ms").with("service", &spec.name);
-    let degraded_key = SeriesKey::new("degraded").with("service", &spec.name);
+    let up_key = SeriesKey::new(super::UP_METRIC).with("service", &spec.name);
+    let rt_key = SeriesKey::new(super::RESPONSE_TIME_METRIC).with("service", &spec.name);
+    let degraded_key = SeriesKey::new(super::DEGRADED_METRIC).with("service", &spec.name);
     loop {
         let started = Instant::now();
         let result = tokio::select! {
@@ -80,32 +80,14 @@ async fn store_result(store: &Store, keys: [&SeriesKey; 3], r: &ProbeResult) {
     } else {
         0.0
     };
-    let res = tokio::task::spawn_blocking(move || {
-        let ids = store.resolve_all(&keys)?;
-        store.ingest(&[
-            Sample {
-                series: ids[0],
-                ts_ms,
-                value: up,
-            },
-            Sample {
-                series: ids[1],
-                ts_ms,
-                value: latency,
-            },
-            Sample {
-                series: ids[2],
-                ts_ms,
-                value: degraded,
-            },
-        ])
+    crate::blocking::run("storing a check result", move || {
+        store.record(
+            keys.into_iter()
+                .zip([up, latency, degraded])
+                .map(|(k, v)| (k, ts_ms, v)),
+        )
     })
     .await;
-    match res {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "storing a check result failed"),
-        Err(e) => tracing::warn!(error = %e, "storing a check result crashed"),
-    }
 }
 
 /// Runs every probe once, concurrently (for `mlsec-monitor check`).

@@ -18,6 +18,14 @@ pub mod resources;
 
 use serde::Serialize;
 
+/// The series the health engine writes for every check (label `service`):
+/// 1 when up (healthy or degraded), 0 when unhealthy.
+pub const UP_METRIC: &str = "up";
+/// The check's latency.
+pub const RESPONSE_TIME_METRIC: &str = "response_time_ms";
+/// 1 when degraded, else 0.
+pub const DEGRADED_METRIC: &str = "degraded";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {

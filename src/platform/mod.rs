@@ -9,7 +9,7 @@ pub mod persisted;
 pub mod training;
 
 use crate::error::Result;
-use crate::store::{Sample, SeriesKey, Store};
+use crate::store::{SeriesKey, Store};
 
 /// Both kinds of platform state, opened from the store.
 pub struct Platform {
@@ -28,18 +28,9 @@ impl Platform {
 
 /// Writes gauge values at `ts_ms` (series are registered as needed).
 fn record(store: &Store, ts_ms: i64, values: Vec<(SeriesKey, f64)>) -> Result<()> {
-    let keys: Vec<SeriesKey> = values.iter().map(|(k, _)| k.clone()).collect();
-    let ids = store.resolve_all(&keys)?;
-    let samples: Vec<Sample> = ids
-        .into_iter()
-        .zip(values)
-        .map(|(series, (_, value))| Sample {
-            series,
-            ts_ms,
-            value,
-        })
-        .collect();
-    store.ingest(&samples).map(|_| ())
+    store
+        .record(values.into_iter().map(|(k, v)| (k, ts_ms, v)))
+        .map(|_| ())
 }
 
 /// A progress percentage must be within 0-100.

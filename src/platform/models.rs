@@ -9,6 +9,11 @@ use crate::store::{SeriesKey, Store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Models by status (label `status`).
+pub const COUNT_METRIC: &str = "models";
+/// 1 while a model's last load failed (label `model`).
+pub const FAILED_METRIC: &str = "model_failed";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelStatus {
@@ -171,7 +176,7 @@ impl Models {
             .map(|s| {
                 let n = st.values().filter(|m| m.status == *s).count();
                 (
-                    SeriesKey::new("models").with("status", s.as_str()),
+                    SeriesKey::new(COUNT_METRIC).with("status", s.as_str()),
                     n as f64,
                 )
             })
@@ -197,10 +202,7 @@ impl Models {
             } else {
                 0.0
             };
-            values.push((
-                SeriesKey::new("model_failed").with("model", &m.name),
-                failed,
-            ));
+            values.push((SeriesKey::new(FAILED_METRIC).with("model", &m.name), failed));
         }
         record(store, ts, values)?;
         Ok(out)

@@ -9,6 +9,11 @@ use crate::store::{SeriesKey, Store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// 1 once a job failed (labels `job_id`, `model`).
+pub const JOB_FAILED_METRIC: &str = "training_job_failed";
+/// A job's progress in percent.
+pub const JOB_PROGRESS_METRIC: &str = "training_job_progress";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -213,13 +218,13 @@ impl Jobs {
                 0.0
             };
             values.push((
-                SeriesKey::new("training_job_failed")
+                SeriesKey::new(JOB_FAILED_METRIC)
                     .with("job", &j.job_id)
                     .with("model", &j.model_name),
                 failed,
             ));
             values.push((
-                SeriesKey::new("training_job_progress")
+                SeriesKey::new(JOB_PROGRESS_METRIC)
                     .with("job", &j.job_id)
                     .with("model", &j.model_name),
                 j.progress,

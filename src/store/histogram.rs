@@ -49,6 +49,12 @@ pub struct Hist {
 }
 
 impl Hist {
+    /// The share of observations that were errors, in percent (`None` when
+    /// there are none).
+    pub fn error_percent(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.errors as f64 * 100.0 / self.count as f64)
+    }
+
     /// `n` observations of `value`, `errors` of them errors.
     pub fn of(value: f64, n: u64, errors: u64) -> Hist {
         Hist {

@@ -364,6 +364,29 @@ impl Store {
             .collect()
     }
 
+    /// Writes gauge values by key: every key is resolved (new series
+    /// registered, all or none), then each value is ingested at its time.
+    pub fn record(
+        &self,
+        points: impl IntoIterator<Item = (SeriesKey, i64, f64)>,
+    ) -> Result<IngestReport> {
+        let (keys, values): (Vec<SeriesKey>, Vec<(i64, f64)>) = points
+            .into_iter()
+            .map(|(k, ts_ms, v)| (k, (ts_ms, v)))
+            .unzip();
+        let ids = self.resolve_all(&keys)?;
+        let samples: Vec<Sample> = ids
+            .into_iter()
+            .zip(values)
+            .map(|(series, (ts_ms, value))| Sample {
+                series,
+                ts_ms,
+                value,
+            })
+            .collect();
+        self.ingest(&samples)
+    }
+
     /// Looks a series up without registering it.
     pub fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
         self.registry().lookup(key)

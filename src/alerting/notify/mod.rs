@@ -113,15 +113,10 @@ async fn deliver(
     };
     let (url, body) = request(&ch, &d, external_url);
     let st = state.clone();
-    let res = tokio::task::spawn_blocking(move || {
+    crate::blocking::run("a delivery", move || {
         let (ok, status, err) = send(&url, &body);
         let now = Utc::now();
         st.delivered(&d, ok, status, err, now + retry_delay(d.attempts), now)
     })
     .await;
-    match res {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "recording a delivery failed"),
-        Err(e) => tracing::error!(error = %e, "delivery crashed"),
-    }
 }
