@@ -119,6 +119,12 @@ fn errors_are_json_with_the_right_status() {
             405,
             "method not allowed",
         ),
+        (
+            request(d.addr, "POST", "/alerts", &[]),
+            405,
+            "method not allowed",
+        ),
+        (d.get("/alerts?status=bogus"), 400, "status 'bogus'"),
         (d.get("/charts/nope"), 404, "no such endpoint"),
         (
             post_raw(d.addr, "/ingest/metrics", "text/plain", b"{}"),

@@ -164,8 +164,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     // Cached and gzipped once per alert-state version (see `cache`), so
     // outside the compression layer below, like the charts. Only what comes
     // after the path is recovered here: other `/alerts/...` routes fall through.
-    let alerts_list = warp::path("alerts").and(end()).and(warp::get()).and(
-        s().and(params::query())
+    let alerts_list = warp::path("alerts").and(end()).and(
+        warp::get()
+            .and(s())
+            .and(params::query())
             .and(gzip_wish())
             .and_then(alerts::list)
             .recover(reject::handle),
@@ -297,13 +299,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and_then(ws::upgrade);
     let api = live.or(api);
 
+    // One line per request: at debug level for answers that worked (a wall
+    // of dashboards polling would flood the log at info), at info for the
+    // refused and the failed.
     api.with(warp::log::custom(|info| {
-        tracing::info!(
-            method = %info.method(),
-            path = info.path(),
-            status = info.status().as_u16(),
-            duration_ms = info.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+        let status = info.status();
+        let ms = info.elapsed().as_secs_f64() * 1000.0;
+        if status.is_client_error() || status.is_server_error() {
+            tracing::info!(method = %info.method(), path = info.path(), status = status.as_u16(), duration_ms = ms, "request");
+        } else {
+            tracing::debug!(method = %info.method(), path = info.path(), status = status.as_u16(), duration_ms = ms, "request");
+        }
     }))
 }
