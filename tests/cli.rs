@@ -141,7 +141,11 @@ fn sigterm_finishes_flushes_and_exits_0_with_json_logs() {
     );
     assert_eq!(r.status, 200);
     assert_eq!(p.terminate(), 0);
-    let q = Process::spawn(dir.path(), &[("LOG_FORMAT", "json")]);
+    // Answered requests are logged at debug level.
+    let q = Process::spawn(
+        dir.path(),
+        &[("LOG_FORMAT", "json"), ("LOG_LEVEL", "debug")],
+    );
     let r = get(
         q.addr,
         "/metrics/detailed?metric=kept&time_range=1h&granularity=1m",
