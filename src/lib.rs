@@ -13,6 +13,7 @@
 //! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
 //! - `health`   the health check engine: probes, back-off, the live registry
 //! - `store`    the embedded sled time-series store: tiers of ring buffers
+//! - `query`    typed answers from the store at a time (today: the grid)
 //! - `analysis` pure functions over series: trends
 //! - `alerting` rules, the alert state machine, audit, silences, notifications
 //! - `platform` ML platform state pushed by the services: models, training jobs
@@ -32,6 +33,7 @@ pub mod error;
 pub mod health;
 pub mod names;
 pub mod platform;
+pub mod query;
 pub mod shutdown;
 pub mod store;
 pub mod time;

@@ -11,6 +11,7 @@ use super::reject::ApiError;
 use crate::analysis::trend::{Trend, trend};
 use crate::collect::system::metric;
 use crate::config::alerting::Severity;
+use crate::query::Grid;
 use crate::store::{Aggregation, SeriesId, SeriesKey, Store};
 use crate::{health, platform};
 use serde::{Deserialize, Serialize};
@@ -58,34 +59,18 @@ impl Dataset {
     }
 }
 
-/// The grid of a chart: the points at `from`, `from + step`, ... before `to`.
-#[derive(Clone, Copy)]
-struct Grid {
-    from: i64,
-    to: i64,
-    step: i64,
-}
-
+/// A chart's grid: at most `MAX_POINTS` ending now.
 fn grid(store: &Store, range: TimeRange) -> Grid {
-    let wanted =
-        crate::store::tier::ceil_div(range.ms, MAX_POINTS).max(store.layout().tiers[0].step_ms);
-    let spec = store.layout().tier_for_step(wanted);
-    let step = crate::store::tier::ceil_div(wanted, spec.step_ms) * spec.step_ms;
-    let now = chrono::Utc::now().timestamp_millis();
-    let to = crate::store::tier::ceil_div(now + 1, step) * step;
-    // A whole number of steps, covering at least the range.
-    let n = crate::store::tier::ceil_div(range.ms, step);
-    Grid {
-        from: to - n * step,
-        to,
-        step,
-    }
+    Grid::at_most(
+        store.layout(),
+        range.ms,
+        MAX_POINTS,
+        chrono::Utc::now().timestamp_millis(),
+    )
 }
 
 fn labels(g: Grid) -> Vec<String> {
-    (0..(g.to - g.from) / g.step)
-        .map(|i| ts_ms(g.from + i * g.step))
-        .collect()
+    g.starts().map(ts_ms).collect()
 }
 
 fn values(

@@ -118,8 +118,7 @@ pub async fn detailed(state: AppState, q: DetailedQuery) -> Result<Response, war
     // The grid ends with the step that holds "now", so a range always has
     // range/step points, the last one still filling.
     let now = Utc::now().timestamp_millis();
-    let to = crate::store::tier::ceil_div(now + 1, step) * step;
-    let from = to - range.ms;
+    let crate::query::Grid { from, to, .. } = crate::query::Grid::ending_now(range.ms, step, now);
     let store = state.store.clone();
     let (series, truncated) = super::blocking(move || {
         let labels: Vec<(&str, &str)> = q
@@ -225,8 +224,7 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
     let range: TimeRange = params::time_range(q.time_range.as_deref(), "24h")?;
     let step = summary_step(range.ms);
     let now = Utc::now().timestamp_millis();
-    let to = crate::store::tier::ceil_div(now + 1, step) * step;
-    let from = to - range.ms;
+    let crate::query::Grid { from, to, .. } = crate::query::Grid::ending_now(range.ms, step, now);
     let store = state.store.clone();
     let only = q.service.clone();
     let (services, per_point) = super::blocking(move || {

@@ -1,0 +1,108 @@
+//! The points of a time range: `from`, `from + step`, ... before `to`, with
+//! `to` the end of the step that holds "now", so a range always has the
+//! same number of points and the last one is still filling.
+
+use crate::store::Layout;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    pub from: i64,
+    pub to: i64,
+    pub step: i64,
+}
+
+/// `a / b` rounded up, for positive `b`.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a.div_euclid(b) + i64::from(a.rem_euclid(b) != 0)
+}
+
+impl Grid {
+    /// `range_ms` back from the step holding `now_ms`, at `step` (the
+    /// caller's choice, such as a granularity parameter).
+    pub fn ending_now(range_ms: i64, step: i64, now_ms: i64) -> Grid {
+        let to = ceil_div(now_ms + 1, step) * step;
+        Grid {
+            from: to - range_ms,
+            to,
+            step,
+        }
+    }
+
+    /// At most `max_points` covering at least `range_ms`, at a step that is
+    /// a whole number of the finest tier's steps able to serve it (never
+    /// finer than the raw tier).
+    pub fn at_most(layout: &Layout, range_ms: i64, max_points: i64, now_ms: i64) -> Grid {
+        let wanted = ceil_div(range_ms, max_points).max(layout.tiers[0].step_ms);
+        let spec = layout.tier_for_step(wanted);
+        let step = ceil_div(wanted, spec.step_ms) * spec.step_ms;
+        let to = ceil_div(now_ms + 1, step) * step;
+        let n = ceil_div(range_ms, step);
+        Grid {
+            from: to - n * step,
+            to,
+            step,
+        }
+    }
+
+    /// How many points.
+    pub fn len(&self) -> usize {
+        ((self.to - self.from) / self.step).max(0) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The start of each point.
+    pub fn starts(&self) -> impl Iterator<Item = i64> + use<> {
+        let (from, step) = (self.from, self.step);
+        (0..self.len() as i64).map(move |i| from + i * step)
+    }
+
+    /// The point holding `t`, if the grid covers it.
+    pub fn index_of(&self, t: i64) -> Option<usize> {
+        (self.from..self.to)
+            .contains(&t)
+            .then(|| ((t - self.from) / self.step) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn ending_now_holds_now_in_its_last_point() {
+        let now = 10 * MIN + 1_234;
+        let g = Grid::ending_now(60 * MIN, MIN, now);
+        assert_eq!((g.to, g.step, g.len()), (11 * MIN, MIN, 60));
+        assert_eq!(g.index_of(now), Some(59));
+        assert_eq!(g.index_of(g.to), None);
+        assert_eq!(g.index_of(g.from - 1), None);
+        // Exactly on a boundary, the new step has begun.
+        assert_eq!(Grid::ending_now(MIN, MIN, 11 * MIN).to, 12 * MIN);
+    }
+
+    #[test]
+    fn at_most_picks_a_tier_step_and_covers_the_range() {
+        let layout = Layout::new(Duration::from_secs(5), 30);
+        let now = 1_000 * 86_400_000 + 5;
+        for (range, max, step) in [
+            (3_600_000, 300, 15_000),         // 1 h: raw tier, 3 raw steps
+            (86_400_000, 300, 300_000),       // 24 h: minute tier, 5 minutes
+            (7 * 86_400_000, 300, 2_040_000), // 7 d: 34 minutes
+            (30 * 86_400_000, 300, 3_600_000 * 3),
+            (60_000, 300, 5_000), // never finer than the raw tier
+        ] {
+            let g = Grid::at_most(&layout, range, max, now);
+            assert_eq!(g.step, step, "range {range}");
+            assert!(g.len() as i64 <= max.max(range / 5_000), "range {range}");
+            assert!(g.to - g.from >= range, "range {range}");
+            assert!(g.index_of(now).is_some(), "range {range}");
+            assert_eq!(g.starts().count(), g.len());
+        }
+    }
+}
