@@ -4,7 +4,10 @@
 //! - a local exporter (in this process) serves `SERIES` series in the
 //!   Prometheus text format; Debian's `prometheus` scrapes it every 5 s;
 //! - every 5 s the same values are pushed to the release daemon's
-//!   `POST /ingest/metrics` (`FLUSH_INTERVAL=1`).
+//!   `POST /ingest/metrics` (`FLUSH_INTERVAL=1`), 10,000 samples a request.
+//!
+//! `bench_writes 1000 1500`: 1,000 series for 25 minutes; `bench_writes
+//! 100000 300`: 20,000 samples/s for 5 minutes.
 //!
 //! The values are a third each a full-precision random walk, an integer
 //! counter and a 0/1 series. After a warm-up, the run reads `write_bytes` and
@@ -119,29 +122,37 @@ fn main() {
         &[
             ("DATA_DIR", data.as_os_str()),
             ("FLUSH_INTERVAL", "1".as_ref()),
+            // 100,000 series is the 20,000 samples/s point.
+            ("MAX_SERIES", "1000000".as_ref()),
         ],
     );
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into();
+    // In requests of at most 10,000 samples (the ingest API's limit).
     let push = |values: &[f64]| -> u64 {
-        let samples: Vec<serde_json::Value> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                serde_json::json!({"metric": "bench_value", "labels": {"id": i.to_string()}, "value": v})
-            })
-            .collect();
-        agent
-            .post(&format!("http://{addr}/ingest/metrics"))
-            .header("content-type", "application/json")
-            .send(serde_json::json!({ "samples": samples }).to_string())
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["accepted"].as_u64())
-            .unwrap_or(0)
+        let mut accepted = 0;
+        for (c, chunk) in values.chunks(10_000).enumerate() {
+            let samples: Vec<serde_json::Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let id = c * 10_000 + i;
+                    serde_json::json!({"metric": "bench_value", "labels": {"id": id.to_string()}, "value": v})
+                })
+                .collect();
+            accepted += agent
+                .post(&format!("http://{addr}/ingest/metrics"))
+                .header("content-type", "application/json")
+                .send(serde_json::json!({ "samples": samples }).to_string())
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["accepted"].as_u64())
+                .unwrap_or(0);
+        }
+        accepted
     };
 
     let started = Instant::now();
