@@ -14,6 +14,7 @@ use super::silence::Silence;
 use super::{Alert, AlertStatus, AuditAction, AuditRecord, Event};
 use crate::config::alerting::Severity;
 use crate::error::{Error, Result};
+use crate::query::Grid;
 use crate::store::{Store, codec};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -75,6 +76,13 @@ impl AlertCounts {
 pub struct AlertList {
     pub alerts: Vec<Alert>,
     pub counts: AlertCounts,
+}
+
+/// Alerts fired per point of a grid, by severity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FiredPerStep {
+    pub per_severity: Vec<(Severity, Vec<u64>)>,
+    pub total: usize,
 }
 
 /// Which audit records a listing keeps.
@@ -819,6 +827,32 @@ impl AlertState {
             .collect()
     }
 
+    /// How many alerts fired in each point of `grid`, per severity (every
+    /// severity, most severe first, or only `only`), and how many in all.
+    pub fn fired_per_step(&self, grid: &Grid, only: Option<Severity>) -> FiredPerStep {
+        let severities = match only {
+            Some(s) => vec![s],
+            None => vec![Severity::Critical, Severity::Warning, Severity::Info],
+        };
+        let mut out = FiredPerStep {
+            per_severity: severities
+                .into_iter()
+                .map(|s| (s, vec![0; grid.len()]))
+                .collect(),
+            total: 0,
+        };
+        for a in self.lock().alerts.values() {
+            let Some(i) = grid.index_of(a.fired_at.timestamp_millis()) else {
+                continue;
+            };
+            if let Some((_, counts)) = out.per_severity.iter_mut().find(|(s, _)| *s == a.severity) {
+                counts[i] += 1;
+                out.total += 1;
+            }
+        }
+        out
+    }
+
     /// Calls `f` with every stored alert, oldest first (under the lock:
     /// keep `f` short).
     pub fn scan(&self, mut f: impl FnMut(&Alert)) {
@@ -994,6 +1028,40 @@ mod tests {
             .map(|d| d.channel)
             .collect();
         assert_eq!(escalated, ["hook", "pager"]);
+    }
+
+    #[test]
+    fn alerts_are_counted_in_the_step_they_fired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, st) = open(dir.path());
+        for (f, sev, at) in [
+            ("r/1", Severity::Critical, 0),
+            ("r/2", Severity::Warning, 59),
+            ("r/3", Severity::Warning, 60),
+            ("r/4", Severity::Info, 600), // after the grid
+        ] {
+            let mut a = alert(f, sev);
+            a.fired_at = t(at);
+            st.fire(a, t(at)).unwrap();
+        }
+        let g = Grid {
+            from: t(0).timestamp_millis(),
+            to: t(180).timestamp_millis(),
+            step: 60_000,
+        };
+        let all = st.fired_per_step(&g, None);
+        assert_eq!(all.total, 3);
+        assert_eq!(
+            all.per_severity,
+            [
+                (Severity::Critical, vec![1, 0, 0]),
+                (Severity::Warning, vec![1, 1, 0]),
+                (Severity::Info, vec![0, 0, 0]),
+            ]
+        );
+        let warnings = st.fired_per_step(&g, Some(Severity::Warning));
+        assert_eq!(warnings.total, 2);
+        assert_eq!(warnings.per_severity, [(Severity::Warning, vec![1, 1, 0])]);
     }
 
     #[test]

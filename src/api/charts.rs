@@ -10,7 +10,6 @@ use super::params::{self, TimeRange};
 use super::reject::ApiError;
 use crate::analysis::trend::{Trend, trend};
 use crate::collect::system::metric;
-use crate::config::alerting::Severity;
 use crate::query::Grid;
 use crate::store::{Aggregation, SeriesId, SeriesKey, Store};
 use crate::{health, platform};
@@ -375,38 +374,18 @@ pub async fn alerts_timeline(
     let key = format!("alerts-timeline {} {severity:?}", range.label);
     let engine = state.alerts.clone();
     super::cache::cached(&state, want_gzip, key, f, move || {
-        let n = ((g.to - g.from) / g.step) as usize;
-        let mut counts: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();
-        let mut total = 0usize;
-        engine.state.scan(|a| {
-            let t = a.fired_at.timestamp_millis();
-            if t < g.from || t >= g.to || severity.is_some_and(|s| s != a.severity) {
-                return;
-            }
-            total += 1;
-            counts.entry(a.severity).or_insert_with(|| vec![0.0; n])
-                [((t - g.from) / g.step) as usize] += 1.0;
-        });
-        let sevs: Vec<Severity> = match severity {
-            Some(s) => vec![s],
-            None => vec![Severity::Critical, Severity::Warning, Severity::Info],
-        };
+        let fired = engine.state.fired_per_step(&g, severity);
         // Counts of alerts fired per step: 0 is a real count here, not a gap.
-        let datasets: Vec<Dataset> = sevs
+        let datasets: Vec<Dataset> = fired
+            .per_severity
             .iter()
-            .map(|s| {
-                let data = counts
-                    .remove(s)
-                    .unwrap_or_else(|| vec![0.0; n])
-                    .into_iter()
-                    .map(Some)
-                    .collect();
-                Dataset::new(s.as_str(), data)
+            .map(|(s, counts)| {
+                Dataset::new(s.as_str(), counts.iter().map(|c| Some(*c as f64)).collect())
             })
             .collect();
         Ok(
             serde_json::json!({"labels": labels(g), "datasets": datasets, "time_range": range.label,
-            "total_alerts": total, "step_seconds": g.step / 1000}),
+            "total_alerts": fired.total, "step_seconds": g.step / 1000}),
         )
     })
     .await
