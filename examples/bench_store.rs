@@ -257,6 +257,14 @@ fn disk_per_series() {
     );
 }
 
+/// `n` generators, a third of each kind in turn.
+fn mixed(n: u32) -> Vec<Gen> {
+    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
+    (0..n)
+        .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + 1))
+        .collect()
+}
+
 /// 100 days at one sample every 5 s, a third of the series of each kind:
 /// the data directory's size every 5 days from day 30 (every tier of the
 /// default layout has wrapped by day 31), after a checkpoint, and its
@@ -267,10 +275,7 @@ fn hundred_days() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let ids = series(&store, n_series);
-    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
-    let mut gens: Vec<Gen> = (0..n_series)
-        .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + 1))
-        .collect();
+    let mut gens = mixed(n_series);
     println!("{days} days, {n_series} series (a third of each kind) at 5 s:");
     let started = Instant::now();
     let mut batch = Vec::with_capacity(720 * ids.len());
@@ -369,10 +374,7 @@ fn writes_per_sample(n_series: u32, minutes: i64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let ids = series(&store, n_series);
-    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
-    let mut gens: Vec<Gen> = (0..n_series)
-        .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + 1))
-        .collect();
+    let mut gens = mixed(n_series);
     store.checkpoint().expect("checkpoint");
     let before = (proc_io("write_bytes:"), proc_io("wchar:"));
     let started = Instant::now();

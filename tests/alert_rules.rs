@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mlsec_monitor::alerting::engine::Engine;
 use mlsec_monitor::alerting::outbox::Router;
-use mlsec_monitor::alerting::state::{AlertState, AuditFilter};
+use mlsec_monitor::alerting::state::{AlertFilter, AlertState, AuditFilter};
 use mlsec_monitor::alerting::{Alert, AlertStatus};
 use mlsec_monitor::config::{Config, Overrides};
 use mlsec_monitor::store::{Sample, SeriesKey, Store};
@@ -95,13 +95,13 @@ fn queue(f: &Fixture, at: DateTime<Utc>, v: f64) {
 }
 
 fn ours(f: &Fixture, rule: &str) -> Vec<Alert> {
-    let mut out = Vec::new();
-    f.engine.state.scan(|a| {
-        if a.rule == rule {
-            out.push(a.clone());
-        }
-    });
-    out
+    // Oldest first.
+    let all = f.engine.state.list(&AlertFilter::default(), usize::MAX);
+    all.alerts
+        .into_iter()
+        .rev()
+        .filter(|a| a.rule == rule)
+        .collect()
 }
 
 #[test]
@@ -202,10 +202,13 @@ fn rate_rules_and_restart_without_duplicates() {
         Arc::new(AlertState::open(&store, Router::from_config(&config)).expect("alert state")),
     );
     engine.evaluate_at(t + Duration::seconds(245)).unwrap();
-    let mut n = 0;
-    engine
+    let n = engine
         .state
-        .scan(|a| n += usize::from(a.rule == "errors_fast"));
+        .list(&AlertFilter::default(), usize::MAX)
+        .alerts
+        .iter()
+        .filter(|a| a.rule == "errors_fast")
+        .count();
     assert_eq!(n, 1, "no duplicate after restart");
     let fired = engine
         .state

@@ -417,11 +417,15 @@ impl AlertState {
     }
 
     /// Updates the latest value of an open alert (not audited; not flushed).
+    /// The version moves only when the value does, so cached listings stay
+    /// valid across evaluations of a steady condition.
     pub fn touch(&self, seq: u64, value: f64) {
-        if let Some(a) = self.lock().alerts.get_mut(&seq) {
+        if let Some(a) = self.lock().alerts.get_mut(&seq)
+            && a.value.to_bits() != value.to_bits()
+        {
             a.value = value;
+            self.changed();
         }
-        self.changed();
     }
 
     /// The open alert of `fingerprint`, by sequence number.
@@ -597,6 +601,8 @@ impl AlertState {
             return Ok(0);
         }
         let gone: HashSet<String> = old.iter().map(|(_, id)| id.clone()).collect();
+        // Before the first delete: a failure halfway still changed the state.
+        self.changed();
         for (seq, id) in &old {
             self.alerts_tree
                 .remove(seq.to_be_bytes())
@@ -605,12 +611,14 @@ impl AlertState {
             inner.by_id.remove(id);
         }
         let mut kept = Vec::with_capacity(inner.audit.len());
-        for r in std::mem::take(&mut inner.audit) {
+        let mut records = std::mem::take(&mut inner.audit).into_iter();
+        while let Some(r) = records.next() {
             if r.alert_id.as_ref().is_some_and(|id| gone.contains(id)) {
                 if let Err(e) = self.audit_tree.remove(r.seq.to_be_bytes()) {
-                    // Keep what could not be deleted, in memory as on disk.
+                    // Keep this record and every one not looked at yet, in
+                    // memory as on disk.
                     kept.push(r);
-                    kept.extend(std::mem::take(&mut inner.audit));
+                    kept.extend(records);
                     inner.audit = kept;
                     return Err(store_err(&self.store, e));
                 }
@@ -619,7 +627,6 @@ impl AlertState {
             }
         }
         inner.audit = kept;
-        self.changed();
         self.note(
             &mut inner,
             None,
@@ -852,14 +859,6 @@ impl AlertState {
         }
         out
     }
-
-    /// Calls `f` with every stored alert, oldest first (under the lock:
-    /// keep `f` short).
-    pub fn scan(&self, mut f: impl FnMut(&Alert)) {
-        for a in self.lock().alerts.values() {
-            f(a);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -936,6 +935,11 @@ mod tests {
         let (_store, st) = open(dir.path());
         let a = st.fire(alert("r/x", Severity::Critical), t(0)).unwrap();
         assert_eq!(st.open_seq("r/x"), Some(a.seq));
+        let v = st.version();
+        st.touch(a.seq, a.value);
+        assert_eq!(st.version(), v, "the same value changes nothing");
+        st.touch(a.seq, a.value + 1.0);
+        assert!(st.version() > v);
         let v0 = st.version();
         let ack = st
             .acknowledge(&a.alert_id, "ann", None, t(1))

@@ -233,21 +233,7 @@ fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
     let body = DashboardData {
         services,
         system_metrics,
-        alerts: {
-            let crate::alerting::state::AlertCounts {
-                active,
-                critical,
-                warning,
-                info,
-                ..
-            } = state.alerts.state.counts();
-            AlertCounts {
-                active,
-                critical,
-                warning,
-                info,
-            }
-        },
+        alerts: state.alerts.state.counts().into(),
         trends,
         last_updated: ts(chrono::Utc::now()),
     };

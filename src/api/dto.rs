@@ -226,6 +226,17 @@ pub struct AlertCounts {
     pub info: u64,
 }
 
+impl From<crate::alerting::state::AlertCounts> for AlertCounts {
+    fn from(c: crate::alerting::state::AlertCounts) -> AlertCounts {
+        AlertCounts {
+            active: c.active,
+            critical: c.critical,
+            warning: c.warning,
+            info: c.info,
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct DashboardTrends {
     pub cpu_trend: crate::analysis::trend::Trend,

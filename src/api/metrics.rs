@@ -64,13 +64,16 @@ pub async fn ingest(state: AppState, req: IngestRequest) -> Result<Response, war
         )));
     }
     drop(req);
-    let series = parsed
-        .iter()
-        .map(|(k, _, _)| k)
-        .collect::<std::collections::HashSet<_>>()
-        .len();
     let store = state.store.clone();
-    let report = super::blocking(move || store.record(parsed)).await?;
+    let (report, series) = super::blocking(move || {
+        let series = parsed
+            .iter()
+            .map(|(k, _, _)| k)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        store.record(parsed).map(|r| (r, series))
+    })
+    .await?;
     Ok(warp::reply::json(&IngestResponse {
         accepted: report.stored,
         dropped: report.dropped,

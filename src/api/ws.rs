@@ -7,7 +7,7 @@
 //! connections alive; at shutdown every client gets a 1001 close.
 
 use super::AppState;
-use super::dto::{AlertView, ts};
+use super::dto::{AlertCounts, AlertView, ts};
 use crate::config::services::Role;
 use crate::health::HealthStatus;
 use crate::shutdown::Shutdown;
@@ -57,13 +57,7 @@ pub fn live(state: &AppState, kind: &str) -> serde_json::Value {
     let h = state.system.latest();
     let services = state.health.snapshot();
     let count = |s: HealthStatus| services.iter().filter(|v| v.status() == s).count();
-    let crate::alerting::state::AlertCounts {
-        active,
-        critical,
-        warning,
-        info,
-        ..
-    } = state.alerts.state.counts();
+    let alerts = AlertCounts::from(state.alerts.state.counts());
     serde_json::json!({
         "type": kind,
         "timestamp": ts(chrono::Utc::now()),
@@ -73,8 +67,8 @@ pub fn live(state: &AppState, kind: &str) -> serde_json::Value {
         "disk_usage_percent": h.as_ref().and_then(|h| h.data_disk_usage_percent),
         "network_io_mbps": h.as_ref().and_then(|h| h.network_io_mbps()),
         "load_average": h.as_ref().and_then(|h| h.load_average.map(|l| l.to_vec())),
-        "active_alerts": active,
-        "alerts": {"critical": critical, "warning": warning, "info": info},
+        "active_alerts": alerts.active,
+        "alerts": {"critical": alerts.critical, "warning": alerts.warning, "info": alerts.info},
         "services": {
             "total": services.len(),
             "healthy": count(HealthStatus::Healthy),
