@@ -227,7 +227,7 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
 /// The rule's value for every matching series at `now_ms` (`None`: no data).
 pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesKey, Option<f64>)>> {
     let window_ms = r.window.as_millis() as i64;
-    let raw_step = store.layout().tiers[0].step_ms;
+    let raw_step = store.layout().raw().step_ms;
     // Enough resolution for the window, at most ~120 points.
     let step = (window_ms / 120).max(raw_step);
     let from = now_ms - window_ms;
@@ -257,7 +257,7 @@ pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesK
                 Some(match newest {
                     Some((ts, _)) => (now_ms - ts) as f64 / 1000.0,
                     // Nothing in the raw window: at least that old.
-                    None => store.layout().tiers[0].window_ms() as f64 / 1000.0,
+                    None => store.layout().raw().window_ms() as f64 / 1000.0,
                 })
             }
             agg => {

@@ -114,9 +114,10 @@ pub struct ResolveRequest {
 
 fn outcome(r: Result<crate::alerting::Alert, ActionError>) -> Result<Response, warp::Rejection> {
     match r {
-        Ok(a) => Ok(
-            warp::reply::json(&serde_json::json!({"alert": AlertView::from(&a)})).into_response(),
-        ),
+        Ok(a) => Ok(warp::reply::json(&AlertEnvelope {
+            alert: AlertView::from(&a),
+        })
+        .into_response()),
         Err(ActionError::NotFound(m)) => Ok(error_response(StatusCode::NOT_FOUND, &m)),
         Err(ActionError::Conflict(m)) => Ok(error_response(StatusCode::CONFLICT, &m)),
     }
@@ -192,14 +193,14 @@ pub async fn audit(state: AppState, q: AuditQuery) -> Result<Response, warp::Rej
         action,
         actor: q.actor,
     };
-    let records: Vec<AuditView> = state
+    let records = state
         .alerts
         .state
         .audit_records(&filter, limit)
         .iter()
         .map(AuditView::from)
         .collect();
-    Ok(warp::reply::json(&serde_json::json!({ "records": records })).into_response())
+    Ok(warp::reply::json(&AuditList { records }).into_response())
 }
 
 #[derive(Deserialize)]
@@ -210,11 +211,6 @@ pub struct SilenceRequest {
     ends_at: DateTime<Utc>,
     created_by: String,
     comment: String,
-}
-
-fn silence_json(s: &Silence, now: DateTime<Utc>) -> serde_json::Value {
-    serde_json::json!({"id": s.id, "matchers": s.matchers, "starts_at": ts(s.starts_at), "ends_at": ts(s.ends_at),
-        "created_by": s.created_by, "comment": s.comment, "created_at": ts(s.created_at), "active": s.is_active(now)})
 }
 
 pub async fn create_silence(
@@ -251,7 +247,7 @@ pub async fn create_silence(
     let st = state.alerts.clone();
     let s = super::blocking(move || st.state.add_silence(s)).await?;
     Ok(warp::reply::with_status(
-        warp::reply::json(&silence_json(&s, now)),
+        warp::reply::json(&SilenceView::at(&s, now)),
         StatusCode::CREATED,
     )
     .into_response())
@@ -259,14 +255,14 @@ pub async fn create_silence(
 
 pub async fn list_silences(state: AppState) -> Result<Response, warp::Rejection> {
     let now = Utc::now();
-    let silences: Vec<serde_json::Value> = state
+    let silences = state
         .alerts
         .state
         .silences()
         .iter()
-        .map(|s| silence_json(s, now))
+        .map(|s| SilenceView::at(s, now))
         .collect();
-    Ok(warp::reply::json(&serde_json::json!({ "silences": silences })).into_response())
+    Ok(warp::reply::json(&SilenceList { silences }).into_response())
 }
 
 pub async fn delete_silence(id: String, state: AppState) -> Result<Response, warp::Rejection> {
@@ -274,7 +270,7 @@ pub async fn delete_silence(id: String, state: AppState) -> Result<Response, war
     let id2 = id.clone();
     let removed = super::blocking(move || st.state.delete_silence(&id2, Utc::now())).await?;
     match removed {
-        Some(s) => Ok(warp::reply::json(&silence_json(&s, Utc::now())).into_response()),
+        Some(s) => Ok(warp::reply::json(&SilenceView::at(&s, Utc::now())).into_response()),
         None => Ok(error_response(
             StatusCode::NOT_FOUND,
             &format!("no silence with id '{id}'"),

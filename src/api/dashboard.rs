@@ -9,10 +9,9 @@ use super::AppState;
 use super::dto::*;
 use super::encoded::Encoded;
 use super::reject::error_response;
-use crate::analysis::trend::{Trend, trend};
+use crate::query::live;
 use crate::shutdown::Shutdown;
-use crate::store::{Agg, SeriesKey, Store};
-use std::collections::BTreeMap;
+use crate::store::SeriesKey;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -25,11 +24,6 @@ pub const REFRESH: Duration = Duration::from_secs(1);
 pub const IDLE_AFTER: Duration = Duration::from_secs(60);
 /// A request finding a snapshot older than this builds a new one.
 const STALE_AFTER: Duration = Duration::from_secs(3);
-/// The window of the per-service error rate and throughput.
-pub const REQUEST_WINDOW_MS: i64 = 5 * 60_000;
-/// The window trends are computed over.
-pub const TREND_WINDOW_MS: i64 = 30 * 60_000;
-const TREND_STEP_MS: i64 = 60_000;
 
 pub struct DashboardCache {
     /// The snapshot and when it was built.
@@ -141,37 +135,6 @@ pub async fn run_refresher(state: AppState, mut shutdown: Shutdown) {
     }
 }
 
-/// The trend of the merged points of every series in `ids` over the window.
-fn series_trend(store: &Store, ids: &[u32], now: i64) -> crate::error::Result<Trend> {
-    let mut merged: BTreeMap<i64, Agg> = BTreeMap::new();
-    for id in ids {
-        for (t, a) in store
-            .query(*id, now - TREND_WINDOW_MS, now, TREND_STEP_MS)?
-            .points
-        {
-            if let Some(a) = a {
-                merged.entry(t).and_modify(|m| m.merge(&a)).or_insert(a);
-            }
-        }
-    }
-    let points: Vec<(f64, f64)> = merged
-        .iter()
-        .map(|(t, a)| (*t as f64 / 1000.0, a.avg()))
-        .collect();
-    Ok(trend(&points))
-}
-
-/// The service's request statistics over the last `REQUEST_WINDOW_MS`, if it has any.
-fn request_window(store: &Store, service: &str, now: i64) -> Option<crate::store::Hist> {
-    let key = SeriesKey::new(crate::collect::requests::REQUESTS_METRIC).with("service", service);
-    let id = store.lookup(&key).filter(|id| store.is_hist(*id))?;
-    let step = store.layout().tiers[0].step_ms;
-    store
-        .query_hist(id, now - REQUEST_WINDOW_MS, now, step)
-        .ok()?
-        .total()
-}
-
 fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
     let now = chrono::Utc::now().timestamp_millis();
     let store = &state.store;
@@ -188,31 +151,29 @@ fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
         .map(|(id, _)| id)
         .collect();
     let trends = DashboardTrends {
-        cpu_trend: series_trend(
+        cpu_trend: live::trend_of(
             store,
             &one(crate::collect::system::metric::CPU_USAGE_PERCENT),
             now,
         )?,
-        memory_trend: series_trend(
+        memory_trend: live::trend_of(
             store,
             &one(crate::collect::system::metric::MEMORY_USED_MB),
             now,
         )?,
-        response_time_trend: series_trend(store, &rt_ids, now)?,
+        response_time_trend: live::trend_of(store, &rt_ids, now)?,
     };
     let services = state
         .health
         .snapshot()
         .into_iter()
         .map(|v| {
-            let requests = request_window(store, &v.name, now);
+            let requests = live::requests(store, &v.name, now);
             (
                 v.name.clone(),
                 DashboardService {
                     error_rate: requests.as_ref().and_then(|h| h.error_percent()),
-                    throughput: requests
-                        .as_ref()
-                        .map(|h| h.count as f64 * 1000.0 / REQUEST_WINDOW_MS as f64),
+                    throughput: requests.as_ref().map(live::throughput),
                     status: v.status(),
                     response_time_ms: v.last.as_ref().map(|r| r.latency_ms),
                     cpu_usage: v.cpu_usage,

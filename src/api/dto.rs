@@ -114,7 +114,7 @@ pub struct DetailedMetrics {
     pub from: String,
     pub to: String,
     pub series: Vec<DetailedSeries>,
-    /// True when more series matched than `MAX_DETAILED_SERIES`.
+    /// True when more series matched than `query::detailed::MAX_SERIES`.
     pub truncated: bool,
 }
 
@@ -445,4 +445,217 @@ impl From<&crate::alerting::AuditRecord> for AuditView {
             details: r.details.clone(),
         }
     }
+}
+
+#[derive(Serialize)]
+pub struct AlertEnvelope {
+    pub alert: AlertView,
+}
+
+#[derive(Serialize)]
+pub struct AuditList {
+    pub records: Vec<AuditView>,
+}
+
+#[derive(Serialize)]
+pub struct SilenceView {
+    pub id: String,
+    pub matchers: BTreeMap<String, String>,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub created_by: String,
+    pub comment: String,
+    pub created_at: String,
+    /// Whether it mutes matching alerts at the time of the answer.
+    pub active: bool,
+}
+
+impl SilenceView {
+    pub fn at(
+        s: &crate::alerting::silence::Silence,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> SilenceView {
+        SilenceView {
+            id: s.id.clone(),
+            matchers: s.matchers.clone(),
+            starts_at: ts(s.starts_at),
+            ends_at: ts(s.ends_at),
+            created_by: s.created_by.clone(),
+            comment: s.comment.clone(),
+            created_at: ts(s.created_at),
+            active: s.is_active(now),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SilenceList {
+    pub silences: Vec<SilenceView>,
+}
+
+/// The answer of the ingest endpoints that take events or statistics.
+#[derive(Serialize)]
+pub struct Accepted {
+    pub accepted: u64,
+}
+
+#[derive(Serialize)]
+pub struct RequestsIngestResponse {
+    pub accepted: u64,
+    pub dropped: u64,
+}
+
+/// The live feed's `alert` message.
+#[derive(Serialize)]
+pub struct LiveAlert {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: String,
+    /// fired, escalated, acknowledged or resolved.
+    pub event: &'static str,
+    pub alert: AlertView,
+}
+
+/// The live feed's `snapshot` and `metrics` messages.
+#[derive(Serialize)]
+pub struct LiveMetrics {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: String,
+    pub cpu_usage: Option<f64>,
+    pub memory_usage_mb: Option<f64>,
+    pub memory_usage_percent: Option<f64>,
+    pub disk_usage_percent: Option<f64>,
+    pub network_io_mbps: Option<f64>,
+    pub load_average: Option<Vec<f64>>,
+    pub active_alerts: u64,
+    pub alerts: LiveAlertCounts,
+    pub services: LiveServices,
+}
+
+#[derive(Serialize)]
+pub struct LiveAlertCounts {
+    pub critical: u64,
+    pub warning: u64,
+    pub info: u64,
+}
+
+#[derive(Serialize)]
+pub struct LiveServices {
+    pub total: usize,
+    pub healthy: usize,
+    pub degraded: usize,
+    pub unhealthy: usize,
+    pub overall_status: crate::health::HealthStatus,
+    pub unhealthy_names: Vec<String>,
+}
+
+/// One Chart.js dataset; its colour is picked by a hash of its label, so it
+/// stays the same across calls.
+#[derive(Serialize)]
+pub struct Dataset {
+    pub label: String,
+    pub data: Vec<Option<f64>>,
+    #[serde(rename = "borderColor")]
+    pub border_color: String,
+    #[serde(rename = "backgroundColor")]
+    pub background_color: String,
+}
+
+/// A fixed palette for `Dataset`.
+const PALETTE: [&str; 10] = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
+];
+
+impl From<crate::query::charts::Line> for Dataset {
+    fn from(l: crate::query::charts::Line) -> Dataset {
+        // FNV-1a: stable across runs and platforms (std's hasher is seeded).
+        let h = l.label.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+        let c = PALETTE[(h % PALETTE.len() as u64) as usize];
+        Dataset {
+            label: l.label,
+            data: l.data,
+            border_color: c.to_string(),
+            background_color: format!("{c}33"),
+        }
+    }
+}
+
+/// The datasets of `lines`, in order.
+pub fn datasets(lines: Vec<crate::query::charts::Line>) -> Vec<Dataset> {
+    lines.into_iter().map(Dataset::from).collect()
+}
+
+/// The start of each point of a chart's grid.
+pub fn chart_labels(g: crate::query::Grid) -> Vec<String> {
+    g.starts().map(ts_ms).collect()
+}
+
+#[derive(Serialize)]
+pub struct ModelLoadingChart {
+    pub labels: Vec<String>,
+    pub datasets: Vec<Dataset>,
+    pub time_range: &'static str,
+    pub total_models: usize,
+    pub loading_trend: crate::analysis::trend::Trend,
+}
+
+#[derive(Serialize)]
+pub struct TrainingProgressChart {
+    pub labels: Vec<String>,
+    pub datasets: Vec<Dataset>,
+    pub time_range: &'static str,
+    pub total_jobs: usize,
+    pub running_jobs: usize,
+}
+
+#[derive(Serialize)]
+pub struct LineSummary {
+    pub label: String,
+    pub current: Option<f64>,
+    pub average: Option<f64>,
+    pub max: Option<f64>,
+    pub trend: crate::analysis::trend::Trend,
+}
+
+impl From<crate::query::charts::LineSummary> for LineSummary {
+    fn from(s: crate::query::charts::LineSummary) -> LineSummary {
+        LineSummary {
+            label: s.label,
+            current: s.current,
+            average: s.average,
+            max: s.max,
+            trend: s.trend,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SystemMetricsChart {
+    pub labels: Vec<String>,
+    pub datasets: Vec<Dataset>,
+    pub time_range: &'static str,
+    pub metric: String,
+    pub summary: Vec<LineSummary>,
+}
+
+#[derive(Serialize)]
+pub struct ServiceHealthChart {
+    pub labels: Vec<String>,
+    pub datasets: Vec<Dataset>,
+    pub time_range: &'static str,
+    pub total_services: usize,
+    pub uptime_percent: BTreeMap<String, Option<f64>>,
+}
+
+#[derive(Serialize)]
+pub struct AlertsTimelineChart {
+    pub labels: Vec<String>,
+    pub datasets: Vec<Dataset>,
+    pub time_range: &'static str,
+    pub total_alerts: usize,
+    pub step_seconds: i64,
 }

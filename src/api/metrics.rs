@@ -6,6 +6,7 @@ use super::AppState;
 use super::dto::*;
 use super::params::{self, TimeRange};
 use super::reject::ApiError;
+use crate::query::{self, Grid};
 use crate::store::{Aggregation, SeriesKey};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -17,8 +18,6 @@ pub const MAX_BATCH: usize = 10_000;
 use crate::time::MAX_FUTURE_MS;
 /// Errors listed in one 400 answer.
 const MAX_LISTED_ERRORS: usize = 10;
-/// Most series one `/metrics/detailed` answer carries.
-pub const MAX_DETAILED_SERIES: usize = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,48 +119,36 @@ pub async fn detailed(state: AppState, q: DetailedQuery) -> Result<Response, war
     let (gran_label, step) = params::granularity(q.granularity.as_deref())?;
     // The grid ends with the step that holds "now", so a range always has
     // range/step points, the last one still filling.
-    let now = Utc::now().timestamp_millis();
-    let crate::query::Grid { from, to, .. } = crate::query::Grid::ending_now(range.ms, step, now);
+    let g = Grid::ending_now(range.ms, step, Utc::now().timestamp_millis());
     let store = state.store.clone();
-    let (series, truncated) = super::blocking(move || {
-        let labels: Vec<(&str, &str)> = q
-            .service
-            .as_deref()
-            .map(|s| ("service", s))
-            .into_iter()
-            .collect();
-        let mut found = store.find(q.metric.as_deref(), &labels);
-        found.sort_by(|a, b| a.1.cmp(&b.1));
-        let truncated = found.len() > MAX_DETAILED_SERIES;
-        found.truncate(MAX_DETAILED_SERIES);
-        let mut out = Vec::with_capacity(found.len());
-        for (id, key) in found {
-            let r = store.query(id, from, to, step)?;
-            out.push(DetailedSeries {
-                metric: key.metric,
-                labels: key.labels,
-                tier: r.tier,
-                points: r
-                    .points
-                    .iter()
-                    .map(|(t, a)| DetailedPoint {
-                        timestamp: ts_ms(*t),
-                        avg: a.map(|a| a.get(Aggregation::Avg)),
-                        min: a.map(|a| a.min),
-                        max: a.map(|a| a.max),
-                        count: a.map_or(0, |a| a.count as u64),
-                    })
-                    .collect(),
-            });
-        }
-        Ok((out, truncated))
+    let (found, truncated) = super::blocking(move || {
+        query::detailed::detailed(&store, q.metric.as_deref(), q.service.as_deref(), g)
     })
     .await?;
+    let series = found
+        .into_iter()
+        .map(|s| DetailedSeries {
+            metric: s.key.metric,
+            labels: s.key.labels,
+            tier: s.tier,
+            points: s
+                .points
+                .iter()
+                .map(|(t, a)| DetailedPoint {
+                    timestamp: ts_ms(*t),
+                    avg: a.map(|a| a.get(Aggregation::Avg)),
+                    min: a.map(|a| a.min),
+                    max: a.map(|a| a.max),
+                    count: a.map_or(0, |a| a.count as u64),
+                })
+                .collect(),
+        })
+        .collect();
     Ok(warp::reply::json(&DetailedMetrics {
         time_range: range.label.to_string(),
         granularity: gran_label.to_string(),
-        from: ts_ms(from),
-        to: ts_ms(to),
+        from: ts_ms(g.from),
+        to: ts_ms(g.to),
         series,
         truncated,
     })
@@ -198,9 +185,10 @@ pub async fn ingest_requests(
         store.ingest_hist(&hs)
     })
     .await?;
-    Ok(warp::reply::json(
-        &serde_json::json!({"accepted": report.stored, "dropped": report.dropped}),
-    )
+    Ok(warp::reply::json(&RequestsIngestResponse {
+        accepted: report.stored,
+        dropped: report.dropped,
+    })
     .into_response())
 }
 
@@ -211,117 +199,51 @@ pub struct SummaryQuery {
     service: Option<String>,
 }
 
-/// The step a summary reads at: fine enough for trends, coarse enough that
-/// a 30-day summary merges at most 720 hourly slots per service.
-fn summary_step(range_ms: i64) -> i64 {
-    match range_ms {
-        r if r <= 6 * 3_600_000 => 60_000,
-        r if r <= 24 * 3_600_000 => 300_000,
-        _ => 3_600_000,
-    }
-}
-
 pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp::Rejection> {
-    use crate::analysis::trend::trend;
     use crate::store::Hist;
     let range: TimeRange = params::time_range(q.time_range.as_deref(), "24h")?;
-    let step = summary_step(range.ms);
     let now = Utc::now().timestamp_millis();
-    let crate::query::Grid { from, to, .. } = crate::query::Grid::ending_now(range.ms, step, now);
     let store = state.store.clone();
     let only = q.service.clone();
-    let (services, per_point) = super::blocking(move || {
-        let requests = crate::collect::requests::REQUESTS_METRIC;
-        let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-        for metric in [requests, crate::health::UP_METRIC] {
-            for (_, k) in store.find(Some(metric), &[]) {
-                if let Some(s) = k.label("service") {
-                    names.insert(s.to_string());
-                }
-            }
-        }
-        names.retain(|n| only.as_deref().is_none_or(|o| o == n));
-        let mut services = BTreeMap::new();
-        let mut per_point: BTreeMap<i64, Hist> = BTreeMap::new();
-        let secs = range.ms as f64 / 1000.0;
-        for name in names {
-            let hist = match store.lookup(&SeriesKey::new(requests).with("service", &name)) {
-                Some(id) if store.is_hist(id) => Some(store.query_hist(id, from, to, step)?),
-                _ => None,
+    let sum =
+        super::blocking(move || query::summary::summarize(&store, range.ms, only.as_deref(), now))
+            .await?;
+    let service_metrics = sum
+        .services
+        .iter()
+        .map(|(name, s)| {
+            let r = s.requests.as_ref();
+            let entry = ServiceSummary {
+                requests: r.map_or(0, |t| t.count),
+                error_rate: r.and_then(Hist::error_percent),
+                avg_response_time_ms: r.and_then(Hist::mean),
+                uptime_percent: s.uptime_percent,
+                p95_response_time_ms: r.and_then(|t| t.quantile(0.95)),
+                p99_response_time_ms: r.and_then(|t| t.quantile(0.99)),
+                throughput_per_second: sum.throughput(r),
             };
-            let total = hist.as_ref().and_then(|h| h.total());
-            for (t, h) in hist.iter().flat_map(|h| h.points.iter()) {
-                if let Some(h) = h {
-                    per_point
-                        .entry(*t)
-                        .and_modify(|m| m.merge(h))
-                        .or_insert_with(|| h.clone());
-                }
-            }
-            let uptime = match store
-                .lookup(&SeriesKey::new(crate::health::UP_METRIC).with("service", &name))
-            {
-                Some(id) => store
-                    .query(id, from, to, step)?
-                    .total()
-                    .map(|a| a.avg() * 100.0),
-                None => None,
-            };
-            services.insert(name, (total, uptime, secs));
-        }
-        Ok((services, per_point))
-    })
-    .await?;
-
-    let secs = range.ms as f64 / 1000.0;
-    let rate = Hist::error_percent;
-    let mut all: Option<Hist> = None;
-    let mut service_metrics = BTreeMap::new();
-    for (name, (total, uptime, secs)) in services {
-        if let Some(t) = &total {
-            match &mut all {
-                Some(a) => a.merge(t),
-                None => all = Some(t.clone()),
-            }
-        }
-        service_metrics.insert(
-            name,
-            ServiceSummary {
-                requests: total.as_ref().map_or(0, |t| t.count),
-                error_rate: total.as_ref().and_then(rate),
-                avg_response_time_ms: total.as_ref().and_then(Hist::mean),
-                uptime_percent: uptime,
-                p95_response_time_ms: total.as_ref().and_then(|t| t.quantile(0.95)),
-                p99_response_time_ms: total.as_ref().and_then(|t| t.quantile(0.99)),
-                throughput_per_second: total.as_ref().map_or(0.0, |t| t.count as f64 / secs),
-            },
-        );
-    }
-    let pts = |f: &dyn Fn(&Hist) -> Option<f64>| -> Vec<(f64, f64)> {
-        per_point
-            .iter()
-            .filter_map(|(t, h)| f(h).map(|v| (*t as f64 / 1000.0, v)))
-            .collect()
-    };
-    let total = all.as_ref();
+            (name.clone(), entry)
+        })
+        .collect();
+    let total = sum.total.as_ref();
     let body = MetricsSummary {
         time_range: range.label.to_string(),
         total_requests: total.map_or(0, |t| t.count),
         successful_requests: total.map_or(0, |t| t.count - t.errors),
         failed_requests: total.map_or(0, |t| t.errors),
-        error_rate: total.and_then(rate),
+        error_rate: total.and_then(Hist::error_percent),
         avg_response_time_ms: total.and_then(Hist::mean),
         p95_response_time_ms: total.and_then(|t| t.quantile(0.95)),
         p99_response_time_ms: total.and_then(|t| t.quantile(0.99)),
-        throughput_per_second: total.map_or(0.0, |t| t.count as f64 / secs),
+        throughput_per_second: sum.throughput(total),
         service_metrics,
         trends: SummaryTrends {
-            requests_trend: trend(&pts(&|h| Some(h.count as f64))),
-            response_time_trend: trend(&pts(&Hist::mean)),
-            error_rate_trend: trend(&pts(&rate)),
+            requests_trend: sum.trends.requests,
+            response_time_trend: sum.trends.response_time,
+            error_rate_trend: sum.trends.error_rate,
         },
-        from: ts_ms(from),
-        to: ts_ms(to),
+        from: ts_ms(sum.grid.from),
+        to: ts_ms(sum.grid.to),
     };
     Ok(warp::reply::json(&body).into_response())
 }

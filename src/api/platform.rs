@@ -49,7 +49,7 @@ pub async fn ingest_models(
     let n = evs.len();
     let st = state.clone();
     super::blocking(move || st.platform.models.ingest(&st.store, &evs)).await?;
-    Ok(warp::reply::json(&serde_json::json!({ "accepted": n })).into_response())
+    Ok(warp::reply::json(&Accepted { accepted: n as u64 }).into_response())
 }
 
 pub async fn ingest_training(
@@ -60,7 +60,7 @@ pub async fn ingest_training(
     let n = evs.len();
     let st = state.clone();
     super::blocking(move || st.platform.jobs.ingest(&st.store, &evs)).await?;
-    Ok(warp::reply::json(&serde_json::json!({ "accepted": n })).into_response())
+    Ok(warp::reply::json(&Accepted { accepted: n as u64 }).into_response())
 }
 
 pub async fn model_status(state: AppState) -> Result<Response, warp::Rejection> {

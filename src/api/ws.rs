@@ -7,7 +7,9 @@
 //! connections alive; at shutdown every client gets a 1001 close.
 
 use super::AppState;
-use super::dto::{AlertCounts, AlertView, ts};
+use super::dto::{
+    AlertCounts, AlertView, LiveAlert, LiveAlertCounts, LiveMetrics, LiveServices, ts,
+};
 use crate::config::services::Role;
 use crate::health::HealthStatus;
 use crate::shutdown::Shutdown;
@@ -47,39 +49,47 @@ impl Hub {
         self.clients.load(Ordering::Relaxed)
     }
 
-    fn publish(&self, msg: serde_json::Value) {
-        let _ = self.tx.send(Arc::from(msg.to_string()));
+    fn publish(&self, msg: &impl serde::Serialize) {
+        if let Ok(text) = serde_json::to_string(msg) {
+            let _ = self.tx.send(Arc::from(text));
+        }
     }
 }
 
 /// The live values every message of type `snapshot` / `metrics` carries.
-pub fn live(state: &AppState, kind: &str) -> serde_json::Value {
+pub fn live(state: &AppState, kind: &'static str) -> LiveMetrics {
     let h = state.system.latest();
     let services = state.health.snapshot();
     let count = |s: HealthStatus| services.iter().filter(|v| v.status() == s).count();
     let alerts = AlertCounts::from(state.alerts.state.counts());
-    serde_json::json!({
-        "type": kind,
-        "timestamp": ts(chrono::Utc::now()),
-        "cpu_usage": h.as_ref().and_then(|h| h.cpu_usage_percent),
-        "memory_usage_mb": h.as_ref().and_then(|h| h.memory_used_mb),
-        "memory_usage_percent": h.as_ref().and_then(|h| h.memory_usage_percent()),
-        "disk_usage_percent": h.as_ref().and_then(|h| h.data_disk_usage_percent),
-        "network_io_mbps": h.as_ref().and_then(|h| h.network_io_mbps()),
-        "load_average": h.as_ref().and_then(|h| h.load_average.map(|l| l.to_vec())),
-        "active_alerts": alerts.active,
-        "alerts": {"critical": alerts.critical, "warning": alerts.warning, "info": alerts.info},
-        "services": {
-            "total": services.len(),
-            "healthy": count(HealthStatus::Healthy),
-            "degraded": count(HealthStatus::Degraded),
-            "unhealthy": count(HealthStatus::Unhealthy),
-            "overall_status": crate::health::registry::overall(&services),
-            "unhealthy_names": services.iter()
-                .filter(|v| v.status() == HealthStatus::Unhealthy && v.role == Role::Service)
-                .map(|v| v.name.clone()).collect::<Vec<_>>(),
+    LiveMetrics {
+        kind,
+        timestamp: ts(chrono::Utc::now()),
+        cpu_usage: h.as_ref().and_then(|h| h.cpu_usage_percent),
+        memory_usage_mb: h.as_ref().and_then(|h| h.memory_used_mb),
+        memory_usage_percent: h.as_ref().and_then(|h| h.memory_usage_percent()),
+        disk_usage_percent: h.as_ref().and_then(|h| h.data_disk_usage_percent),
+        network_io_mbps: h.as_ref().and_then(|h| h.network_io_mbps()),
+        load_average: h.as_ref().and_then(|h| h.load_average.map(|l| l.to_vec())),
+        active_alerts: alerts.active,
+        alerts: LiveAlertCounts {
+            critical: alerts.critical,
+            warning: alerts.warning,
+            info: alerts.info,
         },
-    })
+        services: LiveServices {
+            total: services.len(),
+            healthy: count(HealthStatus::Healthy),
+            degraded: count(HealthStatus::Degraded),
+            unhealthy: count(HealthStatus::Unhealthy),
+            overall_status: crate::health::registry::overall(&services),
+            unhealthy_names: services
+                .iter()
+                .filter(|v| v.status() == HealthStatus::Unhealthy && v.role == Role::Service)
+                .map(|v| v.name.clone())
+                .collect(),
+        },
+    }
 }
 
 /// Publishes `metrics` every `interval` while a client listens (the timer
@@ -96,21 +106,21 @@ pub async fn run_publisher(
         let listening = state.hub.clients() > 0;
         tokio::select! {
             _ = ticker.tick(), if listening => {
-                state.hub.publish(live(&state, "metrics"));
+                state.hub.publish(&live(&state, "metrics"));
             }
             _ = state.hub.joined.notified(), if !listening => ticker.reset(),
             a = alerts.recv() => match a {
-                Ok(a) => state.hub.publish(serde_json::json!({
-                    "type": "alert",
-                    "timestamp": ts(chrono::Utc::now()),
-                    "event": match a.status {
+                Ok(a) => state.hub.publish(&LiveAlert {
+                    kind: "alert",
+                    timestamp: ts(chrono::Utc::now()),
+                    event: match a.status {
                         crate::alerting::AlertStatus::Active if a.escalated => "escalated",
                         crate::alerting::AlertStatus::Active => "fired",
                         crate::alerting::AlertStatus::Acknowledged => "acknowledged",
                         crate::alerting::AlertStatus::Resolved => "resolved",
                     },
-                    "alert": AlertView::from(&a),
-                })),
+                    alert: AlertView::from(&a),
+                }),
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -158,7 +168,10 @@ async fn send(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, m: M
 async fn client(socket: WebSocket, state: AppState, mut rx: broadcast::Receiver<Arc<str>>) {
     let (mut tx, mut incoming) = socket.split();
     let mut shutdown = state.shutdown.clone();
-    if !send(&mut tx, Message::text(live(&state, "snapshot").to_string())).await {
+    let Ok(snapshot) = serde_json::to_string(&live(&state, "snapshot")) else {
+        return;
+    };
+    if !send(&mut tx, Message::text(snapshot)).await {
         return;
     }
     let mut ping = tokio::time::interval(PING_EVERY);

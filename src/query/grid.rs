@@ -28,7 +28,7 @@ impl Grid {
     /// a whole number of the finest tier's steps able to serve it (never
     /// finer than the raw tier).
     pub fn at_most(layout: &Layout, range_ms: i64, max_points: i64, now_ms: i64) -> Grid {
-        let wanted = ceil_div(range_ms, max_points).max(layout.tiers[0].step_ms);
+        let wanted = ceil_div(range_ms, max_points).max(layout.raw().step_ms);
         let spec = layout.tier_for_step(wanted);
         let step = ceil_div(wanted, spec.step_ms) * spec.step_ms;
         let to = ceil_div(now_ms + 1, step) * step;

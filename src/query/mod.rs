@@ -1,11 +1,17 @@
 //! Typed answers computed from the store at an explicit time, for the API
-//! to encode. Today the grid every time-range answer is laid on (the alert
-//! state counts firings on it: `AlertState::fired_per_step`); the chart,
-//! summary, detailed-metrics and dashboard computations move here from
-//! `api/` next (issue "One-way house", item 3).
+//! to encode: handlers parse their parameters, call here (on a blocking
+//! thread), and lay the result out as a `dto` type.
 //!
 //! - `grid.rs` the points of a time range: where they start, their step
+//! - `charts.rs` the series each chart reads and their lines on a grid
+//! - `summary.rs` request statistics and up-time merged over a range
+//! - `detailed.rs` matching series with each point's aggregate
+//! - `live.rs` the dashboard's recent trends and request windows
 
+pub mod charts;
+pub mod detailed;
 pub mod grid;
+pub mod live;
+pub mod summary;
 
 pub use grid::Grid;

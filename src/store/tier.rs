@@ -110,6 +110,11 @@ impl Layout {
         }
     }
 
+    /// The finest tier: one slot per collection interval.
+    pub fn raw(&self) -> &TierSpec {
+        &self.tiers[0]
+    }
+
     /// The coarsest tier whose step is not coarser than `step_ms` (the raw tier
     /// when even that is too coarse).
     pub fn tier_for_step(&self, step_ms: i64) -> &TierSpec {

@@ -1,0 +1,295 @@
+//! What the charts draw: the series each chart reads (chosen once, so the
+//! API can fingerprint a cached answer by their write versions), and their
+//! values on a chart's grid, `None` where nothing was recorded (Chart.js
+//! draws a gap).
+
+use super::Grid;
+use crate::analysis::trend::{Trend, trend};
+use crate::collect::system::metric;
+use crate::error::Result;
+use crate::store::{Aggregation, Layout, SeriesId, SeriesKey, Store};
+use crate::{health, platform};
+use std::collections::BTreeMap;
+
+/// A chart keeps at most about this many points.
+pub const MAX_POINTS: i64 = 300;
+
+/// A chart's grid: at most `MAX_POINTS` covering `range_ms`, ending with
+/// the step that holds `now_ms`.
+pub fn grid(layout: &Layout, range_ms: i64, now_ms: i64) -> Grid {
+    Grid::at_most(layout, range_ms, MAX_POINTS, now_ms)
+}
+
+/// One line of a chart: a label and a value per grid point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    pub label: String,
+    pub data: Vec<Option<f64>>,
+}
+
+/// The series a chart reads, each under its line's label (`None`: not
+/// stored yet, an empty line).
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub series: Vec<(String, Option<SeriesId>)>,
+}
+
+impl Selection {
+    pub fn ids(&self) -> Vec<Option<SeriesId>> {
+        self.series.iter().map(|(_, id)| *id).collect()
+    }
+
+    /// Every series' line on `g`, each point aggregated by `how`.
+    pub fn lines(&self, store: &Store, g: Grid, how: Aggregation) -> Result<Vec<Line>> {
+        self.series
+            .iter()
+            .map(|(label, id)| {
+                Ok(Line {
+                    label: label.clone(),
+                    data: values(store, *id, g, how)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `id`'s values on `g` aggregated by `how` (all `None` for no series).
+pub fn values(
+    store: &Store,
+    id: Option<SeriesId>,
+    g: Grid,
+    how: Aggregation,
+) -> Result<Vec<Option<f64>>> {
+    match id {
+        None => Ok(vec![None; g.len()]),
+        Some(id) => Ok(store
+            .query(id, g.from, g.to, g.step)?
+            .values(how)
+            .into_iter()
+            .map(|(_, v)| v)
+            .take(g.len())
+            .collect()),
+    }
+}
+
+/// The trend of a line's points, by position.
+pub fn trend_of(data: &[Option<f64>]) -> Trend {
+    let pts: Vec<(f64, f64)> = data
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i as f64, v)))
+        .collect();
+    trend(&pts)
+}
+
+/// The model statuses the model-loading chart draws, in its order.
+pub const MODEL_STATUSES: [&str; 4] = ["loaded", "loading", "failed", "unloaded"];
+
+/// The count of models in each status (`MODEL_STATUSES`).
+pub fn model_loading(store: &Store) -> Selection {
+    Selection {
+        series: MODEL_STATUSES
+            .iter()
+            .map(|s| {
+                let key = SeriesKey::new(platform::models::COUNT_METRIC).with("status", s);
+                (s.to_string(), store.lookup(&key))
+            })
+            .collect(),
+    }
+}
+
+/// Each training job's progress, labelled "job (model)", of one model or
+/// all.
+pub fn training_progress(store: &Store, model: Option<&str>) -> Selection {
+    let mut found = store.find(Some(platform::training::JOB_PROGRESS_METRIC), &[]);
+    found.retain(|(_, key)| model.is_none_or(|m| key.label("model") == Some(m)));
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    Selection {
+        series: found
+            .into_iter()
+            .map(|(id, key)| {
+                let label = format!(
+                    "{} ({})",
+                    key.label("job").unwrap_or(""),
+                    key.label("model").unwrap_or("")
+                );
+                (label, Some(id))
+            })
+            .collect(),
+    }
+}
+
+/// The `metric` choices of the system-metrics chart.
+pub const SYSTEM_CHOICES: [&str; 4] = ["cpu", "memory", "disk", "network"];
+
+/// The system series of one choice (`None`: CPU, memory and disk percent),
+/// or `None` for a choice not in `SYSTEM_CHOICES`.
+pub fn system_metrics(store: &Store, choice: Option<&str>) -> Option<Selection> {
+    let series: Vec<(&str, &str)> = match choice {
+        None => vec![
+            (metric::CPU_USAGE_PERCENT, "CPU %"),
+            (metric::MEMORY_USAGE_PERCENT, "Memory %"),
+            (metric::DISK_USAGE_PERCENT, "Disk %"),
+        ],
+        Some("cpu") => vec![(metric::CPU_USAGE_PERCENT, "CPU %")],
+        Some("memory") => vec![(metric::MEMORY_USED_MB, "Memory used MB")],
+        Some("disk") => vec![(metric::DISK_USAGE_PERCENT, "Disk %")],
+        Some("network") => vec![
+            (metric::NETWORK_RX_MBPS, "Received Mbps"),
+            (metric::NETWORK_TX_MBPS, "Transmitted Mbps"),
+        ],
+        Some(_) => return None,
+    };
+    Some(Selection {
+        series: series
+            .into_iter()
+            .map(|(m, label)| (label.to_string(), store.lookup(&SeriesKey::new(m))))
+            .collect(),
+    })
+}
+
+/// What the system-metrics chart says under each line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineSummary {
+    pub label: String,
+    pub current: Option<f64>,
+    pub average: Option<f64>,
+    pub max: Option<f64>,
+    pub trend: Trend,
+}
+
+/// A line's newest point, mean, largest point and trend.
+pub fn summarize(line: &Line) -> LineSummary {
+    let vals: Vec<f64> = line.data.iter().flatten().copied().collect();
+    LineSummary {
+        label: line.label.clone(),
+        current: line.data.iter().rev().flatten().next().copied(),
+        average: (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64),
+        max: vals.iter().copied().reduce(f64::max),
+        trend: trend_of(&line.data),
+    }
+}
+
+/// The probed services the service-health chart draws: each one's
+/// response-time series and its `up` series (`None` before its first check).
+#[derive(Clone, Debug, Default)]
+pub struct ServiceHealth {
+    services: Vec<(String, SeriesId, Option<SeriesId>)>,
+}
+
+impl ServiceHealth {
+    /// Every probed service, or the one named.
+    pub fn select(store: &Store, only: Option<&str>) -> ServiceHealth {
+        let mut services: Vec<_> = store
+            .find(Some(health::RESPONSE_TIME_METRIC), &[])
+            .into_iter()
+            .filter_map(|(id, key)| {
+                let svc = key.label("service")?.to_string();
+                let up = store.lookup(&SeriesKey::new(health::UP_METRIC).with("service", &svc));
+                Some((svc, id, up))
+            })
+            .filter(|(svc, ..)| only.is_none_or(|s| s == svc))
+            .collect();
+        services.sort();
+        ServiceHealth { services }
+    }
+
+    pub fn ids(&self) -> Vec<Option<SeriesId>> {
+        self.services
+            .iter()
+            .flat_map(|(_, rt, up)| [Some(*rt), *up])
+            .collect()
+    }
+
+    /// Each service's mean response time per point, and its up-time over
+    /// the grid.
+    pub fn compute(&self, store: &Store, g: Grid) -> Result<ServiceLines> {
+        let mut lines = Vec::new();
+        let mut uptime = BTreeMap::new();
+        for (svc, rt, up) in &self.services {
+            lines.push(Line {
+                label: svc.clone(),
+                data: values(store, Some(*rt), g, Aggregation::Avg)?,
+            });
+            let u = match up {
+                Some(id) => store
+                    .query(*id, g.from, g.to, g.step)?
+                    .total()
+                    .map(|a| a.avg() * 100.0),
+                None => None,
+            };
+            uptime.insert(svc.clone(), u);
+        }
+        Ok(ServiceLines {
+            lines,
+            uptime_percent: uptime,
+        })
+    }
+}
+
+/// The service-health chart's lines and each service's up-time in percent
+/// (`None` without checks).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceLines {
+    pub lines: Vec<Line>,
+    pub uptime_percent: BTreeMap<String, Option<f64>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const MIN: i64 = 60_000;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s =
+            Store::open(dir.path(), Layout::new(Duration::from_secs(5), 30), 1_000).expect("store");
+        (dir, s)
+    }
+
+    #[test]
+    fn a_line_has_a_gap_where_nothing_was_recorded() {
+        let (_d, s) = store();
+        let now = 1_000 * 86_400_000;
+        let cpu = s
+            .resolve(&SeriesKey::new(metric::CPU_USAGE_PERCENT))
+            .expect("resolve");
+        s.record(vec![
+            (
+                SeriesKey::new(metric::CPU_USAGE_PERCENT),
+                now - 50 * MIN,
+                10.0,
+            ),
+            (
+                SeriesKey::new(metric::CPU_USAGE_PERCENT),
+                now - 5 * MIN,
+                30.0,
+            ),
+        ])
+        .expect("record");
+        let g = grid(s.layout(), 60 * MIN, now);
+        let sel = system_metrics(&s, Some("cpu")).expect("a choice");
+        assert_eq!(sel.ids(), vec![Some(cpu)]);
+        let lines = sel.lines(&s, g, Aggregation::Avg).expect("lines");
+        let data = &lines[0].data;
+        assert_eq!(data.len(), g.len());
+        assert_eq!(data.iter().flatten().count(), 2);
+        assert_eq!(
+            data[g.index_of(now - 50 * MIN).expect("in grid")],
+            Some(10.0)
+        );
+        let sum = summarize(&lines[0]);
+        assert_eq!(
+            (sum.current, sum.average, sum.max),
+            (Some(30.0), Some(20.0), Some(30.0))
+        );
+        assert!(system_metrics(&s, Some("gpu")).is_none());
+        // A series never stored is an empty line, not an error.
+        let empty = system_metrics(&s, Some("disk")).expect("a choice");
+        assert_eq!(empty.ids(), vec![None]);
+        let lines = empty.lines(&s, g, Aggregation::Avg).expect("lines");
+        assert!(lines[0].data.iter().all(Option::is_none));
+    }
+}
