@@ -13,7 +13,7 @@
 //! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
 //! - `health`   the health check engine: probes, back-off, the live registry
 //! - `store`    the embedded sled time-series store: tiers of ring buffers
-//! - `query`    typed answers from the store at a time (today: the grid)
+//! - `query`    typed answers from the store at a time: charts, summaries, detailed, dashboard
 //! - `analysis` pure functions over series: trends
 //! - `alerting` rules, the alert state machine, audit, silences, notifications
 //! - `platform` ML platform state pushed by the services: models, training jobs

@@ -17,11 +17,11 @@ use warp::reply::Response;
 
 /// A chart's grid, ending now.
 fn grid(store: &Store, range: TimeRange) -> Grid {
-    query::grid(
-        store.layout(),
-        range.ms,
-        chrono::Utc::now().timestamp_millis(),
-    )
+    query::grid(store.layout(), range.ms, now())
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// The fingerprint of a chart over `ids` on grid `g`, with `extra` numbers
@@ -192,7 +192,7 @@ pub async fn service_health(
     let f = fingerprint(&store, g, &sel.ids(), &[]);
     let key = format!("service-health {} {:?}", range.label, q.service);
     super::cache::cached(&state, want_gzip, key, f, move || {
-        let s = sel.compute(&store, g)?;
+        let s = sel.compute(&store, g, now())?;
         Ok(dto::ServiceHealthChart {
             labels: chart_labels(g),
             total_services: s.lines.len(),

@@ -202,8 +202,8 @@ impl ServiceHealth {
     }
 
     /// Each service's mean response time per point, and its up-time over
-    /// the grid.
-    pub fn compute(&self, store: &Store, g: Grid) -> Result<ServiceLines> {
+    /// the grid up to `now_ms`.
+    pub fn compute(&self, store: &Store, g: Grid, now_ms: i64) -> Result<ServiceLines> {
         let mut lines = Vec::new();
         let mut uptime = BTreeMap::new();
         for (svc, rt, up) in &self.services {
@@ -212,10 +212,7 @@ impl ServiceHealth {
                 data: values(store, Some(*rt), g, Aggregation::Avg)?,
             });
             let u = match up {
-                Some(id) => store
-                    .query(*id, g.from, g.to, g.step)?
-                    .total()
-                    .map(|a| a.avg() * 100.0),
+                Some(id) => super::uptime::uptime_percent(store, *id, g.from, g.to, now_ms)?,
                 None => None,
             };
             uptime.insert(svc.clone(), u);

@@ -40,6 +40,29 @@ impl Grid {
         }
     }
 
+    /// The same range at the finest step not finer than `self.step` whose
+    /// tier still reaches back to `from` at `now_ms` (the coarsest tier when
+    /// none does), so old points are read where they are kept instead of
+    /// coming back empty. `to` is moved to the new step's boundary.
+    pub fn reaching_back(&self, layout: &Layout, now_ms: i64) -> Grid {
+        let age = now_ms - self.from;
+        let spec = layout
+            .tiers
+            .iter()
+            .find(|t| t.step_ms >= layout.tier_for_step(self.step).step_ms && t.window_ms() >= age)
+            .unwrap_or(&layout.tiers[layout.tiers.len() - 1]);
+        if spec.step_ms <= self.step {
+            return *self;
+        }
+        let step = spec.step_ms;
+        let to = ceil_div(self.to, step) * step;
+        Grid {
+            from: self.from.div_euclid(step) * step,
+            to,
+            step,
+        }
+    }
+
     /// How many points.
     pub fn len(&self) -> usize {
         ((self.to - self.from) / self.step).max(0) as usize
@@ -100,5 +123,25 @@ mod tests {
             assert!(g.index_of(now).is_some(), "range {range}");
             assert_eq!(g.starts().count(), g.len());
         }
+    }
+
+    #[test]
+    fn reaching_back_moves_to_the_tier_that_holds_the_range() {
+        let layout = Layout::new(Duration::from_secs(5), 30);
+        let now = 1_000 * 86_400_000 + 5;
+        let day = 86_400_000;
+        // 5 minutes over 30 days: only the hour tier reaches back that far.
+        let g = Grid::ending_now(30 * day, 5 * MIN, now).reaching_back(&layout, now);
+        assert_eq!(g.step, 60 * MIN);
+        assert!(g.from <= now - 30 * day && g.to > now);
+        // 1 minute over 7 days: the minute tier does.
+        let g = Grid::ending_now(7 * day, MIN, now);
+        assert_eq!(g.reaching_back(&layout, now), g);
+        // Raw steps over 24 hours: the raw tier keeps 6 hours.
+        let g = Grid::ending_now(day, 5_000, now).reaching_back(&layout, now);
+        assert_eq!(g.step, MIN);
+        // A step already coarse enough is kept.
+        let g = Grid::ending_now(day, 5 * MIN, now);
+        assert_eq!(g.reaching_back(&layout, now), g);
     }
 }

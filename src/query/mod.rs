@@ -7,11 +7,13 @@
 //! - `summary.rs` request statistics and up-time merged over a range
 //! - `detailed.rs` matching series with each point's aggregate
 //! - `live.rs` the dashboard's recent trends and request windows
+//! - `uptime.rs` up-time weighted by time from a service's checks
 
 pub mod charts;
 pub mod detailed;
 pub mod grid;
 pub mod live;
 pub mod summary;
+pub mod uptime;
 
 pub use grid::Grid;

@@ -25,7 +25,8 @@ pub fn step_for(range_ms: i64) -> i64 {
 pub struct ServiceStats {
     /// Its request statistics merged (`None`: none recorded).
     pub requests: Option<Hist>,
-    /// Percent of its health checks that found it up (`None`: no check).
+    /// Percent of the time its checks found it up (`query::uptime`;
+    /// `None`: no check).
     pub uptime_percent: Option<f64>,
 }
 
@@ -93,10 +94,7 @@ pub fn summarize(store: &Store, range_ms: i64, only: Option<&str>, now_ms: i64) 
             }
         }
         let uptime_percent = match store.lookup(&SeriesKey::new(UP_METRIC).with("service", &name)) {
-            Some(id) => store
-                .query(id, from, to, step)?
-                .total()
-                .map(|a| a.avg() * 100.0),
+            Some(id) => super::uptime::uptime_percent(store, id, from, to, now_ms)?,
             None => None,
         };
         services.insert(
