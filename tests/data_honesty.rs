@@ -65,3 +65,111 @@ fn uptime_counted_checks_so_an_outage_with_back_off_read_as_99_percent() {
     let u = c.body["uptime_percent"]["edge"].as_f64().expect("uptime");
     assert!((u - truth).abs() < 0.2, "chart uptime {u}, truth {truth}");
 }
+
+#[test]
+fn detailed_read_the_minute_tier_for_30_days_and_returned_23_days_of_gaps() {
+    let d = Daemon::start(&[]);
+    let now = now_ms();
+    // One sample an hour for 29 days.
+    let samples: Vec<_> = (1..29 * 24)
+        .map(|h| ("queue_depth", json!({}), now - h * HOUR, h as f64))
+        .collect();
+    push(&d, &samples);
+    let r = d.get("/metrics/detailed?metric=queue_depth&time_range=30d&granularity=5m");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["granularity"], "5m");
+    assert_eq!(r.body["granularity_used"], "1h");
+    assert_eq!(r.body["step_seconds"], 3600);
+    let s = &r.body["series"][0];
+    assert_eq!(s["tier"], "1h");
+    let filled = s["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| !p["avg"].is_null())
+        .count();
+    assert!(filled >= 29 * 24 - 2, "{filled} points with data");
+    // A granularity whose tier holds the range is kept.
+    let r = d.get("/metrics/detailed?metric=queue_depth&time_range=7d&granularity=5m");
+    assert_eq!(r.body["granularity_used"], "5m");
+    assert_eq!(r.body["series"][0]["tier"], "1m");
+}
+
+/// Posts `count` requests for `service` as one pre-aggregated interval at
+/// `t_ms`.
+fn requests_at(d: &Daemon, service: &str, t_ms: i64, count: u64) {
+    let r = d.post(
+        "/ingest/requests",
+        &json!({"service": service, "aggregate": {"timestamp": at(t_ms), "count": count, "errors": 0,
+                 "latency_ms": [{"value": 20.0, "count": count}]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[test]
+fn throughput_divided_by_the_whole_range_so_a_new_service_read_144_times_too_slow() {
+    let d = Daemon::start(&[]);
+    let now = now_ms();
+    // 60 requests a minute for the last 10 minutes.
+    for m in 1..=10 {
+        requests_at(&d, "fresh", now - m * MIN, 60);
+    }
+    let s = d.get("/metrics/summary?time_range=24h");
+    assert_eq!(s.status, 200, "{}", s.text);
+    let tp = s.body["throughput_per_second"].as_f64().expect("a rate");
+    assert!((0.9..=1.1).contains(&tp), "throughput {tp}, about 1/s");
+    let tp = s.body["service_metrics"]["fresh"]["throughput_per_second"]
+        .as_f64()
+        .expect("a rate");
+    assert!(
+        (0.9..=1.1).contains(&tp),
+        "service throughput {tp}, about 1/s"
+    );
+}
+
+#[test]
+fn requests_trend_read_down_for_flat_traffic_while_the_last_step_was_filling() {
+    let d = Daemon::start(&[]);
+    let now = now_ms();
+    // The same traffic every minute for the last hour, and only a sliver of
+    // the current minute.
+    let minute_start = now - now.rem_euclid(MIN);
+    for m in 1..=60 {
+        requests_at(&d, "steady", minute_start - m * MIN + 30 * S, 600);
+    }
+    requests_at(&d, "steady", now, 1);
+    let s = d.get("/metrics/summary?time_range=1h");
+    assert_eq!(s.status, 200, "{}", s.text);
+    assert_eq!(s.body["trends"]["requests_trend"], "stable", "{}", s.text);
+    let basis = &s.body["trends_basis"];
+    assert_eq!(basis["step_seconds"], 60);
+    assert!(
+        basis["requests_points"].as_u64().expect("points") >= 58,
+        "{basis}"
+    );
+}
+
+#[test]
+fn a_probed_service_without_request_data_read_zero_requests_instead_of_null() {
+    let d = Daemon::start(&[]);
+    let now = now_ms();
+    push(
+        &d,
+        &[("up", json!({"service": "probed-only"}), now - MIN, 1.0)],
+    );
+    let s = d.get("/metrics/summary?time_range=1h");
+    assert_eq!(s.status, 200, "{}", s.text);
+    let m = &s.body["service_metrics"]["probed-only"];
+    assert_eq!(m["requests"], Value::Null, "{}", s.text);
+    assert_eq!(m["throughput_per_second"], Value::Null);
+    assert_eq!(m["error_rate"], Value::Null);
+    assert_eq!(m["uptime_percent"], 100.0);
+    assert_eq!(s.body["throughput_per_second"], Value::Null);
+    assert_eq!(
+        s.body["total_requests"], 0,
+        "a real count: none were recorded"
+    );
+    // With fewer than 3 points a trend is "stable" by default, and the basis
+    // says so.
+    assert_eq!(s.body["trends_basis"]["requests_points"], 0);
+}

@@ -19,6 +19,13 @@ pub enum Trend {
 
 /// `points` are (time, value); missing values are skipped by the caller.
 pub fn trend(points: &[(f64, f64)]) -> Trend {
+    trend_with_floor(points, 0.0)
+}
+
+/// As `trend`, and the fitted change over the window must also exceed
+/// `floor` in the values' own unit, for values whose relative change means
+/// little near zero (an error rate moving from 0.1 % to 0.2 %).
+pub fn trend_with_floor(points: &[(f64, f64)], floor: f64) -> Trend {
     if points.len() < MIN_POINTS {
         return Trend::Stable;
     }
@@ -34,7 +41,11 @@ pub fn trend(points: &[(f64, f64)]) -> Trend {
         return Trend::Stable;
     }
     let span = points.last().map_or(0.0, |p| p.0) - points.first().map_or(0.0, |p| p.0);
-    let change = num / den * span / mean_v.abs();
+    let absolute = num / den * span;
+    if absolute.abs() <= floor {
+        return Trend::Stable;
+    }
+    let change = absolute / mean_v.abs();
     if change > STABLE_BAND {
         Trend::Up
     } else if change < -STABLE_BAND {
@@ -64,5 +75,15 @@ mod tests {
         ] {
             assert_eq!(trend(&points), want, "{points:?}");
         }
+    }
+
+    #[test]
+    fn a_floor_keeps_noise_near_zero_stable() {
+        // 0.1 % to 0.4 %: four times as many errors, still under one point.
+        let low = line(|i| 0.1 + 0.01 * i);
+        assert_eq!(trend(&low), Trend::Up);
+        assert_eq!(trend_with_floor(&low, 1.0), Trend::Stable);
+        let real = line(|i| 1.0 + 0.2 * i);
+        assert_eq!(trend_with_floor(&real, 1.0), Trend::Up);
     }
 }

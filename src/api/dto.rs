@@ -110,7 +110,13 @@ pub struct IngestResponse {
 #[derive(Serialize)]
 pub struct DetailedMetrics {
     pub time_range: String,
+    /// As asked.
     pub granularity: String,
+    /// The step of the points: `granularity`, or coarser when only a
+    /// coarser tier still holds the whole range (5m over 30d reads the
+    /// hour tier, as the minute tier keeps 7 days).
+    pub granularity_used: String,
+    pub step_seconds: i64,
     pub from: String,
     pub to: String,
     pub series: Vec<DetailedSeries>,
@@ -327,7 +333,9 @@ pub struct TrainingStatus {
 
 #[derive(Serialize)]
 pub struct ServiceSummary {
-    pub requests: u64,
+    /// `null` when the service recorded no request statistics (a probed
+    /// service that pushes none), not 0.
+    pub requests: Option<u64>,
     /// Percent (0-100); `null` without requests.
     pub error_rate: Option<f64>,
     pub avg_response_time_ms: Option<f64>,
@@ -336,7 +344,9 @@ pub struct ServiceSummary {
     // Beyond the spec:
     pub p95_response_time_ms: Option<f64>,
     pub p99_response_time_ms: Option<f64>,
-    pub throughput_per_second: f64,
+    /// Requests per second over the time its statistics cover (from its
+    /// first in the range to now); `null` without statistics.
+    pub throughput_per_second: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -344,6 +354,20 @@ pub struct SummaryTrends {
     pub requests_trend: crate::analysis::trend::Trend,
     pub response_time_trend: crate::analysis::trend::Trend,
     pub error_rate_trend: crate::analysis::trend::Trend,
+}
+
+/// How the summary's trends were computed.
+pub const TREND_METHOD: &str = "least-squares slope over complete steps; up/down when the fitted change exceeds 5% of the mean (and, for error_rate, the absolute floor)";
+
+#[derive(Serialize)]
+pub struct TrendsBasis {
+    pub method: &'static str,
+    pub step_seconds: i64,
+    pub requests_points: usize,
+    pub response_time_points: usize,
+    pub error_rate_points: usize,
+    /// Percentage points the error rate must move over the window.
+    pub error_rate_floor_percent: f64,
 }
 
 #[derive(Serialize)]
@@ -356,9 +380,14 @@ pub struct MetricsSummary {
     pub avg_response_time_ms: Option<f64>,
     pub p95_response_time_ms: Option<f64>,
     pub p99_response_time_ms: Option<f64>,
-    pub throughput_per_second: f64,
+    /// Over the time from the first statistics of any service to now;
+    /// `null` without statistics.
+    pub throughput_per_second: Option<f64>,
     pub service_metrics: BTreeMap<String, ServiceSummary>,
     pub trends: SummaryTrends,
+    /// What the trends were computed from: `stable` with 0-2 points means
+    /// "not enough data", not "flat".
+    pub trends_basis: TrendsBasis,
     // Beyond the spec: the window the numbers cover.
     pub from: String,
     pub to: String,

@@ -118,8 +118,15 @@ pub async fn detailed(state: AppState, q: DetailedQuery) -> Result<Response, war
     let range: TimeRange = params::time_range(q.time_range.as_deref(), "24h")?;
     let (gran_label, step) = params::granularity(q.granularity.as_deref())?;
     // The grid ends with the step that holds "now", so a range always has
-    // range/step points, the last one still filling.
-    let g = Grid::ending_now(range.ms, step, Utc::now().timestamp_millis());
+    // range/step points, the last one still filling; read from a tier that
+    // still holds the whole range (a coarser step when the asked one's tier
+    // has forgotten its start).
+    let now = Utc::now().timestamp_millis();
+    let g = Grid::ending_now(range.ms, step, now).reaching_back(state.store.layout(), now);
+    let used = params::GRANULARITIES
+        .iter()
+        .find(|(_, ms)| *ms == g.step)
+        .map_or_else(|| format!("{}s", g.step / 1000), |(l, _)| l.to_string());
     let store = state.store.clone();
     let (found, truncated) = super::blocking(move || {
         query::detailed::detailed(&store, q.metric.as_deref(), q.service.as_deref(), g)
@@ -147,6 +154,8 @@ pub async fn detailed(state: AppState, q: DetailedQuery) -> Result<Response, war
     Ok(warp::reply::json(&DetailedMetrics {
         time_range: range.label.to_string(),
         granularity: gran_label.to_string(),
+        granularity_used: used,
+        step_seconds: g.step / 1000,
         from: ts_ms(g.from),
         to: ts_ms(g.to),
         series,
@@ -214,13 +223,13 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
         .map(|(name, s)| {
             let r = s.requests.as_ref();
             let entry = ServiceSummary {
-                requests: r.map_or(0, |t| t.count),
+                requests: r.map(|t| t.count),
                 error_rate: r.and_then(Hist::error_percent),
                 avg_response_time_ms: r.and_then(Hist::mean),
                 uptime_percent: s.uptime_percent,
                 p95_response_time_ms: r.and_then(|t| t.quantile(0.95)),
                 p99_response_time_ms: r.and_then(|t| t.quantile(0.99)),
-                throughput_per_second: sum.throughput(r),
+                throughput_per_second: s.throughput_per_second,
             };
             (name.clone(), entry)
         })
@@ -235,12 +244,20 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
         avg_response_time_ms: total.and_then(Hist::mean),
         p95_response_time_ms: total.and_then(|t| t.quantile(0.95)),
         p99_response_time_ms: total.and_then(|t| t.quantile(0.99)),
-        throughput_per_second: sum.throughput(total),
+        throughput_per_second: sum.throughput_per_second,
         service_metrics,
         trends: SummaryTrends {
             requests_trend: sum.trends.requests,
             response_time_trend: sum.trends.response_time,
             error_rate_trend: sum.trends.error_rate,
+        },
+        trends_basis: TrendsBasis {
+            method: TREND_METHOD,
+            step_seconds: sum.grid.step / 1000,
+            requests_points: sum.trend_points.requests,
+            response_time_points: sum.trend_points.response_time,
+            error_rate_points: sum.trend_points.error_rate,
+            error_rate_floor_percent: query::summary::ERROR_RATE_FLOOR,
         },
         from: ts_ms(sum.grid.from),
         to: ts_ms(sum.grid.to),
