@@ -173,3 +173,38 @@ fn a_probed_service_without_request_data_read_zero_requests_instead_of_null() {
     // says so.
     assert_eq!(s.body["trends_basis"]["requests_points"], 0);
 }
+
+#[test]
+fn chart_summary_max_was_the_largest_step_mean_so_a_spike_vanished() {
+    let d = Daemon::start(&[]);
+    let now = now_ms();
+    // Thirty minutes of memory readings three hours ago, one of them a
+    // spike no real machine here reaches.
+    let base = now - 3 * HOUR;
+    let samples: Vec<_> = (0..360)
+        .map(|i| {
+            let v = if i == 180 { 1e9 } else { 100.0 };
+            ("memory_used_mb", json!({}), base + i * 5 * S, v)
+        })
+        .collect();
+    push(&d, &samples);
+    // Once the collector has stored its first reading.
+    let c = wait_for(std::time::Duration::from_secs(10), || {
+        let c = d.get("/charts/system-metrics?metric=memory&time_range=7d");
+        assert_eq!(c.status, 200, "{}", c.text);
+        c.body["summary"][0]["current"].is_f64().then_some(c)
+    });
+    let drawn = c.body["datasets"][0]["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(Value::as_f64)
+        .fold(0.0, f64::max);
+    assert!(drawn < 1e9, "a 34-minute step's mean: {drawn}");
+    let summary = &c.body["summary"][0];
+    assert_eq!(summary["max"], 1e9, "{summary}");
+    // `current` is the newest sample (the collector's, a second old), not
+    // the mean of the step still filling.
+    let current = summary["current"].as_f64().expect("current");
+    assert!(current > 0.0 && current < 1e9, "{current}");
+}

@@ -167,8 +167,8 @@ pub async fn system_metrics(
     let metric = q.metric.unwrap_or_else(|| "all".to_string());
     let key = format!("system-metrics {} {metric}", range.label);
     super::cache::cached(&state, want_gzip, key, f, move || {
-        let lines = sel.lines(&store, g, Aggregation::Avg)?;
-        let summary = lines.iter().map(|l| query::summarize(l).into()).collect();
+        let (lines, summary) = sel.lines_with_summary(&store, g, now())?;
+        let summary = summary.into_iter().map(Into::into).collect();
         Ok(dto::SystemMetricsChart {
             labels: chart_labels(g),
             datasets: datasets(lines),

@@ -148,25 +148,59 @@ pub fn system_metrics(store: &Store, choice: Option<&str>) -> Option<Selection> 
     })
 }
 
-/// What the system-metrics chart says under each line.
+/// What the system-metrics chart says under each line, from the samples
+/// themselves rather than the drawn per-step means (a one-minute spike
+/// vanishes in a 34-minute step's mean).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LineSummary {
     pub label: String,
+    /// The newest sample (`None`: none in the raw tier's window).
     pub current: Option<f64>,
+    /// The mean of every sample on the grid.
     pub average: Option<f64>,
+    /// The largest sample on the grid.
     pub max: Option<f64>,
     pub trend: Trend,
 }
 
-/// A line's newest point, mean, largest point and trend.
-pub fn summarize(line: &Line) -> LineSummary {
-    let vals: Vec<f64> = line.data.iter().flatten().copied().collect();
-    LineSummary {
-        label: line.label.clone(),
-        current: line.data.iter().rev().flatten().next().copied(),
-        average: (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64),
-        max: vals.iter().copied().reduce(f64::max),
-        trend: trend_of(&line.data),
+impl Selection {
+    /// Every series' line of per-step means on `g`, and its summary at
+    /// `now_ms`.
+    pub fn lines_with_summary(
+        &self,
+        store: &Store,
+        g: Grid,
+        now_ms: i64,
+    ) -> Result<(Vec<Line>, Vec<LineSummary>)> {
+        let mut lines = Vec::new();
+        let mut summaries = Vec::new();
+        for (label, id) in &self.series {
+            let (aggs, current) = match id {
+                None => (vec![None; g.len()], None),
+                Some(id) => {
+                    let r = store.query(*id, g.from, g.to, g.step)?;
+                    let aggs: Vec<_> = r.points.into_iter().map(|(_, a)| a).take(g.len()).collect();
+                    (aggs, store.latest(*id, now_ms)?.map(|(_, v)| v))
+                }
+            };
+            let data: Vec<Option<f64>> = aggs.iter().map(|a| a.map(|a| a.avg())).collect();
+            let all = aggs.iter().flatten().copied().reduce(|mut m, a| {
+                m.merge(&a);
+                m
+            });
+            summaries.push(LineSummary {
+                label: label.clone(),
+                current,
+                average: all.map(|a| a.avg()),
+                max: all.map(|a| a.max),
+                trend: trend_of(&data),
+            });
+            lines.push(Line {
+                label: label.clone(),
+                data,
+            });
+        }
+        Ok((lines, summaries))
     }
 }
 
@@ -277,12 +311,32 @@ mod tests {
             data[g.index_of(now - 50 * MIN).expect("in grid")],
             Some(10.0)
         );
-        let sum = summarize(&lines[0]);
+        let (_, sums) = sel.lines_with_summary(&s, g, now).expect("summary");
+        let sum = &sums[0];
         assert_eq!(
             (sum.current, sum.average, sum.max),
             (Some(30.0), Some(20.0), Some(30.0))
         );
         assert!(system_metrics(&s, Some("gpu")).is_none());
+
+        // A spike shorter than a step: the line shows its step's mean, the
+        // summary its own value.
+        let cpu = SeriesKey::new(metric::CPU_USAGE_PERCENT);
+        let base = now - 30 * MIN;
+        s.record((0..12).map(|i| {
+            (
+                cpu.clone(),
+                base + i * 5_000,
+                if i == 6 { 95.0 } else { 5.0 },
+            )
+        }))
+        .expect("record");
+        let week = grid(s.layout(), 7 * 24 * 60 * MIN, now);
+        let (lines, sums) = sel.lines_with_summary(&s, week, now).expect("summary");
+        let drawn = lines[0].data.iter().flatten().copied().fold(0.0, f64::max);
+        assert!(drawn < 95.0, "the step mean hides the spike: {drawn}");
+        assert_eq!(sums[0].max, Some(95.0));
+        assert_eq!(sums[0].current, Some(30.0));
         // A series never stored is an empty line, not an error.
         let empty = system_metrics(&s, Some("disk")).expect("a choice");
         assert_eq!(empty.ids(), vec![None]);
