@@ -208,3 +208,86 @@ fn chart_summary_max_was_the_largest_step_mean_so_a_spike_vanished() {
     let current = summary["current"].as_f64().expect("current");
     assert!(current > 0.0 && current < 1e9, "{current}");
 }
+
+#[test]
+fn a_failed_probe_latency_was_reported_as_a_response_time() {
+    use common::servers::{Behavior, HttpTarget, free_port};
+    let ok = HttpTarget::start(Behavior::Json("{}"));
+    let refused = free_port();
+    let cfg = format!(
+        "[[services]]\nname = \"ok\"\nkind = \"http\"\ntarget = \"{}\"\ninterval = 0.2\n\n\
+         [[services]]\nname = \"gone\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:{refused}\"\ninterval = 0.2\n",
+        ok.url()
+    );
+    let d = Daemon::start_with_config(&cfg, &[]);
+    let b = wait_for(std::time::Duration::from_secs(20), || {
+        let b = d.get("/health/services").body;
+        let all = b["services"].as_array()?;
+        (all.len() == 2 && all.iter().all(|s| s["last_check"].is_string())).then_some(b)
+    });
+    for s in b["services"].as_array().expect("services") {
+        match s["name"].as_str() {
+            Some("ok") => {
+                assert!(s["response_time_ms"].is_f64(), "{s}");
+                assert_eq!(s["response_time_ms"], s["check_duration_ms"], "{s}");
+            }
+            Some("gone") => {
+                assert_eq!(s["status"], "unhealthy", "{s}");
+                assert_eq!(s["response_time_ms"], Value::Null, "{s}");
+                assert!(s["check_duration_ms"].is_f64(), "{s}");
+            }
+            other => panic!("unexpected service {other:?}"),
+        }
+    }
+    // The failure's duration is kept apart; response times hold answers only.
+    let series = |metric: &str| {
+        let r = d.get(&format!(
+            "/metrics/detailed?metric={metric}&service=gone&time_range=1h&granularity=1m"
+        ));
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["series"].as_array().expect("series").len()
+    };
+    assert_eq!(series("response_time_ms"), 0);
+    wait_for(std::time::Duration::from_secs(10), || {
+        (series("failed_check_ms") == 1).then_some(())
+    });
+    // The average over checks leaves the failures out.
+    let h = d.get("/health").body;
+    let m = &h["metrics"];
+    assert!(m["failed_checks"].as_u64().expect("failed") > 0, "{m}");
+    let avg = m["average_response_time_ms"].as_f64().expect("an average");
+    assert!(avg > 0.0, "{m}");
+    // The chart lists a service that never answered, with an empty line.
+    let c = d
+        .get("/charts/service-health?time_range=1h&service=gone")
+        .body;
+    assert_eq!(c["total_services"], 1, "{c}");
+    assert_eq!(c["uptime_percent"]["gone"], 0.0, "{c}");
+}
+
+#[test]
+fn the_http_probe_built_a_new_client_per_check_and_timed_a_fresh_connection() {
+    use common::servers::{Behavior, HttpTarget};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let requests = Arc::new(AtomicUsize::new(0));
+    let t = HttpTarget::start(Behavior::KeepAlive(requests.clone()));
+    let cfg = format!(
+        "[[services]]\nname = \"kept\"\nkind = \"http\"\ntarget = \"{}\"\ninterval = 0.1\n",
+        t.url()
+    );
+    let d = Daemon::start_with_config(&cfg, &[]);
+    wait_for(std::time::Duration::from_secs(20), || {
+        (requests.load(Ordering::Relaxed) >= 6).then_some(())
+    });
+    assert!(
+        t.hits() <= 2,
+        "{} connections for {} checks",
+        t.hits(),
+        requests.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        d.get("/service-health").body["services"]["kept"]["status"],
+        "healthy"
+    );
+}

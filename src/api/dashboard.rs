@@ -175,7 +175,7 @@ fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
                     error_rate: requests.as_ref().and_then(|h| h.error_percent()),
                     throughput: requests.as_ref().map(live::throughput),
                     status: v.status(),
-                    response_time_ms: v.last.as_ref().map(|r| r.latency_ms),
+                    response_time_ms: v.last.as_ref().and_then(|r| r.response_time_ms()),
                     cpu_usage: v.cpu_usage,
                     memory_usage_mb: v.memory_usage_mb,
                     last_updated: v.last_check().map(ts),

@@ -55,7 +55,8 @@ pub struct HealthMetrics {
     pub total_checks: u64,
     pub successful_checks: u64,
     pub failed_checks: u64,
-    pub average_response_time_ms: f64,
+    /// Of the successful checks only; `null` before the first.
+    pub average_response_time_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -145,8 +146,12 @@ pub struct DetailedPoint {
 #[derive(Serialize)]
 pub struct ServiceHealthEntry {
     pub status: crate::health::HealthStatus,
-    /// `null` until the first check.
+    /// The last check's response time when the service answered; `null`
+    /// until the first check and when the last check failed.
     pub response_time_ms: Option<f64>,
+    /// How long the last check took, answered or failed (a timeout reads
+    /// as the timeout); `null` until the first check.
+    pub check_duration_ms: Option<f64>,
     pub last_check: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
@@ -186,7 +191,9 @@ pub struct NamedServiceHealth {
 pub struct DependencyHealth {
     /// `healthy` when it answers (a degraded service still answers).
     pub status: &'static str,
+    /// As in `ServiceHealthEntry`: `null` when the last check failed.
     pub response_time_ms: Option<f64>,
+    pub check_duration_ms: Option<f64>,
     pub last_check: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,

@@ -13,7 +13,8 @@ use warp::reply::{Reply, Response};
 fn entry(v: &ServiceView, all: &[ServiceView]) -> ServiceHealthEntry {
     ServiceHealthEntry {
         status: v.status(),
-        response_time_ms: v.last.as_ref().map(|r| r.latency_ms),
+        response_time_ms: v.last.as_ref().and_then(|r| r.response_time_ms()),
+        check_duration_ms: v.last.as_ref().map(|r| r.latency_ms),
         last_check: v.last_check().map(ts),
         error_message: v.error_message(),
         dependencies: Registry::dependencies_of(v, all),
@@ -76,7 +77,8 @@ pub async fn dependencies(state: AppState) -> Result<Response, warp::Rejection> 
             v.name.clone(),
             DependencyHealth {
                 status: if up { "healthy" } else { "unhealthy" },
-                response_time_ms: v.last.as_ref().map(|r| r.latency_ms),
+                response_time_ms: v.last.as_ref().and_then(|r| r.response_time_ms()),
+                check_duration_ms: v.last.as_ref().map(|r| r.latency_ms),
                 last_check: v.last_check().map(ts),
                 error_message: if up { None } else { v.error_message() },
             },

@@ -21,10 +21,13 @@ use serde::Serialize;
 /// The series the health engine writes for every check (label `service`):
 /// 1 when up (healthy or degraded), 0 when unhealthy.
 pub const UP_METRIC: &str = "up";
-/// The check's latency.
+/// The check's response time, for checks the service answered.
 pub const RESPONSE_TIME_METRIC: &str = "response_time_ms";
 /// 1 when degraded, else 0.
 pub const DEGRADED_METRIC: &str = "degraded";
+/// The duration of each failed check, per service (a failure is not a
+/// response time: `RESPONSE_TIME_METRIC` holds answered checks only).
+pub const FAILED_CHECK_METRIC: &str = "failed_check_ms";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -50,16 +50,14 @@ pub struct CheckCounters {
     pub total: u64,
     pub successful: u64,
     pub failed: u64,
-    pub total_latency_ms: f64,
+    /// The response times of the successful checks, summed.
+    pub response_ms: f64,
 }
 
 impl CheckCounters {
-    pub fn average_ms(&self) -> f64 {
-        if self.total == 0 {
-            0.0
-        } else {
-            self.total_latency_ms / self.total as f64
-        }
+    /// The mean response time of the successful checks; `None` before one.
+    pub fn average_ms(&self) -> Option<f64> {
+        (self.successful > 0).then(|| self.response_ms / self.successful as f64)
     }
 }
 
@@ -96,7 +94,7 @@ impl Registry {
         {
             let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
             c.total += 1;
-            c.total_latency_ms += result.latency_ms;
+            c.response_ms += result.response_time_ms().unwrap_or(0.0);
             if failed {
                 c.failed += 1;
             } else {

@@ -204,8 +204,8 @@ impl Selection {
     }
 }
 
-/// The probed services the service-health chart draws: each one's
-/// response-time series and its `up` series (`None` before its first check).
+/// The probed services the service-health chart draws: each one's `up`
+/// series and its response-time series (`None` while it never answered).
 #[derive(Clone, Debug, Default)]
 pub struct ServiceHealth {
     services: Vec<(String, SeriesId, Option<SeriesId>)>,
@@ -215,12 +215,12 @@ impl ServiceHealth {
     /// Every probed service, or the one named.
     pub fn select(store: &Store, only: Option<&str>) -> ServiceHealth {
         let mut services: Vec<_> = store
-            .find(Some(health::RESPONSE_TIME_METRIC), &[])
+            .find(Some(health::UP_METRIC), &[])
             .into_iter()
             .filter_map(|(id, key)| {
                 let svc = key.label("service")?.to_string();
-                let up = store.lookup(&SeriesKey::new(health::UP_METRIC).with("service", &svc));
-                Some((svc, id, up))
+                let rt = SeriesKey::new(health::RESPONSE_TIME_METRIC).with("service", &svc);
+                Some((svc, id, store.lookup(&rt)))
             })
             .filter(|(svc, ..)| only.is_none_or(|s| s == svc))
             .collect();
@@ -231,24 +231,21 @@ impl ServiceHealth {
     pub fn ids(&self) -> Vec<Option<SeriesId>> {
         self.services
             .iter()
-            .flat_map(|(_, rt, up)| [Some(*rt), *up])
+            .flat_map(|(_, up, rt)| [Some(*up), *rt])
             .collect()
     }
 
-    /// Each service's mean response time per point, and its up-time over
-    /// the grid up to `now_ms`.
+    /// Each service's mean response time per point (answered checks only),
+    /// and its up-time over the grid up to `now_ms`.
     pub fn compute(&self, store: &Store, g: Grid, now_ms: i64) -> Result<ServiceLines> {
         let mut lines = Vec::new();
         let mut uptime = BTreeMap::new();
-        for (svc, rt, up) in &self.services {
+        for (svc, up, rt) in &self.services {
             lines.push(Line {
                 label: svc.clone(),
-                data: values(store, Some(*rt), g, Aggregation::Avg)?,
+                data: values(store, *rt, g, Aggregation::Avg)?,
             });
-            let u = match up {
-                Some(id) => super::uptime::uptime_percent(store, *id, g.from, g.to, now_ms)?,
-                None => None,
-            };
+            let u = super::uptime::uptime_percent(store, *up, g.from, g.to, now_ms)?;
             uptime.insert(svc.clone(), u);
         }
         Ok(ServiceLines {

@@ -28,6 +28,9 @@ pub enum Behavior {
     Switch(Arc<AtomicU16>),
     /// 200 with the text in the cell (Prometheus exposition).
     Text(Arc<std::sync::Mutex<String>>),
+    /// 200 `{}` to every request on a connection kept alive, counting the
+    /// requests in the cell (`hits` counts connections).
+    KeepAlive(Arc<AtomicUsize>),
 }
 
 /// An HTTP target on 127.0.0.1 that counts the requests it receives.
@@ -140,6 +143,24 @@ fn serve(mut s: TcpStream, b: Behavior, stop: Arc<AtomicBool>) {
         Behavior::Switch(cell) => {
             read_request(&mut s);
             respond(&mut s, cell.load(Ordering::Relaxed), "");
+        }
+        Behavior::KeepAlive(requests) => {
+            let mut buf = [0u8; 4096];
+            let mut seen = Vec::new();
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    seen.drain(..end + 4);
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+                    );
+                }
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub struct ProbeResult {
     pub at: DateTime<Utc>,
     pub status: HealthStatus,
-    /// Time to an answer (or to the failure).
+    /// How long the check took: to the answer, or to the failure.
     pub latency_ms: f64,
     pub http_status: Option<u16>,
     /// Why the status is not healthy.
@@ -45,6 +45,18 @@ impl ProbeResult {
         }
     }
 
+    /// The response time: the check's duration when the service answered
+    /// (healthy or degraded), `None` for a failure (a refused connection in
+    /// 0.2 ms and a 5 s timeout are not response times).
+    pub fn response_time_ms(&self) -> Option<f64> {
+        (self.status != HealthStatus::Unhealthy).then_some(self.latency_ms)
+    }
+
+    /// The duration of a failed check, `None` when the service answered.
+    pub fn failure_ms(&self) -> Option<f64> {
+        (self.status == HealthStatus::Unhealthy).then_some(self.latency_ms)
+    }
+
     /// Marks a successful check degraded when it was slower than `threshold_ms`.
     pub fn check_latency(mut self, threshold_ms: Option<f64>) -> ProbeResult {
         if let Some(t) = threshold_ms
@@ -69,9 +81,11 @@ pub fn timed_out(timeout: Duration) -> String {
     format!("timed out after {:.1} s", timeout.as_secs_f64())
 }
 
-/// Runs the probe for `spec` once. HTTP runs on a blocking thread (ureq);
-/// the others are async. Each is capped by the service's timeout.
-pub async fn run(spec: &ServiceSpec) -> ProbeResult {
+/// Runs the probe for `spec` once. HTTP runs on a blocking thread (ureq)
+/// with `http`, the service's agent, kept between checks so its
+/// connection is reused (`None`: a fresh agent); the others are async. Each
+/// is capped by the service's timeout.
+pub async fn run(spec: &ServiceSpec, http: Option<&ureq::Agent>) -> ProbeResult {
     let started = Instant::now();
     // A little slack over the probe's own timeout: the hard stop if a client
     // library ignores its timeout.
@@ -80,7 +94,8 @@ pub async fn run(spec: &ServiceSpec) -> ProbeResult {
         match spec.kind {
             ProbeKind::Http => {
                 let s = spec.clone();
-                tokio::task::spawn_blocking(move || http::check(&s))
+                let agent = http.cloned().unwrap_or_else(|| http::agent(spec));
+                tokio::task::spawn_blocking(move || http::check(&s, &agent))
                     .await
                     .unwrap_or_else(|e| ProbeResult::down(started, format!("probe crashed: {e}")))
             }
