@@ -291,3 +291,32 @@ fn the_http_probe_built_a_new_client_per_check_and_timed_a_fresh_connection() {
         "healthy"
     );
 }
+
+#[test]
+fn dashboard_last_updated_was_when_the_answer_was_built_not_when_data_was_measured() {
+    let d = Daemon::start(&[("SYSTEM_METRICS_INTERVAL", "30")]);
+    // The one reading at start, then nothing new for 30 s.
+    let first = wait_for(std::time::Duration::from_secs(10), || {
+        let b = d.get("/dashboard-data").body;
+        b["system_metrics"]["measured_at"]
+            .as_str()
+            .map(str::to_string)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let b = d.get("/dashboard-data").body;
+    let sys = &b["system_metrics"];
+    assert_eq!(sys["measured_at"], first.as_str(), "{b}");
+    assert_eq!(
+        b["last_updated"],
+        first.as_str(),
+        "the newest data, not the build: {b}"
+    );
+    let parse = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("RFC 3339")
+    };
+    let age = parse(&b["built_at"]) - parse(&b["last_updated"]);
+    assert!(age.num_milliseconds() >= 2_000, "{b}");
+    // Within 3 intervals the values are live.
+    assert_eq!(sys["stale"], false);
+    assert!(sys["total_cpu_usage"].is_f64(), "{b}");
+}

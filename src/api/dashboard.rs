@@ -183,20 +183,22 @@ fn build(state: &AppState) -> crate::error::Result<Arc<Encoded>> {
             )
         })
         .collect();
-    let h = state.system.latest();
-    let system_metrics = DashboardSystem {
-        total_cpu_usage: h.as_ref().and_then(|h| h.cpu_usage_percent),
-        total_memory_usage_mb: h.as_ref().and_then(|h| h.memory_used_mb),
-        disk_usage_percent: h.as_ref().and_then(|h| h.data_disk_usage_percent),
-        network_io_mbps: h.as_ref().and_then(|h| h.network_io_mbps()),
-        load_average: h.as_ref().and_then(|h| h.load_average.map(|l| l.to_vec())),
-    };
+    let built = chrono::Utc::now();
+    let reading = state.system.reading(built);
+    let newest = state
+        .health
+        .snapshot()
+        .iter()
+        .filter_map(|v| v.last_check())
+        .chain(reading.measured_at)
+        .max();
     let body = DashboardData {
         services,
-        system_metrics,
+        system_metrics: DashboardSystem::from_reading(reading),
         alerts: state.alerts.state.counts().into(),
         trends,
-        last_updated: ts(chrono::Utc::now()),
+        last_updated: newest.map(ts),
+        built_at: ts(built),
     };
     Encoded::json(&body)
 }

@@ -229,6 +229,30 @@ pub struct DashboardSystem {
     pub disk_usage_percent: Option<f64>,
     pub network_io_mbps: Option<f64>,
     pub load_average: Option<Vec<f64>>,
+    // Beyond the spec:
+    /// When these values were measured (`null`: never).
+    pub measured_at: Option<String>,
+    /// True when the newest reading is older than 3 collection intervals:
+    /// every value above is then `null`, and `stale_reason` says why.
+    pub stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_reason: Option<String>,
+}
+
+impl DashboardSystem {
+    pub fn from_reading(r: crate::collect::Reading) -> DashboardSystem {
+        let h = r.harvest.as_ref();
+        DashboardSystem {
+            total_cpu_usage: h.and_then(|h| h.cpu_usage_percent),
+            total_memory_usage_mb: h.and_then(|h| h.memory_used_mb),
+            disk_usage_percent: h.and_then(|h| h.data_disk_usage_percent),
+            network_io_mbps: h.and_then(|h| h.network_io_mbps()),
+            load_average: h.and_then(|h| h.load_average.map(|l| l.to_vec())),
+            measured_at: r.measured_at.map(ts),
+            stale: r.stale(),
+            stale_reason: r.stale_reason,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -263,7 +287,11 @@ pub struct DashboardData {
     pub system_metrics: DashboardSystem,
     pub alerts: AlertCounts,
     pub trends: DashboardTrends,
-    pub last_updated: String,
+    /// When the newest data in the answer was measured (the system reading
+    /// or a service check); `null` before any.
+    pub last_updated: Option<String>,
+    // Beyond the spec: when the answer was computed.
+    pub built_at: String,
 }
 
 #[derive(Serialize)]
@@ -557,7 +585,15 @@ pub struct LiveAlert {
 pub struct LiveMetrics {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub timestamp: String,
+    /// When the system values were measured (`null`: never).
+    pub timestamp: Option<String>,
+    /// When the message was sent.
+    pub sent_at: String,
+    /// True when the newest system reading is older than 3 collection
+    /// intervals: the system values are then `null`.
+    pub stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_reason: Option<String>,
     pub cpu_usage: Option<f64>,
     pub memory_usage_mb: Option<f64>,
     pub memory_usage_percent: Option<f64>,

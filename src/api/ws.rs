@@ -58,19 +58,24 @@ impl Hub {
 
 /// The live values every message of type `snapshot` / `metrics` carries.
 pub fn live(state: &AppState, kind: &'static str) -> LiveMetrics {
-    let h = state.system.latest();
+    let now = chrono::Utc::now();
+    let reading = state.system.reading(now);
+    let h = reading.harvest.as_ref();
     let services = state.health.snapshot();
     let count = |s: HealthStatus| services.iter().filter(|v| v.status() == s).count();
     let alerts = AlertCounts::from(state.alerts.state.counts());
     LiveMetrics {
         kind,
-        timestamp: ts(chrono::Utc::now()),
-        cpu_usage: h.as_ref().and_then(|h| h.cpu_usage_percent),
-        memory_usage_mb: h.as_ref().and_then(|h| h.memory_used_mb),
-        memory_usage_percent: h.as_ref().and_then(|h| h.memory_usage_percent()),
-        disk_usage_percent: h.as_ref().and_then(|h| h.data_disk_usage_percent),
-        network_io_mbps: h.as_ref().and_then(|h| h.network_io_mbps()),
-        load_average: h.as_ref().and_then(|h| h.load_average.map(|l| l.to_vec())),
+        timestamp: reading.measured_at.map(ts),
+        sent_at: ts(now),
+        stale: reading.stale(),
+        stale_reason: reading.stale_reason.clone(),
+        cpu_usage: h.and_then(|h| h.cpu_usage_percent),
+        memory_usage_mb: h.and_then(|h| h.memory_used_mb),
+        memory_usage_percent: h.and_then(|h| h.memory_usage_percent()),
+        disk_usage_percent: h.and_then(|h| h.data_disk_usage_percent),
+        network_io_mbps: h.and_then(|h| h.network_io_mbps()),
+        load_average: h.and_then(|h| h.load_average.map(|l| l.to_vec())),
         active_alerts: alerts.active,
         alerts: LiveAlertCounts {
             critical: alerts.critical,

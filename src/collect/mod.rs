@@ -13,6 +13,7 @@ pub mod system;
 
 use crate::shutdown::Shutdown;
 use crate::store::{Sample, SeriesId, SeriesKey, Store};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -28,6 +29,23 @@ pub struct CollectorCounters {
     /// Sum of tick durations, for the average.
     pub total_ms: f64,
     pub last_error: Option<String>,
+}
+
+/// Live system values with the time they were measured.
+#[derive(Clone, Debug)]
+pub struct Reading {
+    /// When the newest harvest was taken (`None`: never).
+    pub measured_at: Option<DateTime<Utc>>,
+    /// The harvest, when it is recent enough to show as live.
+    pub harvest: Option<SystemHarvest>,
+    /// Why `harvest` is withheld.
+    pub stale_reason: Option<String>,
+}
+
+impl Reading {
+    pub fn stale(&self) -> bool {
+        self.harvest.is_none()
+    }
 }
 
 pub struct SystemMonitor {
@@ -53,6 +71,38 @@ impl SystemMonitor {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The newest harvest as live values at `now`: withheld (`harvest`
+    /// `None`, `stale` true, with the reason) once it is older than
+    /// `STALL_TICKS` intervals, so a stalled collector never passes for a
+    /// current reading.
+    pub fn reading(&self, now: DateTime<Utc>) -> Reading {
+        let Some(h) = self.latest() else {
+            return Reading {
+                measured_at: None,
+                harvest: None,
+                stale_reason: Some("no system reading yet".into()),
+            };
+        };
+        let max_age = self.interval * STALL_TICKS;
+        let age = (now - h.at).to_std().unwrap_or_default();
+        if age > max_age {
+            return Reading {
+                measured_at: Some(h.at),
+                harvest: None,
+                stale_reason: Some(format!(
+                    "the newest system reading is {:.0} s old (over {STALL_TICKS} collection intervals of {:.1} s)",
+                    age.as_secs_f64(),
+                    self.interval.as_secs_f64()
+                )),
+            };
+        }
+        Reading {
+            measured_at: Some(h.at),
+            harvest: Some(h),
+            stale_reason: None,
+        }
     }
 
     pub fn counters(&self) -> CollectorCounters {
@@ -149,4 +199,46 @@ fn store_harvest(
     }
     store.ingest(&samples).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn harvest(at: DateTime<Utc>) -> SystemHarvest {
+        SystemHarvest {
+            at,
+            cpu_usage_percent: Some(12.0),
+            memory_used_mb: None,
+            memory_total_mb: None,
+            cpus: None,
+            data_disk_usage_percent: None,
+            disks: Vec::new(),
+            network_rx_mbps: None,
+            network_tx_mbps: None,
+            load_average: None,
+            uptime_seconds: None,
+            processes: None,
+            threads: None,
+            file_descriptors: None,
+        }
+    }
+
+    #[test]
+    fn a_stalled_collector_reading_is_withheld_with_its_age() {
+        let m = SystemMonitor::new(Duration::from_secs(5));
+        let t0 = Utc::now();
+        let r = m.reading(t0);
+        assert!(r.stale() && r.measured_at.is_none());
+        m.record(Ok(harvest(t0)), Duration::from_millis(3));
+        let fresh = m.reading(t0 + chrono::Duration::seconds(14));
+        assert_eq!(fresh.harvest.and_then(|h| h.cpu_usage_percent), Some(12.0));
+        assert_eq!(fresh.measured_at, Some(t0));
+        // Three intervals later with no new harvest: stale, still dated.
+        let stalled = m.reading(t0 + chrono::Duration::seconds(16));
+        assert!(stalled.stale());
+        assert_eq!(stalled.measured_at, Some(t0));
+        let why = stalled.stale_reason.unwrap_or_default();
+        assert!(why.contains("16 s old"), "{why}");
+    }
 }
