@@ -148,6 +148,13 @@ pub async fn run(
         format!("http://{addr}"),
         down.clone(),
     ));
+    let platform = Arc::new(platform);
+    tasks.spawn(platform::run_sweeper(
+        platform.clone(),
+        store.clone(),
+        platform::Sweep::from_config(&config),
+        down.clone(),
+    ));
     let state = api::AppState {
         config: config.clone(),
         store: store.clone(),
@@ -155,7 +162,7 @@ pub async fn run(
         health: registry,
         dashboard: Arc::default(),
         answers: Arc::default(),
-        platform: Arc::new(platform),
+        platform,
         alerts: engine,
         alert_changes: alert_changes.clone(),
         hub: Arc::new(api::ws::Hub::new(config.ws_max_clients)),

@@ -320,3 +320,100 @@ fn dashboard_last_updated_was_when_the_answer_was_built_not_when_data_was_measur
     assert_eq!(sys["stale"], false);
     assert!(sys["total_cpu_usage"].is_f64(), "{b}");
 }
+
+fn job_event(id: &str, status: &str, gpu: f64, reported: i64) -> Value {
+    json!({"job_id": id, "model_name": "detector", "status": status, "progress": 40.0,
+           "started_at": at(reported - HOUR), "timestamp": at(reported),
+           "resource_usage": {"cpu_usage": 100.0, "memory_usage_mb": 1024.0, "gpu_usage": gpu}})
+}
+
+#[test]
+fn a_training_job_that_stopped_reporting_stayed_running_forever() {
+    let d = Daemon::start(&[
+        ("PLATFORM_STALE_AFTER", "2"),
+        ("ALERT_EVALUATION_INTERVAL", "0.2"),
+    ]);
+    let now = now_ms();
+    for ev in [
+        job_event("quiet", "running", 80.0, now),
+        job_event("busy", "running", 60.0, now),
+        // Finished 8 days ago: past the 7-day retention.
+        job_event("old", "completed", 10.0, now - 8 * 24 * HOUR),
+    ] {
+        assert_eq!(d.post("/ingest/training", &ev).status, 200);
+    }
+    let models = [
+        json!({"name": "stuck", "status": "loading", "progress": 30.0, "memory_usage_mb": 100.0}),
+        json!({"name": "gone", "status": "unloaded", "progress": 0.0, "memory_usage_mb": 0.0,
+               "timestamp": at(now - 8 * 24 * HOUR)}),
+    ];
+    for m in models {
+        assert_eq!(d.post("/ingest/models", &m).status, 200);
+    }
+    // GPU utilisation is the mean over running jobs, never over 100.
+    let t = d.get("/training-status").body;
+    assert_eq!(t["resource_utilization"]["gpu_utilization"], 70.0, "{t}");
+    // "busy" keeps reporting; "quiet" does not.
+    let t = wait_for(std::time::Duration::from_secs(15), || {
+        let ev = job_event("busy", "running", 60.0, now_ms());
+        assert_eq!(d.post("/ingest/training", &ev).status, 200);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let t = d.get("/training-status").body;
+        (t["queue_status"]["failed_jobs"] == 1).then_some(t)
+    });
+    let jobs = t["jobs"].as_array().expect("jobs");
+    assert!(jobs.iter().all(|j| j["job_id"] != "old"), "purged: {t}");
+    let quiet = jobs.iter().find(|j| j["job_id"] == "quiet").expect("quiet");
+    assert_eq!(quiet["status"], "failed");
+    let why = quiet["error_message"].as_str().expect("a reason");
+    assert!(why.starts_with("no report since "), "{why}");
+    assert_eq!(t["queue_status"]["running_jobs"], 1, "{t}");
+    assert_eq!(t["resource_utilization"]["total_cpu_usage"], 100.0, "{t}");
+    assert_eq!(t["resource_utilization"]["gpu_utilization"], 60.0, "{t}");
+    // The built-in alert fires for it (and not the failed-job one).
+    let alerts = wait_for(std::time::Duration::from_secs(10), || {
+        let a = d.get("/alerts?status=active").body;
+        let list = a["alerts"].as_array()?.clone();
+        list.iter()
+            .any(|x| x["metadata"]["rule"] == "training_job_stale")
+            .then_some(list)
+    });
+    let stale = alerts
+        .iter()
+        .find(|x| x["metadata"]["rule"] == "training_job_stale")
+        .expect("the stale alert");
+    assert_eq!(stale["service"], "training");
+    assert!(
+        stale["message"]
+            .as_str()
+            .expect("message")
+            .contains("quiet (detector) stopped reporting"),
+        "{stale}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .all(|x| x["metadata"]["rule"] != "training_job_failed"),
+        "{alerts:?}"
+    );
+    // The model stuck loading failed; the long-unloaded one is purged.
+    let m = wait_for(std::time::Duration::from_secs(10), || {
+        let m = d.get("/model-loading-status").body;
+        (m["failed_models"] == 1).then_some(m)
+    });
+    let names: Vec<&str> = m["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    assert_eq!(names, ["stuck"], "{m}");
+    assert_eq!(m["models"][0]["status"], "failed");
+    assert!(
+        m["models"][0]["error_message"]
+            .as_str()
+            .expect("reason")
+            .starts_with("no report since")
+    );
+    assert_eq!(m["total_memory_usage_mb"], 0.0);
+}

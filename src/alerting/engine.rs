@@ -40,7 +40,8 @@ fn service_of(rule: &RuleSpec, labels: &BTreeMap<String, String>) -> String {
     }
     match rule.metric.as_str() {
         crate::platform::models::FAILED_METRIC => "model-loading".into(),
-        crate::platform::training::JOB_FAILED_METRIC => "training".into(),
+        crate::platform::training::JOB_FAILED_METRIC
+        | crate::platform::training::JOB_STALE_METRIC => "training".into(),
         _ => "system".into(),
     }
 }

@@ -218,6 +218,16 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
             Warning,
             "Training job {label.job} ({label.model}) failed",
         ),
+        rule(
+            training::JOB_STALE_METRIC,
+            training::JOB_STALE_METRIC,
+            Last,
+            WEEK,
+            Ge,
+            1.0,
+            Warning,
+            "Training job {label.job} ({label.model}) stopped reporting",
+        ),
     ]);
     // The collector rule must not wait for the default clear-after either way.
     rules.extend(config.rules.iter().cloned());

@@ -338,9 +338,14 @@ pub struct JobEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_completion: Option<String>,
     pub resource_usage: JobResources,
-    // Beyond the spec: whether `estimated_completion` is our estimate.
+    // Beyond the spec: whether `estimated_completion` is our estimate
+    // (an estimate already passed is left out).
     pub estimated_completion_is_estimate: bool,
+    /// When the job last reported.
     pub updated_at: String,
+    /// Why it failed: its own message, or "no report since <time>" when it
+    /// stopped reporting while running.
+    pub error_message: Option<String>,
 }
 
 #[derive(Serialize)]

@@ -5,7 +5,7 @@ use super::AppState;
 use super::dto::*;
 use super::reject::ApiError;
 use crate::platform::models::{ModelEvent, ModelStatus};
-use crate::platform::training::{JobEvent, JobStatus};
+use crate::platform::training::{JobEvent, JobStatus, Utilization};
 use serde::de::DeserializeOwned;
 use warp::reply::{Reply, Response};
 
@@ -71,12 +71,7 @@ pub async fn model_status(state: AppState) -> Result<Response, warp::Rejection> 
         loaded_models: count(ModelStatus::Loaded),
         loading_models: count(ModelStatus::Loading),
         failed_models: count(ModelStatus::Failed),
-        // Memory held: models loaded or loading (failed and unloaded hold none).
-        total_memory_usage_mb: all
-            .iter()
-            .filter(|m| matches!(m.status, ModelStatus::Loaded | ModelStatus::Loading))
-            .map(|m| m.memory_usage_mb)
-            .sum(),
+        total_memory_usage_mb: crate::platform::models::memory_held(all.iter()),
         models: all
             .into_iter()
             .map(|m| ModelEntry {
@@ -101,10 +96,8 @@ pub async fn training_status(state: AppState) -> Result<Response, warp::Rejectio
         .iter()
         .filter(|j| j.status == JobStatus::Running)
         .collect();
-    let gpus: Vec<f64> = running
-        .iter()
-        .filter_map(|j| j.resource_usage.gpu_usage)
-        .collect();
+    let usage = Utilization::of(running.iter().map(|j| &j.resource_usage));
+    let now = chrono::Utc::now();
     let body = TrainingStatus {
         queue_status: QueueStatus {
             pending_jobs: count(JobStatus::Pending),
@@ -113,12 +106,9 @@ pub async fn training_status(state: AppState) -> Result<Response, warp::Rejectio
             failed_jobs: count(JobStatus::Failed),
         },
         resource_utilization: ResourceUtilization {
-            total_cpu_usage: running.iter().map(|j| j.resource_usage.cpu_usage).sum(),
-            total_memory_usage_mb: running
-                .iter()
-                .map(|j| j.resource_usage.memory_usage_mb)
-                .sum(),
-            gpu_utilization: (!gpus.is_empty()).then(|| gpus.iter().sum()),
+            total_cpu_usage: usage.cpu,
+            total_memory_usage_mb: usage.memory_mb,
+            gpu_utilization: usage.gpu,
         },
         jobs: all
             .into_iter()
@@ -126,7 +116,8 @@ pub async fn training_status(state: AppState) -> Result<Response, warp::Rejectio
                 status: j.status.as_str(),
                 progress: j.progress,
                 started_at: ts(j.started_at),
-                estimated_completion: j.estimated_completion.map(ts),
+                estimated_completion: j.eta(now).map(ts),
+                error_message: j.error_message.clone(),
                 estimated_completion_is_estimate: j.estimated,
                 resource_usage: JobResources {
                     cpu_usage: j.resource_usage.cpu_usage,

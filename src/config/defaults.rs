@@ -20,6 +20,11 @@ pub const MAX_SERIES: usize = 50_000;
 pub const ALERT_EVALUATION_INTERVAL_SECS: f64 = 10.0;
 /// Most websocket live-feed clients at once.
 pub const WS_MAX_CLIENTS: usize = 2000;
+/// Seconds a running training job or a loading model may go without a
+/// report before it counts as failed ("no report since ...").
+pub const PLATFORM_STALE_AFTER_SECS: f64 = 600.0;
+/// Days finished training jobs and unloaded models are kept.
+pub const PLATFORM_RETENTION_DAYS: u32 = 7;
 
 // A `[[services]]` entry.
 /// Seconds before a check counts as failed.

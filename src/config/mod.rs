@@ -58,6 +58,13 @@ pub struct Config {
     pub alert_evaluation_interval: Duration,
     /// Most live-feed (websocket) clients at once.
     pub ws_max_clients: usize,
+    /// A running job or loading model not reported for this long fails.
+    pub platform_stale_after: Duration,
+    /// A loaded model not reported for this long is taken as unloaded
+    /// (`None`: never; for services that re-report their models).
+    pub model_stale_after: Option<Duration>,
+    /// Finished jobs and unloaded models are purged after this many days.
+    pub platform_retention_days: u32,
     /// Custom rules from the file (the built-in ones are added by the engine).
     pub rules: Vec<alerting::RuleSpec>,
     pub channels: Vec<alerting::ChannelSpec>,
@@ -197,6 +204,21 @@ impl Config {
                 defaults::WS_MAX_CLIENTS as u64,
                 100_000,
             )? as usize,
+            platform_stale_after: src.interval(
+                "PLATFORM_STALE_AFTER",
+                file.platform_stale_after,
+                defaults::PLATFORM_STALE_AFTER_SECS,
+            )?,
+            model_stale_after: match (src.env_value("MODEL_STALE_AFTER"), file.model_stale_after) {
+                (None, None) => None,
+                _ => Some(src.interval("MODEL_STALE_AFTER", file.model_stale_after, 0.0)?),
+            },
+            platform_retention_days: src.count(
+                "PLATFORM_RETENTION_DAYS",
+                file.platform_retention_days,
+                defaults::PLATFORM_RETENTION_DAYS.into(),
+                3650,
+            )? as u32,
             rules,
             channels,
             routes,

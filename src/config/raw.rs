@@ -28,6 +28,9 @@ pub struct RawConfig {
     pub ws_max_clients: Option<i64>,
     /// Seconds between rule evaluations (default 10).
     pub alert_evaluation_interval: Option<f64>,
+    pub platform_stale_after: Option<f64>,
+    pub model_stale_after: Option<f64>,
+    pub platform_retention_days: Option<i64>,
     #[serde(default)]
     pub rules: Vec<super::alerting::RawRule>,
     #[serde(default)]

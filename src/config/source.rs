@@ -43,6 +43,14 @@ impl Source<'_> {
     }
 
     /// A number of seconds in (0, 86400].
+    /// The environment's value for `key`, if set and not empty.
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
     pub fn interval(&self, key: &str, file: Option<f64>, default: f64) -> Result<Duration> {
         match self.pick(None, key, file.map(|v| v.to_string())) {
             None => Ok(Duration::from_secs_f64(default)),

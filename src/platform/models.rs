@@ -2,7 +2,7 @@
 //! state keeps what events do not repeat: when loading started (to derive
 //! `loading_time_ms`) and when it finished (`loaded_at`).
 
-use super::persisted::{Event, Persisted};
+use super::persisted::{Change, Event, Persisted};
 use super::{check_progress, record};
 use crate::error::Result;
 use crate::store::{SeriesKey, Store};
@@ -103,9 +103,12 @@ pub fn apply(prev: Option<&ModelState>, e: &ModelEvent, now: DateTime<Utc>) -> M
     };
     let (loading_time_ms, loaded_at) = match e.status {
         ModelStatus::Loaded => {
+            // Loading and loaded in one batch without times: both "now",
+            // so the loading time is unknown, not 0.
             let derived = loading_started_at
                 .filter(|_| was_loading)
-                .map(|s| (at - s).num_milliseconds().max(0) as f64);
+                .map(|s| (at - s).num_milliseconds().max(0) as f64)
+                .filter(|d| *d > 0.0 || e.timestamp.is_some());
             let keep_loaded_at = prev
                 .filter(|p| p.status == ModelStatus::Loaded)
                 .and_then(|p| p.loaded_at);
@@ -128,13 +131,36 @@ pub fn apply(prev: Option<&ModelState>, e: &ModelEvent, now: DateTime<Utc>) -> M
         progress: e.progress,
         memory_usage_mb: e.memory_usage_mb,
         loading_time_ms,
-        error_message: match e.status {
-            ModelStatus::Failed => e.error_message.clone().or(Some("load failed".into())),
-            _ => e.error_message.clone(),
-        },
+        // A failure without a message has none (no placeholder).
+        error_message: e.error_message.clone(),
         loaded_at,
         loading_started_at,
         updated_at: at,
+    }
+}
+
+/// The memory held by models, in MiB: those loaded or loading (failed and
+/// unloaded ones hold none). `/models/status`'s `total_memory_usage_mb` and
+/// the `models_memory_mb` series alike.
+pub fn memory_held<'a>(models: impl Iterator<Item = &'a ModelState>) -> f64 {
+    models
+        .filter(|m| matches!(m.status, ModelStatus::Loaded | ModelStatus::Loading))
+        .map(|m| m.memory_usage_mb)
+        .sum()
+}
+
+/// A model's state once it has not reported for longer than allowed: a
+/// load in progress failed, a loaded model is taken as unloaded; either
+/// says since when.
+pub fn went_stale(m: &ModelState) -> ModelState {
+    ModelState {
+        status: match m.status {
+            ModelStatus::Loading => ModelStatus::Failed,
+            _ => ModelStatus::Unloaded,
+        },
+        error_message: Some(format!("no report since {}", crate::time::ts(m.updated_at))),
+        loaded_at: None,
+        ..m.clone()
     }
 }
 
@@ -171,23 +197,7 @@ impl Models {
             .state
             .apply(store, events, |prev, e| apply(prev, e, now))?;
         let ts = now.timestamp_millis();
-        let mut values: Vec<(SeriesKey, f64)> = ModelStatus::ALL
-            .iter()
-            .map(|s| {
-                let n = st.values().filter(|m| m.status == *s).count();
-                (
-                    SeriesKey::new(COUNT_METRIC).with("status", s.as_str()),
-                    n as f64,
-                )
-            })
-            .collect();
-        values.push((
-            SeriesKey::new("models_memory_mb"),
-            st.values()
-                .filter(|m| m.status == ModelStatus::Loaded)
-                .map(|m| m.memory_usage_mb)
-                .sum(),
-        ));
+        let mut values = counts(&st);
         for m in &out {
             values.push((
                 SeriesKey::new("model_memory_mb").with("model", &m.name),
@@ -207,6 +217,61 @@ impl Models {
         record(store, ts, values)?;
         Ok(out)
     }
+
+    /// At `now`: a model loading without a report for `stale_after` fails,
+    /// a loaded one without a report for `loaded_stale_after` (if set) is
+    /// taken as unloaded (`went_stale`), and unloaded models not reported
+    /// for `retention` are removed. Returns the models that went stale and
+    /// how many were removed; records the series that changed.
+    pub fn sweep(
+        &self,
+        store: &Store,
+        now: DateTime<Utc>,
+        stale_after: chrono::Duration,
+        loaded_stale_after: Option<chrono::Duration>,
+        retention: chrono::Duration,
+    ) -> Result<(Vec<ModelState>, usize)> {
+        let (stale, purged, st) = self.state.sweep(store, |m| {
+            let quiet = now - m.updated_at;
+            match m.status {
+                ModelStatus::Loading if quiet > stale_after => Change::Replace(went_stale(m)),
+                ModelStatus::Loaded if loaded_stale_after.is_some_and(|d| quiet > d) => {
+                    Change::Replace(went_stale(m))
+                }
+                ModelStatus::Unloaded if quiet > retention => Change::Remove,
+                _ => Change::Keep,
+            }
+        })?;
+        if !stale.is_empty() || purged > 0 {
+            let mut values = counts(&st);
+            for m in &stale {
+                let failed = if m.status == ModelStatus::Failed {
+                    1.0
+                } else {
+                    0.0
+                };
+                values.push((SeriesKey::new(FAILED_METRIC).with("model", &m.name), failed));
+            }
+            record(store, now.timestamp_millis(), values)?;
+        }
+        Ok((stale, purged))
+    }
+}
+
+/// `models{status}` and `models_memory_mb` of the whole map.
+fn counts(st: &std::collections::BTreeMap<String, ModelState>) -> Vec<(SeriesKey, f64)> {
+    let mut values: Vec<(SeriesKey, f64)> = ModelStatus::ALL
+        .iter()
+        .map(|s| {
+            let n = st.values().filter(|m| m.status == *s).count();
+            (
+                SeriesKey::new(COUNT_METRIC).with("status", s.as_str()),
+                n as f64,
+            )
+        })
+        .collect();
+    values.push((SeriesKey::new("models_memory_mb"), memory_held(st.values())));
+    values
 }
 
 #[cfg(test)]
@@ -263,9 +328,14 @@ mod tests {
             &ev(ModelStatus::Failed, t0 + Duration::seconds(70)),
             t0,
         );
-        assert_eq!(
-            (f.loaded_at, f.error_message.as_deref()),
-            (None, Some("load failed"))
-        );
+        assert_eq!((f.loaded_at, f.error_message.as_deref()), (None, None));
+        // Loading then loaded in one batch, neither with a time: unknown.
+        let untimed = |s| ModelEvent {
+            timestamp: None,
+            ..ev(s, t0)
+        };
+        let g = apply(None, &untimed(ModelStatus::Loading), t0);
+        let h = apply(Some(&g), &untimed(ModelStatus::Loaded), t0);
+        assert_eq!(h.loading_time_ms, None);
     }
 }

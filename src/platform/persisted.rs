@@ -20,6 +20,13 @@ pub trait Event {
     fn validate(&self) -> std::result::Result<(), String>;
 }
 
+/// What a sweep does with one state.
+pub enum Change<T> {
+    Keep,
+    Replace(T),
+    Remove,
+}
+
 pub struct Persisted<T> {
     tree: sled::Tree,
     state: RwLock<BTreeMap<String, T>>,
@@ -28,12 +35,23 @@ pub struct Persisted<T> {
 impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
     /// Opens tree `name` of the store and loads every state in it.
     pub fn open(store: &Store, name: &str) -> Result<Persisted<T>> {
+        Self::open_migrating::<T>(store, name)
+    }
+
+    /// As `open`, reading a value written in the layout before this one
+    /// (`Old`) when it is not in the current layout.
+    pub fn open_migrating<Old: DeserializeOwned + Into<T>>(
+        store: &Store,
+        name: &str,
+    ) -> Result<Persisted<T>> {
         let tree = store.tree(name)?;
         let mut state = BTreeMap::new();
         for kv in tree.iter() {
             let (k, v) = kv.map_err(|e| err(store, e))?;
             let key = String::from_utf8_lossy(&k).into_owned();
-            let value = codec::decode(&v).map_err(|e| err(store, format!("{name}/{key}: {e}")))?;
+            let value = codec::decode::<T>(&v)
+                .or_else(|e| codec::decode::<Old>(&v).map(Into::into).map_err(|_| e))
+                .map_err(|e| err(store, format!("{name}/{key}: {e}")))?;
             state.insert(key, value);
         }
         Ok(Persisted {
@@ -95,6 +113,50 @@ impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
             st.insert(key.to_string(), state);
         }
         Ok((out, st))
+    }
+}
+
+impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
+    /// Decides for every state whether it stays, changes or goes, writes
+    /// the changes in one atomic batch and syncs it, then applies them in
+    /// memory. Returns the new states, how many were removed, and the map,
+    /// still locked. Nothing changes when the write fails.
+    pub fn sweep(
+        &self,
+        store: &Store,
+        decide: impl Fn(&T) -> Change<T>,
+    ) -> Result<(Vec<T>, usize, Locked<'_, T>)> {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut replaced = Vec::new();
+        let mut removed = Vec::new();
+        for (key, state) in st.iter() {
+            match decide(state) {
+                Change::Keep => {}
+                Change::Replace(new) => replaced.push((key.clone(), new)),
+                Change::Remove => removed.push(key.clone()),
+            }
+        }
+        if replaced.is_empty() && removed.is_empty() {
+            return Ok((Vec::new(), 0, st));
+        }
+        let mut batch = sled::Batch::default();
+        for (key, state) in &replaced {
+            batch.insert(key.as_bytes(), codec::encode(state));
+        }
+        for key in &removed {
+            batch.remove(key.as_bytes());
+        }
+        self.tree.apply_batch(batch).map_err(|e| err(store, e))?;
+        store.sync()?;
+        for key in &removed {
+            st.remove(key);
+        }
+        let mut out = Vec::with_capacity(replaced.len());
+        for (key, state) in replaced {
+            st.insert(key, state.clone());
+            out.push(state);
+        }
+        Ok((out, removed.len(), st))
     }
 }
 
