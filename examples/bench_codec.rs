@@ -100,7 +100,7 @@ fn measure(kind: &str, column_values: &[f64]) -> Row {
 
 fn live_system_series(ticks: usize) -> BTreeMap<String, Vec<f64>> {
     let dir = std::env::temp_dir();
-    let mut source = SystemSource::new(&dir);
+    let mut source = SystemSource::new(&dir, Default::default());
     let mut series: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let _ = source.harvest();
     for _ in 0..ticks {

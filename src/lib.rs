@@ -85,6 +85,10 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(collect::run_system_collector(
         store.clone(),
+        collect::system::Interfaces {
+            include: config.network_interfaces_include.clone(),
+            exclude: config.network_interfaces_exclude.clone(),
+        },
         system.clone(),
         down.clone(),
     ));

@@ -417,3 +417,33 @@ fn a_training_job_that_stopped_reporting_stayed_running_forever() {
     );
     assert_eq!(m["total_memory_usage_mb"], 0.0);
 }
+
+#[test]
+fn network_summed_every_interface_so_bridge_and_veth_traffic_counted_twice() {
+    let names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .expect("/sys/class/net")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    let virt = |n: &str| {
+        std::path::Path::new("/sys/devices/virtual/net")
+            .join(n)
+            .exists()
+    };
+    let mut want: Vec<String> = names.iter().filter(|n| !virt(n)).cloned().collect();
+    if want.is_empty() {
+        want = names.iter().filter(|n| *n != "lo").cloned().collect();
+    }
+    want.sort();
+    let interfaces = |d: &Daemon| {
+        wait_for(std::time::Duration::from_secs(10), || {
+            let r = d.get("/system-metrics");
+            (r.status == 200).then(|| r.body["network_interfaces"].clone())
+        })
+    };
+    let d = Daemon::start(&[]);
+    assert_eq!(interfaces(&d), json!(want), "physical interfaces only");
+    drop(d);
+    let d = Daemon::start(&[("NETWORK_INTERFACES_INCLUDE", "lo")]);
+    assert_eq!(interfaces(&d), json!(["lo"]));
+}

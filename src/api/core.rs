@@ -121,6 +121,7 @@ pub async fn system_metrics(state: AppState) -> Result<Response, warp::Rejection
         memory_total_mb: h.memory_total_mb,
         network_rx_mbps: h.network_rx_mbps,
         network_tx_mbps: h.network_tx_mbps,
+        network_interfaces: h.network_interfaces.clone(),
         disks: h
             .disks
             .iter()

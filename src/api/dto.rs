@@ -90,6 +90,8 @@ pub struct SystemMetrics {
     pub memory_total_mb: Option<f64>,
     pub network_rx_mbps: Option<f64>,
     pub network_tx_mbps: Option<f64>,
+    /// The interfaces the network rates count (physical ones by default).
+    pub network_interfaces: Vec<String>,
     pub disks: Vec<DiskUsage>,
 }
 

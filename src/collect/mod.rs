@@ -139,11 +139,12 @@ impl SystemMonitor {
 /// Harvests system metrics every `interval` on a blocking thread and stores them.
 pub async fn run_system_collector(
     store: Store,
+    interfaces: system::Interfaces,
     monitor: Arc<SystemMonitor>,
     mut shutdown: Shutdown,
 ) {
     let mut ticker = crate::shutdown::ticker(monitor.interval);
-    let mut source = Some(SystemSource::new(store.dir()));
+    let mut source = Some(SystemSource::new(store.dir(), interfaces.clone()));
     let mut ids: HashMap<SeriesKey, SeriesId> = HashMap::new();
     while shutdown.tick(&mut ticker).await {
         let Some(mut src) = source.take() else { return };
@@ -168,7 +169,7 @@ pub async fn run_system_collector(
             Err(e) => {
                 // The harvest panicked: start over with a fresh source next tick.
                 tracing::error!(error = %e, "system collector crashed; restarting it");
-                source = Some(SystemSource::new(store.dir()));
+                source = Some(SystemSource::new(store.dir(), interfaces.clone()));
                 monitor.record(Err(e.to_string()), started.elapsed());
             }
         }
@@ -216,6 +217,7 @@ mod tests {
             disks: Vec::new(),
             network_rx_mbps: None,
             network_tx_mbps: None,
+            network_interfaces: Vec::new(),
             load_average: None,
             uptime_seconds: None,
             processes: None,

@@ -46,6 +46,8 @@ pub struct SystemHarvest {
     pub disks: Vec<DiskHarvest>,
     pub network_rx_mbps: Option<f64>,
     pub network_tx_mbps: Option<f64>,
+    /// The interfaces the network rates count (`Interfaces`).
+    pub network_interfaces: Vec<String>,
     pub load_average: Option<[f64; 3]>,
     pub uptime_seconds: Option<u64>,
     pub processes: Option<u64>,
@@ -116,8 +118,60 @@ impl SystemHarvest {
     }
 }
 
+/// Which network interfaces the network rates count. By default the
+/// physical ones (not under `/sys/devices/virtual/net`: no loopback,
+/// bridge, veth, tunnel), so traffic a bridge forwards to a container is
+/// not counted twice; where there is none (inside a container, whose
+/// interfaces are all virtual), every one but the loopback. `include`
+/// (names, or prefixes ending in `*`) replaces that choice; `exclude` is
+/// taken out of either.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interfaces {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+fn matches(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
+}
+
+impl Interfaces {
+    /// The interfaces to count among `all` (name, is virtual).
+    pub fn pick<'a>(&self, all: &[(&'a str, bool)]) -> Vec<&'a str> {
+        let chosen: Vec<&str> = if !self.include.is_empty() {
+            all.iter()
+                .filter(|(n, _)| matches(&self.include, n))
+                .map(|(n, _)| *n)
+                .collect()
+        } else if all.iter().any(|(n, v)| !v && *n != "lo") {
+            all.iter().filter(|(_, v)| !v).map(|(n, _)| *n).collect()
+        } else {
+            all.iter()
+                .filter(|(n, _)| *n != "lo")
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        let mut out: Vec<&str> = chosen
+            .into_iter()
+            .filter(|n| !matches(&self.exclude, n))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}
+
+fn is_virtual(name: &str) -> bool {
+    std::path::Path::new("/sys/devices/virtual/net")
+        .join(name)
+        .exists()
+}
+
 pub struct SystemSource {
     sys: Option<System>,
+    interfaces: Interfaces,
     disks: Option<Disks>,
     nets: Option<Networks>,
     last_net_refresh: Instant,
@@ -125,7 +179,7 @@ pub struct SystemSource {
 }
 
 impl SystemSource {
-    pub fn new(data_dir: &Path) -> SystemSource {
+    pub fn new(data_dir: &Path, interfaces: Interfaces) -> SystemSource {
         let sys = System::new_with_specifics(
             RefreshKind::nothing()
                 .with_cpu(CpuRefreshKind::nothing().with_usage())
@@ -134,6 +188,7 @@ impl SystemSource {
         .ok();
         SystemSource {
             sys,
+            interfaces,
             disks: Disks::new_with_refreshed_list().ok(),
             nets: Networks::new_with_refreshed_list().ok(),
             last_net_refresh: Instant::now(),
@@ -158,6 +213,7 @@ impl SystemSource {
             disks: Vec::new(),
             network_rx_mbps: None,
             network_tx_mbps: None,
+            network_interfaces: Vec::new(),
             load_average: System::load_average()
                 .ok()
                 .map(|l| [l.one, l.five, l.fifteen]),
@@ -204,14 +260,20 @@ impl SystemSource {
             nets.refresh(true);
             let secs = self.last_net_refresh.elapsed().as_secs_f64();
             self.last_net_refresh = Instant::now();
+            let all: Vec<(&str, bool)> = nets
+                .keys()
+                .filter_map(|name| name.to_str())
+                .map(|name| (name, is_virtual(name)))
+                .collect();
+            let counted = self.interfaces.pick(&all);
             let (mut rx, mut tx) = (0u64, 0u64);
             for (name, n) in nets.iter() {
-                if name == "lo" {
-                    continue;
+                if name.to_str().is_some_and(|n| counted.contains(&n)) {
+                    rx += n.received();
+                    tx += n.transmitted();
                 }
-                rx += n.received();
-                tx += n.transmitted();
             }
+            h.network_interfaces = counted.iter().map(|s| s.to_string()).collect();
             if secs > 0.0 {
                 h.network_rx_mbps = Some(rx as f64 * 8.0 / secs / 1e6);
                 h.network_tx_mbps = Some(tx as f64 * 8.0 / secs / 1e6);
@@ -264,7 +326,7 @@ mod tests {
     #[test]
     fn a_harvest_reads_plausible_values_on_linux() {
         let dir = tempfile::tempdir().unwrap();
-        let mut src = SystemSource::new(dir.path());
+        let mut src = SystemSource::new(dir.path(), Interfaces::default());
         let h = src.harvest();
         let cpu = h.cpu_usage_percent.expect("cpu");
         assert!((0.0..=100.0).contains(&cpu), "{cpu}");
@@ -277,5 +339,31 @@ mod tests {
         assert!(h.network_io_mbps().unwrap() >= 0.0);
         let names: Vec<String> = h.series().iter().map(|(k, _)| k.metric.clone()).collect();
         assert!(names.contains(&"cpu_usage_percent".to_string()));
+    }
+
+    #[test]
+    fn network_counts_physical_interfaces_unless_told_otherwise() {
+        let host = [
+            ("lo", true),
+            ("eth0", false),
+            ("docker0", true),
+            ("veth12ab", true),
+            ("wlan0", false),
+        ];
+        let auto = Interfaces::default();
+        assert_eq!(auto.pick(&host), ["eth0", "wlan0"]);
+        // Inside a container every interface is virtual: all but lo.
+        let container = [("lo", true), ("eth0", true)];
+        assert_eq!(auto.pick(&container), ["eth0"]);
+        let chosen = Interfaces {
+            include: vec!["veth*".into(), "eth0".into()],
+            exclude: vec![],
+        };
+        assert_eq!(chosen.pick(&host), ["eth0", "veth12ab"]);
+        let without = Interfaces {
+            include: vec![],
+            exclude: vec!["wlan*".into()],
+        };
+        assert_eq!(without.pick(&host), ["eth0"]);
     }
 }

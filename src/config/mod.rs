@@ -65,6 +65,11 @@ pub struct Config {
     pub model_stale_after: Option<Duration>,
     /// Finished jobs and unloaded models are purged after this many days.
     pub platform_retention_days: u32,
+    /// Network interfaces the network rates count (names, or prefixes
+    /// ending in `*`); empty: the physical ones.
+    pub network_interfaces_include: Vec<String>,
+    /// Network interfaces never counted.
+    pub network_interfaces_exclude: Vec<String>,
     /// Custom rules from the file (the built-in ones are added by the engine).
     pub rules: Vec<alerting::RuleSpec>,
     pub channels: Vec<alerting::ChannelSpec>,
@@ -82,6 +87,18 @@ pub struct Overrides {
     pub port: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub log_level: Option<String>,
+}
+
+/// A comma-separated list of names, blanks dropped.
+fn names_list(v: Option<(String, String)>) -> Vec<String> {
+    v.map(|(v, _)| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl Config {
@@ -213,6 +230,16 @@ impl Config {
                 (None, None) => None,
                 _ => Some(src.interval("MODEL_STALE_AFTER", file.model_stale_after, 0.0)?),
             },
+            network_interfaces_include: names_list(src.pick(
+                None,
+                "NETWORK_INTERFACES_INCLUDE",
+                file.network_interfaces_include.clone(),
+            )),
+            network_interfaces_exclude: names_list(src.pick(
+                None,
+                "NETWORK_INTERFACES_EXCLUDE",
+                file.network_interfaces_exclude.clone(),
+            )),
             platform_retention_days: src.count(
                 "PLATFORM_RETENTION_DAYS",
                 file.platform_retention_days,

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub platform_stale_after: Option<f64>,
     pub model_stale_after: Option<f64>,
     pub platform_retention_days: Option<i64>,
+    pub network_interfaces_include: Option<String>,
+    pub network_interfaces_exclude: Option<String>,
     #[serde(default)]
     pub rules: Vec<super::alerting::RawRule>,
     #[serde(default)]
