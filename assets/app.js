@@ -134,7 +134,7 @@ async function refreshServices() {
       const v = s.services[name];
       return `<div class="card ${esc(v.status)}"><h3>${esc(name)}</h3>
         <div>${esc(v.status)} · ${num(v.response_time_ms)} ms</div>
-        <div>CPU ${num(v.cpu_usage)} % · ${num(v.memory_usage_mb, 0)} MB</div>
+        <div>CPU ${num(v.cpu_usage)} % · ${num(v.memory_usage_mb, 0)} MiB</div>
         ${v.error_message ? `<div>${esc(v.error_message)}</div>` : ''}</div>`;
     }).join('');
   } catch (e) { /* keep the last view */ }
@@ -184,7 +184,7 @@ async function refreshPlatform() {
   try {
     const m = await api('/model-loading-status');
     if (m.models.length) {
-      $('models').innerHTML = `<p class="muted">${m.loaded_models} loaded · ${m.loading_models} loading · ${m.failed_models} failed · ${num(m.total_memory_usage_mb, 0)} MB</p>
+      $('models').innerHTML = `<p class="muted">${m.loaded_models} loaded · ${m.loading_models} loading · ${m.failed_models} failed · ${num(m.total_memory_usage_mb, 0)} MiB</p>
         <table>${m.models.map((x) => `<tr><td>${esc(x.name)}</td><td>${esc(x.status)}</td>
         <td><div class="bar"><i style="width:${x.progress}%"></i></div></td></tr>`).join('')}</table>`;
     }

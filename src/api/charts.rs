@@ -101,7 +101,7 @@ pub async fn model_loading(
     let f = fingerprint(&store, g, &sel.ids(), &[total_models as i64]);
     let key = format!("model-loading {}", range.label);
     super::cache::cached(&state, want_gzip, key, f, move || {
-        let lines = sel.lines(&store, g, Aggregation::Last)?;
+        let lines = sel.levels(&store, g)?;
         let loading_trend = trend_of(&lines[1].data);
         Ok(dto::ModelLoadingChart {
             labels: chart_labels(g),

@@ -10,7 +10,12 @@ pub async fn root(state: AppState) -> Result<Response, warp::Rejection> {
     Ok(warp::reply::json(&RootResponse {
         service: super::SERVICE_NAME,
         version: env!("CARGO_PKG_VERSION"),
-        status: "running",
+        // The same judgement as /health: "degraded" while it answers 503.
+        status: if problem(&state).is_none() {
+            "running"
+        } else {
+            "degraded"
+        },
         description: "Monitoring and alerting for the ML security platform: system metrics, service health, \
                       application metrics, alerts and charts",
         timestamp: ts(chrono::Utc::now()),
@@ -19,21 +24,11 @@ pub async fn root(state: AppState) -> Result<Response, warp::Rejection> {
     .into_response())
 }
 
-pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
-    let collector_ok = state.system.is_healthy();
-    let writable = state.store.writable();
+/// What makes the daemon unhealthy, if anything: a stalled collector or a
+/// store that cannot write.
+fn problem(state: &AppState) -> Option<String> {
     let c = state.system.counters();
-    let checks = state.health.counters();
-    let dependency = |name: &str| {
-        let configured = match name {
-            "redis" => state.config.redis_url.is_some(),
-            _ => state.config.database_url.is_some(),
-        };
-        // Configured but not answered yet counts as down: nothing vouches for it.
-        configured.then(|| state.health.is_up(name).unwrap_or(false))
-    };
-    let stats = state.store.stats();
-    let error = match (collector_ok, writable) {
+    match (state.system.is_healthy(), state.store.writable()) {
         (true, true) => None,
         (false, _) => Some(format!(
             "data collector stalled: no successful tick in the last {} intervals{}",
@@ -45,9 +40,25 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
         )),
         (true, false) => Some(format!(
             "store cannot write: {}",
-            stats.last_flush_error.clone().unwrap_or_default()
+            state.store.stats().last_flush_error.unwrap_or_default()
         )),
+    }
+}
+
+pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
+    let collector_ok = state.system.is_healthy();
+    let c = state.system.counters();
+    let checks = state.health.counters();
+    let dependency = |name: &str| {
+        let configured = match name {
+            "redis" => state.config.redis_url.is_some(),
+            _ => state.config.database_url.is_some(),
+        };
+        // Configured but not answered yet counts as down: nothing vouches for it.
+        configured.then(|| state.health.is_up(name).unwrap_or(false))
     };
+    let stats = state.store.stats();
+    let error = problem(&state);
     let body = HealthResponse {
         status: if error.is_none() {
             "healthy"
@@ -70,7 +81,7 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
         },
         error,
         store: StoreHealth {
-            writable,
+            writable: state.store.writable(),
             series: stats.series,
             samples_ingested: stats.samples_ingested,
             samples_dropped: stats.samples_dropped,

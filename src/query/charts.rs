@@ -53,6 +53,77 @@ impl Selection {
     }
 }
 
+impl Selection {
+    /// Every series' line of levels that only change when a sample says so
+    /// (counts written at each event): each point is the last value at its
+    /// end, carried forward over points with no sample, from the last value
+    /// before the grid (looked up in the hour tier). A point stays `None`
+    /// only before the first sample ever.
+    pub fn levels(&self, store: &Store, g: Grid) -> Result<Vec<Line>> {
+        self.series
+            .iter()
+            .map(|(label, id)| {
+                let Some(id) = id else {
+                    return Ok(Line {
+                        label: label.clone(),
+                        data: vec![None; g.len()],
+                    });
+                };
+                let mut held = last_before(store, *id, g.from)?;
+                let data = values(store, Some(*id), g, Aggregation::Last)?
+                    .into_iter()
+                    .map(|v| {
+                        if v.is_some() {
+                            held = v;
+                        }
+                        held
+                    })
+                    .collect();
+                Ok(Line {
+                    label: label.clone(),
+                    data,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The newest value of `id` before `t`: from the finest tier that holds
+/// the time since the last whole hour, else from the hour tier's whole
+/// hours (a slot that reaches past `t` is never read).
+pub fn last_before(store: &Store, id: SeriesId, t: i64) -> Result<Option<f64>> {
+    let layout = store.layout();
+    let hour = layout.tiers[layout.tiers.len() - 1];
+    let boundary = t.div_euclid(hour.step_ms) * hour.step_ms;
+    let fine = Grid {
+        from: boundary,
+        to: t,
+        step: layout.raw().step_ms,
+    }
+    .reaching_back(layout, t);
+    let newest = |from: i64, to: i64, step: i64| -> Result<Option<f64>> {
+        if to <= from {
+            return Ok(None);
+        }
+        Ok(store
+            .query(id, from, to, step)?
+            .points
+            .iter()
+            .rev()
+            .filter(|(start, _)| start + step <= to)
+            .find_map(|(_, a)| a.map(|a| a.last)))
+    };
+    let recent = if fine.step < hour.step_ms && t.rem_euclid(fine.step) == 0 {
+        newest(boundary, t, fine.step)?
+    } else {
+        None
+    };
+    match recent {
+        Some(v) => Ok(Some(v)),
+        None => newest(boundary - hour.window_ms(), boundary, hour.step_ms),
+    }
+}
+
 /// `id`'s values on `g` aggregated by `how` (all `None` for no series).
 pub fn values(
     store: &Store,
@@ -132,7 +203,7 @@ pub fn system_metrics(store: &Store, choice: Option<&str>) -> Option<Selection> 
             (metric::DISK_USAGE_PERCENT, "Disk %"),
         ],
         Some("cpu") => vec![(metric::CPU_USAGE_PERCENT, "CPU %")],
-        Some("memory") => vec![(metric::MEMORY_USED_MB, "Memory used MB")],
+        Some("memory") => vec![(metric::MEMORY_USED_MB, "Memory used MiB")],
         Some("disk") => vec![(metric::DISK_USAGE_PERCENT, "Disk %")],
         Some("network") => vec![
             (metric::NETWORK_RX_MBPS, "Received Mbps"),
@@ -339,5 +410,32 @@ mod tests {
         assert_eq!(empty.ids(), vec![None]);
         let lines = empty.lines(&s, g, Aggregation::Avg).expect("lines");
         assert!(lines[0].data.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn model_counts_are_carried_between_events_instead_of_gaps() {
+        let (_d, s) = store();
+        let now = 1_000 * 86_400_000 + 7_000;
+        let key = |st: &str| SeriesKey::new(platform::models::COUNT_METRIC).with("status", st);
+        // Two loaded models since 3 hours ago, a third 20 minutes ago.
+        s.record([
+            (key("loaded"), now - 180 * MIN, 2.0),
+            (key("loaded"), now - 20 * MIN, 3.0),
+        ])
+        .expect("record");
+        let g = grid(s.layout(), 60 * MIN, now);
+        let lines = model_loading(&s).levels(&s, g).expect("levels");
+        let loaded = &lines[0].data;
+        assert_eq!(lines[0].label, "loaded");
+        let at = g.index_of(now - 20 * MIN).expect("in grid");
+        assert!(loaded[..at].iter().all(|v| *v == Some(2.0)), "{loaded:?}");
+        assert!(loaded[at..].iter().all(|v| *v == Some(3.0)), "{loaded:?}");
+        // A status never recorded stays empty.
+        assert!(lines[1].data.iter().all(Option::is_none));
+        // Before the grid, the newest value strictly before its start.
+        assert_eq!(
+            last_before(&s, s.lookup(&key("loaded")).expect("id"), now - 20 * MIN).expect("q"),
+            Some(2.0)
+        );
     }
 }
