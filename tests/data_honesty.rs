@@ -447,3 +447,55 @@ fn network_summed_every_interface_so_bridge_and_veth_traffic_counted_twice() {
     let d = Daemon::start(&[("NETWORK_INTERFACES_INCLUDE", "lo")]);
     assert_eq!(interfaces(&d), json!(["lo"]));
 }
+
+#[test]
+fn model_placeholders_a_zero_loading_time_and_gpu_over_100_were_accepted() {
+    let d = Daemon::start(&[]);
+    let m = |name: &str, status: &str| json!({"name": name, "status": status, "progress": 50.0, "memory_usage_mb": 256.0});
+    // Loading and loaded in one batch, neither with a time.
+    let r = d.post(
+        "/ingest/models",
+        &json!([m("quick", "loading"), m("quick", "loaded")]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A failure without a message, and a model still loading.
+    assert_eq!(d.post("/ingest/models", &m("broken", "failed")).status, 200);
+    assert_eq!(
+        d.post("/ingest/models", &m("warming", "loading")).status,
+        200
+    );
+    let s = d.get("/model-loading-status").body;
+    let find = |name: &str| {
+        s["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .find(|x| x["name"] == name)
+            .cloned()
+            .expect("the model")
+    };
+    assert_eq!(find("quick")["loading_time_ms"], Value::Null, "{s}");
+    assert_eq!(
+        find("broken")["error_message"],
+        Value::Null,
+        "no placeholder: {s}"
+    );
+    // Memory held: loaded and loading, in the endpoint and its series alike.
+    assert_eq!(s["total_memory_usage_mb"], 512.0);
+    let r = d.get("/metrics/detailed?metric=models_memory_mb&time_range=1h&granularity=1m");
+    let last = r.body["series"][0]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .rev()
+        .find_map(|p| p["max"].as_f64());
+    assert_eq!(last, Some(512.0), "{}", r.text);
+    let job = json!({"job_id": "j", "model_name": "m", "status": "running", "progress": 1.0,
+                     "started_at": at(now_ms() - MIN),
+                     "resource_usage": {"cpu_usage": 1.0, "memory_usage_mb": 1.0, "gpu_usage": 150.0}});
+    let r = d.post("/ingest/training", &job);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("gpu_usage"), "{}", r.text);
+    // The daemon is healthy, and says so at the root too.
+    assert_eq!(d.get("/").body["status"], "running");
+}

@@ -314,6 +314,17 @@ impl Postgres {
             .spawn()
             .expect("start postgres");
         wait_port(port, "postgres");
+        // The port opens before the server accepts sessions ("the database
+        // system is starting up"): wait for pg_isready to say it does.
+        let end = Instant::now() + Duration::from_secs(30);
+        while !Command::new(find_binary("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < end, "postgres did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Postgres { port, dir, child }
     }
 
