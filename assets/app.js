@@ -8,9 +8,35 @@ const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '
 const num = (v, d = 1) => (typeof v === 'number' ? v.toFixed(d) : '–');
 const POLL_MS = 5000;
 
-async function api(path, options) {
-  const r = await fetch(path, options);
+// ---- sign-in: an API token kept for this browser session ------------------
+const TOKEN_KEY = 'mlsec-monitor-token';
+let token = sessionStorage.getItem(TOKEN_KEY);
+let asking = false;
+
+function signIn(why) {
+  if (asking) return;
+  asking = true;
+  const t = prompt('Sign in to mlsec-monitor: paste an API token' + (why ? ' (' + why + ')' : ''));
+  asking = false;
+  if (t && t.trim()) {
+    sessionStorage.setItem(TOKEN_KEY, t.trim());
+    location.reload();
+  }
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+}
+
+$('signout').addEventListener('click', signOut);
+$('signout').hidden = !token;
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {}, token ? { Authorization: 'Bearer ' + token } : {});
+  const r = await fetch(path, Object.assign({}, options, { headers }));
   const body = await r.json().catch(() => ({}));
+  if (r.status === 401) signIn(body.error);
   if (!r.ok) throw new Error(body.error || r.status);
   return body;
 }
@@ -51,7 +77,9 @@ function stopPolling() {
 
 function connect() {
   const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/metrics';
-  ws = new WebSocket(url);
+  // A browser cannot set Authorization on a websocket: the token goes as a
+  // subprotocol, which the daemon accepts and echoes.
+  ws = token ? new WebSocket(url, ['bearer', token]) : new WebSocket(url);
   ws.onopen = () => { $('feed').textContent = 'live'; retry = 1000; stopPolling(); };
   ws.onmessage = (ev) => {
     const m = JSON.parse(ev.data);

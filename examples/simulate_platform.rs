@@ -6,7 +6,10 @@
 //! cargo run --release --example simulate_platform -- [URL] [SECONDS]
 //! ```
 //!
-//! URL defaults to http://127.0.0.1:8006, SECONDS to 600. Every second it
+//! URL defaults to http://127.0.0.1:8006, SECONDS to 600. With access
+//! control on, give it an `ingest` (or admin) token in `MLSEC_TOKEN`
+//! (`MLSEC_TOKEN=$(mlsec-monitor token create --name simulator --role ingest)`).
+//! Every second it
 //! pushes request traffic for four services (with latency spikes and bursts
 //! of errors), models loading, loading again after failing, and training
 //! jobs progressing to completion, through the public HTTP API only.
@@ -27,11 +30,11 @@ impl Rng {
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value) {
-    match agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body.to_string())
-    {
+    let mut req = agent.post(url).header("content-type", "application/json");
+    if let Ok(t) = std::env::var("MLSEC_TOKEN") {
+        req = req.header("authorization", &format!("Bearer {}", t.trim()));
+    }
+    match req.send(body.to_string()) {
         Ok(r) if r.status().is_success() => {}
         Ok(mut r) => eprintln!(
             "{url}: {} {}",

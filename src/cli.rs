@@ -1,4 +1,6 @@
-//! Command-line interface: `serve`, `config`, `check`, `rules`, `version`.
+//! Command-line interface: `serve`, `config`, `check`, `rules`, `token`,
+//! `version`. The `token` commands talk to the running daemon's API as an
+//! admin (the daemon holds the database, so nothing else may open it).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,8 +28,142 @@ pub enum Command {
     Check(ServeArgs),
     /// List the effective alert rules (built-in and configured).
     Rules(ServeArgs),
+    /// Manage API tokens of the running daemon (as an admin).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        #[command(flatten)]
+        server: ServeArgs,
+        /// The daemon's URL (default: http://127.0.0.1:SERVICE_PORT).
+        #[arg(long, global = true)]
+        url: Option<String>,
+        /// A file holding an admin token (default: MLSEC_TOKEN, else
+        /// DATA_DIR/admin.token).
+        #[arg(long, global = true, value_name = "PATH")]
+        token_file: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it (shown this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// viewer, operator, admin or ingest.
+        #[arg(long)]
+        role: String,
+        /// Lifetime, such as 30d, 12h or 90m (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List the tokens (names, roles, creation, expiry, last use).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
+
+/// A lifetime such as `30d`, `12h`, `90m` or `45s`.
+pub fn parse_lifetime(s: &str) -> Result<chrono::Duration, String> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("--expires '{s}': a positive number then d, h, m or s"))?;
+    match unit {
+        "d" => Ok(chrono::Duration::days(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "s" => Ok(chrono::Duration::seconds(n)),
+        _ => Err(format!(
+            "--expires '{s}': a positive number then d, h, m or s"
+        )),
+    }
+}
+
+/// Runs a token command against the daemon at `url` with `admin`'s token;
+/// returns what to print.
+pub fn token(action: &TokenAction, url: &str, admin: &str) -> Result<String, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let auth = format!("Bearer {admin}");
+    let call = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
+        let mut r = r.map_err(|e| format!("{url}: {e}"))?;
+        let status = r.status().as_u16();
+        let text = r
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("{url}: unreadable answer: {e}"))?;
+        let body: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{url}: not a JSON answer: {e}"))?;
+        if status >= 400 {
+            return Err(format!(
+                "{status}: {}",
+                body["error"].as_str().unwrap_or("error")
+            ));
+        }
+        Ok(body)
+    };
+    match action {
+        TokenAction::Create {
+            name,
+            role,
+            expires,
+        } => {
+            let mut body = serde_json::json!({"name": name, "role": role});
+            if let Some(e) = expires {
+                let at = chrono::Utc::now() + parse_lifetime(e)?;
+                body["expires_at"] = serde_json::json!(crate::time::ts(at));
+            }
+            let v = call(
+                agent
+                    .post(&format!("{url}/auth/tokens"))
+                    .header("authorization", &auth)
+                    .header("content-type", "application/json")
+                    .send(body.to_string()),
+            )?;
+            Ok(format!("{}\n", v["token"].as_str().unwrap_or_default()))
+        }
+        TokenAction::List => {
+            let v = call(
+                agent
+                    .get(&format!("{url}/auth/tokens"))
+                    .header("authorization", &auth)
+                    .call(),
+            )?;
+            let mut out = format!(
+                "{:24} {:9} {:25} {:25} {:25}\n",
+                "NAME", "ROLE", "CREATED", "EXPIRES", "LAST USED"
+            );
+            for t in v["tokens"].as_array().into_iter().flatten() {
+                let s = |k: &str| t[k].as_str().unwrap_or("-").to_string();
+                out += &format!(
+                    "{:24} {:9} {:25} {:25} {:25}\n",
+                    s("name"),
+                    s("role"),
+                    s("created_at"),
+                    s("expires_at"),
+                    s("last_used_at")
+                );
+            }
+            Ok(out)
+        }
+        TokenAction::Revoke { name } => {
+            call(
+                agent
+                    .delete(&format!("{url}/auth/tokens/{name}"))
+                    .header("authorization", &auth)
+                    .call(),
+            )?;
+            Ok(format!("revoked '{name}'\n"))
+        }
+    }
 }
 
 #[derive(Debug, Default, clap::Args)]

@@ -17,6 +17,7 @@
 //! - `analysis` pure functions over series: trends
 //! - `alerting` rules, the alert state machine, audit, silences, notifications
 //! - `platform` ML platform state pushed by the services: models, training jobs
+//! - `auth`     API tokens with roles, who may call what, failed sign-ins slowed
 //! - `api`      the HTTP route table, handlers, wire types and error mapping
 //!
 //! [`run`] wires them together; it takes the listener and the shutdown future
@@ -25,6 +26,7 @@
 pub mod alerting;
 pub mod analysis;
 pub mod api;
+pub mod auth;
 pub mod blocking;
 pub mod cli;
 pub mod collect;
@@ -153,6 +155,32 @@ pub async fn run(
         down.clone(),
     ));
     let platform = Arc::new(platform);
+    let tokens = {
+        let st = store.clone();
+        let dir = config.data_dir.clone();
+        let on = config.access.enabled;
+        tokio::task::spawn_blocking(move || {
+            let t = auth::tokens::Tokens::open(&st)?;
+            let created = if on {
+                t.first_run(&st, &dir, chrono::Utc::now())?
+            } else {
+                None
+            };
+            Ok::<_, Error>((t, created))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??
+    };
+    let (tokens, first_admin) = tokens;
+    if let Some(path) = first_admin {
+        tracing::warn!(
+            file = %path.display(),
+            "first start: created the admin token; it is in this file (mode 0600), shown nowhere else. Create others with `mlsec-monitor token create`"
+        );
+    }
+    if !config.access.enabled {
+        tracing::warn!("AUTH=off: every endpoint answers without a token (loopback only)");
+    }
     tasks.spawn(platform::run_sweeper(
         platform.clone(),
         store.clone(),
@@ -172,6 +200,8 @@ pub async fn run(
         hub: Arc::new(api::ws::Hub::new(config.ws_max_clients)),
         shutdown: down.clone(),
         started: Instant::now(),
+        tokens: Arc::new(tokens),
+        limiter: Arc::new(auth::limiter::Limiter::new(config.auth_failure_limit)),
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));
     tasks.spawn(api::ws::run_publisher(

@@ -75,6 +75,63 @@ fn main() -> ExitCode {
             Ok(config) => serve(config),
             Err(e) => fail(&e),
         },
+        Command::Token {
+            action,
+            server,
+            url,
+            token_file,
+        } => match Config::load(overrides(cli.config, server)) {
+            Ok(config) => token(&action, &config, url, token_file),
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+/// `token ...`: the admin token from MLSEC_TOKEN, `--token-file` or the
+/// first-run file, then the daemon's API.
+fn token(
+    action: &mlsec_monitor::cli::TokenAction,
+    config: &Config,
+    url: Option<String>,
+    token_file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let host = if config.host.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if config.host.is_ipv6() {
+        format!("[{}]", config.host)
+    } else {
+        config.host.to_string()
+    };
+    let url = url.unwrap_or_else(|| format!("http://{host}:{}", config.port));
+    let admin = match std::env::var("MLSEC_TOKEN").ok().filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None => {
+            let file = token_file.unwrap_or_else(|| {
+                config
+                    .data_dir
+                    .join(mlsec_monitor::auth::tokens::ADMIN_TOKEN_FILE)
+            });
+            match std::fs::read_to_string(&file) {
+                Ok(t) => t.trim().to_string(),
+                Err(e) => {
+                    eprintln!(
+                        "error: no admin token: set MLSEC_TOKEN or --token-file ({}: {e})",
+                        file.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    match mlsec_monitor::cli::token(action, url.trim_end_matches('/'), &admin) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

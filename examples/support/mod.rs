@@ -15,6 +15,8 @@ pub fn spawn_daemon(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (Child, 
     cmd.args(args)
         .env("SERVICE_HOST", "127.0.0.1")
         .env("SERVICE_PORT", "0")
+        // Loopback only; the benchmarks measure the API, not sign-in.
+        .env("AUTH", "off")
         .env("LOG_LEVEL", "info")
         .stdout(Stdio::piped());
     for (k, v) in env {

@@ -101,6 +101,11 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
             },
             last_error: c.last_error.clone(),
         },
+        auth: AuthHealth {
+            enabled: state.config.access.enabled,
+            failed_sign_ins: state.limiter.failures(),
+            refused_requests: state.limiter.refused(),
+        },
     };
     // 503 when unhealthy, so load balancers and `curl -f` see it too.
     let status = if body.status == "healthy" {

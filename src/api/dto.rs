@@ -30,6 +30,18 @@ pub struct HealthResponse {
     pub error: Option<String>,
     pub store: StoreHealth,
     pub collector: CollectorHealth,
+    pub auth: AuthHealth,
+}
+
+/// Access control at a glance (counts only; no token names).
+#[derive(Serialize)]
+pub struct AuthHealth {
+    /// Whether tokens are required (`AUTH`).
+    pub enabled: bool,
+    /// Requests with an unknown, revoked or expired token since start.
+    pub failed_sign_ins: u64,
+    /// Requests answered 429 because their address failed too often.
+    pub refused_requests: u64,
 }
 
 /// The system collector's own ticks (the spec's `metrics` counts service checks).

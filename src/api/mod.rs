@@ -5,6 +5,7 @@
 //! Handlers are plain async fns over `AppState`; `dto.rs` holds the wire types,
 //! `params.rs` the query/body parsing, `reject.rs` the error mapping.
 
+pub mod access;
 mod alerts;
 mod cache;
 pub mod charts;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub hub: Arc<ws::Hub>,
     pub shutdown: crate::shutdown::Shutdown,
     pub started: Instant,
+    pub tokens: Arc<crate::auth::tokens::Tokens>,
+    pub limiter: Arc<crate::auth::limiter::Limiter>,
 }
 
 impl AppState {
@@ -241,10 +244,26 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         )
     });
 
+    let tokens_list = warp::path!("auth" / "tokens")
+        .and(warp::get())
+        .and(s())
+        .and_then(access::list_tokens);
+    let tokens_new = warp::path!("auth" / "tokens")
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(access::create_token);
+    let tokens_del = warp::path!("auth" / "tokens" / String)
+        .and(warp::delete())
+        .and(s())
+        .and_then(access::revoke_token);
+    let tokens = tokens_list.or(tokens_new).or(tokens_del);
+
     let ui_page = warp::path("ui").and(end()).and(warp::get()).map(ui::page);
     let ui_asset = warp::path!("ui" / String).and(warp::get()).map(ui::asset);
 
     let api = root
+        .or(tokens)
         .or(ui_page)
         .or(ui_asset)
         .or(ws_plain)
@@ -295,9 +314,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     // does not take falls through to the API.
     let live = warp::path!("ws" / "metrics")
         .and(warp::ws())
+        .and(warp::header::optional::<String>("sec-websocket-protocol"))
         .and(s())
         .and_then(ws::upgrade);
-    let api = live.or(api);
+    // Every request passes the gate first (`access`); its refusals are
+    // answered here like any other error.
+    let api = access::gate(state.clone())
+        .and(live.or(api))
+        .recover(reject::handle);
 
     // One line per request: at debug level for answers that worked (a wall
     // of dashboards polling would flood the log at info), at info for the

@@ -13,6 +13,8 @@ use warp::reply::{Reply, Response};
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Headers the answer carries (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -22,7 +24,13 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &str) -> ApiError {
+        self.headers.push((name, value.to_string()));
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Rejection {
@@ -60,6 +68,17 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
 
 pub async fn handle(err: Rejection) -> Result<Response, Infallible> {
     use warp::reject::*;
+    if let Some(e) = err.find::<ApiError>()
+        && !e.headers.is_empty()
+    {
+        let mut r = error_response(e.status, &e.message);
+        for (name, value) in &e.headers {
+            if let Ok(v) = warp::http::HeaderValue::from_str(value) {
+                r.headers_mut().insert(*name, v);
+            }
+        }
+        return Ok(r);
+    }
     let (status, message): (StatusCode, String) = if err.is_not_found() {
         (
             StatusCode::NOT_FOUND,

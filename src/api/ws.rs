@@ -136,6 +136,7 @@ pub async fn run_publisher(
 
 pub async fn upgrade(
     ws: warp::ws::Ws,
+    protocols: Option<String>,
     state: AppState,
 ) -> Result<warp::reply::Response, warp::Rejection> {
     use warp::Reply;
@@ -153,13 +154,26 @@ pub async fn upgrade(
     }
     hub.joined.notify_one();
     let rx = hub.tx.subscribe();
-    Ok(ws
+    let mut reply = ws
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
             client(socket, state.clone(), rx).await;
             state.hub.clients.fetch_sub(1, Ordering::SeqCst);
         })
-        .into_response())
+        .into_response();
+    // A browser that sent its token as a subprotocol (`access`) needs the
+    // server to pick one, or it drops the connection.
+    let bearer = protocols
+        .iter()
+        .flat_map(|p| p.split(','))
+        .any(|p| p.trim() == super::access::WS_BEARER);
+    if bearer {
+        reply.headers_mut().insert(
+            "sec-websocket-protocol",
+            warp::http::HeaderValue::from_static(super::access::WS_BEARER),
+        );
+    }
+    Ok(reply)
 }
 
 /// Sends within `SEND_TIMEOUT`; false when the client is gone or stalled.

@@ -23,6 +23,14 @@ pub const WS_MAX_CLIENTS: usize = 2000;
 /// Seconds a running training job or a loading model may go without a
 /// report before it counts as failed ("no report since ...").
 pub const PLATFORM_STALE_AFTER_SECS: f64 = 600.0;
+/// API tokens are required (`AUTH=off` only on a loopback address).
+pub const AUTH: bool = true;
+/// Failed sign-ins from one address per minute before it gets 429.
+pub const AUTH_FAILURE_LIMIT: u32 = 10;
+/// Reads need a token.
+pub const PUBLIC_READ: bool = false;
+/// `GET /` and `GET /health` answer without a token (load balancers).
+pub const PUBLIC_HEALTH: bool = true;
 /// Days finished training jobs and unloaded models are kept.
 pub const PLATFORM_RETENTION_DAYS: u32 = 7;
 

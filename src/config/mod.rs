@@ -34,6 +34,17 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
+/// Who may call what (`auth::required` reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Tokens are checked (`AUTH=on`, the default).
+    pub enabled: bool,
+    /// Reads need no token (`PUBLIC_READ=true`); writes always do.
+    pub public_read: bool,
+    /// `GET /` and `GET /health` need no token (`PUBLIC_HEALTH`, default on).
+    pub public_health: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub host: IpAddr,
@@ -70,6 +81,11 @@ pub struct Config {
     pub network_interfaces_include: Vec<String>,
     /// Network interfaces never counted.
     pub network_interfaces_exclude: Vec<String>,
+    /// Who may call what (`AUTH`, `PUBLIC_READ`, `PUBLIC_HEALTH`).
+    pub access: AccessPolicy,
+    /// Failed sign-ins one address may make in a minute before it is
+    /// answered 429.
+    pub auth_failure_limit: u32,
     /// Custom rules from the file (the built-in ones are added by the engine).
     pub rules: Vec<alerting::RuleSpec>,
     pub channels: Vec<alerting::ChannelSpec>,
@@ -230,6 +246,13 @@ impl Config {
                 (None, None) => None,
                 _ => Some(src.interval("MODEL_STALE_AFTER", file.model_stale_after, 0.0)?),
             },
+            access: access(&src, host)?,
+            auth_failure_limit: src.count(
+                "AUTH_FAILURE_LIMIT",
+                file.auth_failure_limit,
+                defaults::AUTH_FAILURE_LIMIT.into(),
+                1_000_000,
+            )? as u32,
             network_interfaces_include: names_list(src.pick(
                 None,
                 "NETWORK_INTERFACES_INCLUDE",
@@ -394,6 +417,45 @@ fn logging(src: &Source, level_flag: Flag) -> Result<(String, LogFormat)> {
 }
 
 /// `CORS_ALLOWED_ORIGINS`: `*` or a comma-separated list of origins.
+/// An on/off setting: `on`/`off`, `true`/`false`, `1`/`0`.
+fn switch(src: &Source, key: &str, file: Option<bool>, default: bool) -> Result<bool> {
+    match src.pick(None, key, file.map(|b| b.to_string())) {
+        None => Ok(default),
+        Some((v, from)) => match v.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(true),
+            "off" | "false" | "0" | "no" => Ok(false),
+            _ => Err(Error::config(format!("{from}: '{v}' is not on or off"))),
+        },
+    }
+}
+
+/// The access policy; `AUTH=off` is refused unless the daemon listens on a
+/// loopback address only.
+fn access(src: &Source, host: IpAddr) -> Result<AccessPolicy> {
+    let enabled = switch(src, "AUTH", src.file.auth, defaults::AUTH)?;
+    if !enabled && !host.is_loopback() {
+        return Err(Error::config(format!(
+            "AUTH=off is only allowed when SERVICE_HOST is a loopback address (127.0.0.1 or ::1), not {host}: \
+             anyone who can reach the port could silence alerts and push data"
+        )));
+    }
+    Ok(AccessPolicy {
+        enabled,
+        public_read: switch(
+            src,
+            "PUBLIC_READ",
+            src.file.public_read,
+            defaults::PUBLIC_READ,
+        )?,
+        public_health: switch(
+            src,
+            "PUBLIC_HEALTH",
+            src.file.public_health,
+            defaults::PUBLIC_HEALTH,
+        )?,
+    })
+}
+
 fn cors(src: &Source) -> Result<CorsOrigins> {
     let (v, from) = src
         .pick(

@@ -33,6 +33,10 @@ pub struct RawConfig {
     pub platform_retention_days: Option<i64>,
     pub network_interfaces_include: Option<String>,
     pub network_interfaces_exclude: Option<String>,
+    pub auth: Option<bool>,
+    pub auth_failure_limit: Option<i64>,
+    pub public_read: Option<bool>,
+    pub public_health: Option<bool>,
     #[serde(default)]
     pub rules: Vec<super::alerting::RawRule>,
     #[serde(default)]

@@ -97,6 +97,28 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     reply(agent().run(req).expect("request"))
 }
 
+/// `method` `path` with `headers` and, when given, a JSON body.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Reply {
+    let mut b = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let text = body.map(Value::to_string).unwrap_or_default();
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    let req = b.body(text).expect("request");
+    reply(agent().run(req).expect("request"))
+}
+
 /// Sends raw bytes on a fresh connection and returns (status, body). For
 /// requests a normal client would not send (a huge Content-Length, no body).
 pub fn raw_http(addr: SocketAddr, request: &[u8]) -> (u16, Value) {
@@ -137,6 +159,8 @@ pub fn base_env(data_dir: &Path) -> Vec<(String, String)> {
         ("SYSTEM_METRICS_INTERVAL", "1"),
         ("FLUSH_INTERVAL", "0.2"),
         ("LOG_LEVEL", "warn"),
+        // Loopback only, so allowed; tests/auth.rs turns it on.
+        ("AUTH", "off"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
