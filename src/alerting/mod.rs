@@ -94,6 +94,30 @@ pub struct AuditRecord {
     pub details: BTreeMap<String, String>,
 }
 
+/// Who did something: the name they gave (`acknowledged_by`, ...) and the
+/// API token they used, when access control is on. An audit record keeps
+/// both: the token's name under `details.token`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub token: Option<String>,
+}
+
+impl Actor {
+    pub fn new(name: &str, token: Option<&str>) -> Actor {
+        Actor {
+            name: name.to_string(),
+            token: token.map(str::to_string),
+        }
+    }
+}
+
+impl From<&str> for Actor {
+    fn from(name: &str) -> Actor {
+        Actor::new(name, None)
+    }
+}
+
 /// What an audit record says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditAction {
@@ -109,10 +133,15 @@ pub enum AuditAction {
     SilenceDeleted,
     /// Resolved alerts past `ALERT_RETENTION_DAYS` were deleted.
     Purged,
+    /// An API token was created (its name and role; never the secret).
+    TokenCreated,
+    TokenRevoked,
+    /// An address failed to sign in too often and is refused for a while.
+    SignInBlocked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 13] = [
         AuditAction::Fired,
         AuditAction::Acknowledged,
         AuditAction::Resolved,
@@ -123,6 +152,9 @@ impl AuditAction {
         AuditAction::SilenceCreated,
         AuditAction::SilenceDeleted,
         AuditAction::Purged,
+        AuditAction::TokenCreated,
+        AuditAction::TokenRevoked,
+        AuditAction::SignInBlocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +169,9 @@ impl AuditAction {
             AuditAction::SilenceCreated => "silence_created",
             AuditAction::SilenceDeleted => "silence_deleted",
             AuditAction::Purged => "purged",
+            AuditAction::TokenCreated => "token_created",
+            AuditAction::TokenRevoked => "token_revoked",
+            AuditAction::SignInBlocked => "sign_in_blocked",
         }
     }
 

@@ -11,7 +11,7 @@
 
 use super::outbox::{Delivery, Router};
 use super::silence::Silence;
-use super::{Alert, AlertStatus, AuditAction, AuditRecord, Event};
+use super::{Actor, Alert, AlertStatus, AuditAction, AuditRecord, Event};
 use crate::config::alerting::Severity;
 use crate::error::{Error, Result};
 use crate::query::Grid;
@@ -137,9 +137,9 @@ impl Inner {
 }
 
 /// One lifecycle step of an alert, as it is audited and notified.
-struct Change<'a> {
+struct Change {
     action: AuditAction,
-    actor: &'a str,
+    actor: Actor,
     comment: Option<String>,
     /// The notification to queue (an acknowledgement notifies nobody).
     notify: Option<Event>,
@@ -283,10 +283,14 @@ impl AlertState {
         inner: &mut Inner,
         alert_id: Option<String>,
         action: AuditAction,
-        actor: &str,
+        actor: &Actor,
         comment: Option<String>,
         at: DateTime<Utc>,
     ) -> Result<()> {
+        let mut details = BTreeMap::new();
+        if let Some(t) = &actor.token {
+            details.insert("token".to_string(), t.clone());
+        }
         self.audit(
             inner,
             AuditRecord {
@@ -294,11 +298,26 @@ impl AlertState {
                 at,
                 alert_id,
                 action: action.as_str().into(),
-                actor: actor.into(),
+                actor: actor.name.clone(),
                 comment,
-                details: BTreeMap::new(),
+                details,
             },
         )
+    }
+
+    /// Records an access-control event (a token created or revoked, an
+    /// address blocked), durable before it returns.
+    pub fn record_access(
+        &self,
+        action: AuditAction,
+        actor: &Actor,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        self.note(&mut inner, None, action, actor, comment, now)?;
+        drop(inner);
+        self.store.sync()
     }
 
     fn is_silenced(inner: &Inner, a: &Alert, now: DateTime<Utc>) -> bool {
@@ -329,7 +348,7 @@ impl AlertState {
                     inner,
                     Some(a.alert_id.clone()),
                     AuditAction::Silenced,
-                    "system",
+                    &Actor::from("system"),
                     Some(why),
                     now,
                 )?;
@@ -366,7 +385,7 @@ impl AlertState {
         &self,
         mut inner: MutexGuard<'_, Inner>,
         a: Alert,
-        change: Change<'_>,
+        change: Change,
         now: DateTime<Utc>,
     ) -> Result<Alert> {
         self.put_alert(&a)?;
@@ -376,7 +395,7 @@ impl AlertState {
             &mut inner,
             Some(a.alert_id.clone()),
             change.action,
-            change.actor,
+            &change.actor,
             change.comment,
             now,
         )?;
@@ -402,7 +421,7 @@ impl AlertState {
         );
         let change = Change {
             action: AuditAction::Fired,
-            actor: "system",
+            actor: Actor::from("system"),
             comment: Some(why),
             notify: Some(Event::Fired),
         };
@@ -454,7 +473,7 @@ impl AlertState {
         };
         let change = Change {
             action: AuditAction::Resolved,
-            actor: "system",
+            actor: Actor::from("system"),
             comment: Some("condition cleared".into()),
             notify: Some(Event::Resolved),
         };
@@ -506,7 +525,7 @@ impl AlertState {
         a.updated_at = now;
         let change = Change {
             action: AuditAction::Escalated,
-            actor: "system",
+            actor: Actor::from("system"),
             comment: Some("critical alert not acknowledged in time".into()),
             notify: Some(Event::Escalated),
         };
@@ -517,10 +536,11 @@ impl AlertState {
     pub fn acknowledge(
         &self,
         id: &str,
-        by: &str,
+        by: impl Into<Actor>,
         comment: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Alert, ActionError>> {
+        let by: Actor = by.into();
         let inner = self.lock();
         let seq = match inner.seq_of_id(id) {
             Ok(seq) => seq,
@@ -547,7 +567,7 @@ impl AlertState {
         }
         a.status = AlertStatus::Acknowledged;
         a.acknowledged_at = Some(now);
-        a.acknowledged_by = Some(by.to_string());
+        a.acknowledged_by = Some(by.name.clone());
         a.updated_at = now;
         let change = Change {
             action: AuditAction::Acknowledged,
@@ -562,16 +582,21 @@ impl AlertState {
     pub fn resolve(
         &self,
         id: &str,
-        by: &str,
+        by: impl Into<Actor>,
         notes: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Alert, ActionError>> {
+        let by: Actor = by.into();
         let inner = self.lock();
         let seq = match inner.seq_of_id(id) {
             Ok(seq) => seq,
             Err(e) => return Ok(Err(e)),
         };
-        let Some(a) = inner.alerts.get(&seq).and_then(|a| resolved(a, by, now)) else {
+        let Some(a) = inner
+            .alerts
+            .get(&seq)
+            .and_then(|a| resolved(a, &by.name, now))
+        else {
             return Ok(Err(ActionError::Conflict(format!(
                 "alert '{id}' is already resolved"
             ))));
@@ -631,7 +656,7 @@ impl AlertState {
             &mut inner,
             None,
             AuditAction::Purged,
-            "system",
+            &Actor::from("system"),
             Some(format!(
                 "{} resolved alert(s) resolved before {} deleted with their audit records",
                 old.len(),
@@ -644,7 +669,8 @@ impl AlertState {
         Ok(old.len())
     }
 
-    pub fn add_silence(&self, s: Silence) -> Result<Silence> {
+    /// Adds a silence created with `token` (`None`: access control off).
+    pub fn add_silence(&self, s: Silence, token: Option<&str>) -> Result<Silence> {
         let mut inner = self.lock();
         self.silences_tree
             .insert(s.id.as_bytes(), codec::encode(&s))
@@ -655,7 +681,7 @@ impl AlertState {
             &mut inner,
             None,
             AuditAction::SilenceCreated,
-            &s.created_by,
+            &Actor::new(&s.created_by, token),
             Some(format!("{}: {}", s.id, s.comment)),
             s.created_at,
         )?;
@@ -664,7 +690,13 @@ impl AlertState {
         Ok(s)
     }
 
-    pub fn delete_silence(&self, id: &str, now: DateTime<Utc>) -> Result<Option<Silence>> {
+    pub fn delete_silence(
+        &self,
+        id: &str,
+        by: impl Into<Actor>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Silence>> {
+        let by: Actor = by.into();
         let mut inner = self.lock();
         if !inner.silences.contains_key(id) {
             return Ok(None);
@@ -678,7 +710,7 @@ impl AlertState {
             &mut inner,
             None,
             AuditAction::SilenceDeleted,
-            "operator",
+            &by,
             Some(id.to_string()),
             now,
         )?;

@@ -8,6 +8,7 @@
 
 use super::AppState;
 use super::reject::ApiError;
+use crate::alerting::{Actor, AuditAction};
 use crate::auth::tokens::{Denied, Principal};
 use crate::auth::{Access, Role, required};
 use chrono::{DateTime, Utc};
@@ -116,8 +117,26 @@ pub fn admit(
         Err(d) => {
             if d != Denied::Missing
                 && let Some(ip) = ip
+                && state.limiter.failed(ip, now)
             {
-                state.limiter.failed(ip, now);
+                // One audit record per address blocked, not per failure,
+                // so a flood cannot grow the audit trail.
+                let st = state.alerts.state.clone();
+                let why = format!(
+                    "{ip} blocked for a minute after repeated failed sign-ins (last: {})",
+                    d.message()
+                );
+                tokio::spawn(crate::blocking::run(
+                    "auditing a blocked address",
+                    move || {
+                        st.record_access(
+                            AuditAction::SignInBlocked,
+                            &Actor::from("system"),
+                            Some(why),
+                            Utc::now(),
+                        )
+                    },
+                ));
             }
             tracing::info!(method, path, remote = ?ip, reason = %d.message(), "sign-in refused");
             return Err(unauthorized(&d));
@@ -135,6 +154,18 @@ pub fn admit(
         )));
     }
     Ok(Some(principal))
+}
+
+/// The name of the token a request carries (`None`: access control off or
+/// no token), for audit records. The gate has already admitted it.
+pub fn who(state: AppState) -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization").map(move |authorization: Option<String>| {
+        if !state.config.access.enabled {
+            return None;
+        }
+        let token = credential(authorization.as_deref(), None)?;
+        state.tokens.check(&token, Utc::now()).ok().map(|p| p.name)
+    })
 }
 
 /// A token as `GET /auth/tokens` shows it: never the secret.
@@ -185,7 +216,11 @@ pub async fn list_tokens(state: AppState) -> Result<Response, Rejection> {
     Ok(warp::reply::json(&TokenList { tokens }).into_response())
 }
 
-pub async fn create_token(state: AppState, req: CreateToken) -> Result<Response, Rejection> {
+pub async fn create_token(
+    state: AppState,
+    by: Option<String>,
+    req: CreateToken,
+) -> Result<Response, Rejection> {
     let role = Role::parse(&req.role).ok_or_else(|| {
         ApiError::bad_request(format!(
             "role '{}' is not one of viewer, operator, admin, ingest",
@@ -194,8 +229,18 @@ pub async fn create_token(state: AppState, req: CreateToken) -> Result<Response,
     })?;
     let st = state.clone();
     let (record, token) = super::blocking(move || {
-        st.tokens
-            .create(&st.store, &req.name, role, req.expires_at, Utc::now())
+        let now = Utc::now();
+        let made = st
+            .tokens
+            .create(&st.store, &req.name, role, req.expires_at, now)?;
+        let by = by.as_deref().unwrap_or("admin");
+        st.alerts.state.record_access(
+            AuditAction::TokenCreated,
+            &Actor::new(by, Some(by)),
+            Some(format!("{} ({})", made.0.name, role.as_str())),
+            now,
+        )?;
+        Ok(made)
     })
     .await?;
     tracing::info!(name = %record.name, role = role.as_str(), "token created");
@@ -209,10 +254,28 @@ pub async fn create_token(state: AppState, req: CreateToken) -> Result<Response,
     .into_response())
 }
 
-pub async fn revoke_token(name: String, state: AppState) -> Result<Response, Rejection> {
+pub async fn revoke_token(
+    name: String,
+    state: AppState,
+    by: Option<String>,
+) -> Result<Response, Rejection> {
     let st = state.clone();
     let n = name.clone();
-    match super::blocking(move || st.tokens.revoke(&st.store, &n)).await? {
+    let revoked = super::blocking(move || {
+        let r = st.tokens.revoke(&st.store, &n)?;
+        if let Some(r) = &r {
+            let by = by.as_deref().unwrap_or("admin");
+            st.alerts.state.record_access(
+                AuditAction::TokenRevoked,
+                &Actor::new(by, Some(by)),
+                Some(format!("{} ({})", r.name, r.role.as_str())),
+                Utc::now(),
+            )?;
+        }
+        Ok(r)
+    })
+    .await?;
+    match revoked {
         Some(r) => {
             tracing::info!(name = %r.name, "token revoked");
             Ok(warp::reply::json(&TokenView::from(&r)).into_response())

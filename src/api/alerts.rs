@@ -8,7 +8,7 @@ use super::dto::*;
 use super::params;
 use super::reject::{ApiError, error_response, fail};
 use crate::alerting::state::{ActionError, AlertFilter, AuditFilter};
-use crate::alerting::{AlertStatus, AuditAction, silence::Silence};
+use crate::alerting::{Actor, AlertStatus, AuditAction, silence::Silence};
 use crate::error::Error;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -133,14 +133,16 @@ fn non_empty(field: &str, v: &str) -> Result<(), warp::Rejection> {
 
 pub async fn acknowledge(
     state: AppState,
+    token: Option<String>,
     req: AcknowledgeRequest,
 ) -> Result<Response, warp::Rejection> {
     non_empty("alert_id", &req.alert_id)?;
     non_empty("acknowledged_by", &req.acknowledged_by)?;
     let st = state.alerts.clone();
     let r = super::blocking(move || {
+        let by = Actor::new(&req.acknowledged_by, token.as_deref());
         st.state
-            .acknowledge(&req.alert_id, &req.acknowledged_by, req.comment, Utc::now())
+            .acknowledge(&req.alert_id, by, req.comment, Utc::now())
     })
     .await?;
     if let Ok(a) = &r {
@@ -149,14 +151,18 @@ pub async fn acknowledge(
     outcome(r)
 }
 
-pub async fn resolve(state: AppState, req: ResolveRequest) -> Result<Response, warp::Rejection> {
+pub async fn resolve(
+    state: AppState,
+    token: Option<String>,
+    req: ResolveRequest,
+) -> Result<Response, warp::Rejection> {
     non_empty("alert_id", &req.alert_id)?;
     non_empty("resolved_by", &req.resolved_by)?;
     let engine = state.alerts.clone();
     let r = super::blocking(move || {
         engine.state.resolve(
             &req.alert_id,
-            &req.resolved_by,
+            Actor::new(&req.resolved_by, token.as_deref()),
             req.resolution_notes,
             Utc::now(),
         )
@@ -215,6 +221,7 @@ pub struct SilenceRequest {
 
 pub async fn create_silence(
     state: AppState,
+    token: Option<String>,
     req: SilenceRequest,
 ) -> Result<Response, warp::Rejection> {
     let now = Utc::now();
@@ -245,7 +252,7 @@ pub async fn create_silence(
         created_at: now,
     };
     let st = state.alerts.clone();
-    let s = super::blocking(move || st.state.add_silence(s)).await?;
+    let s = super::blocking(move || st.state.add_silence(s, token.as_deref())).await?;
     Ok(warp::reply::with_status(
         warp::reply::json(&SilenceView::at(&s, now)),
         StatusCode::CREATED,
@@ -265,10 +272,20 @@ pub async fn list_silences(state: AppState) -> Result<Response, warp::Rejection>
     Ok(warp::reply::json(&SilenceList { silences }).into_response())
 }
 
-pub async fn delete_silence(id: String, state: AppState) -> Result<Response, warp::Rejection> {
+pub async fn delete_silence(
+    id: String,
+    state: AppState,
+    token: Option<String>,
+) -> Result<Response, warp::Rejection> {
     let st = state.alerts.clone();
     let id2 = id.clone();
-    let removed = super::blocking(move || st.state.delete_silence(&id2, Utc::now())).await?;
+    let removed = super::blocking(move || {
+        // No name is given when deleting: the token's, else "operator".
+        let name = token.as_deref().unwrap_or("operator");
+        st.state
+            .delete_silence(&id2, Actor::new(name, token.as_deref()), Utc::now())
+    })
+    .await?;
     match removed {
         Some(s) => Ok(warp::reply::json(&SilenceView::at(&s, Utc::now())).into_response()),
         None => Ok(error_response(

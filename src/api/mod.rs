@@ -85,6 +85,8 @@ fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Inf
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     use warp::path::end;
     let s = || with_state(state.clone());
+    // The name of the token a write came with, for its audit record.
+    let who = || access::who(state.clone());
 
     let root = end().and(warp::get()).and(s()).and_then(core::root);
     let health = warp::path("health")
@@ -178,11 +180,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let alert_ack = warp::path!("alerts" / "acknowledge")
         .and(warp::post())
         .and(s())
+        .and(who())
         .and(params::json_body())
         .and_then(alerts::acknowledge);
     let alert_resolve = warp::path!("alerts" / "resolve")
         .and(warp::post())
         .and(s())
+        .and(who())
         .and(params::json_body())
         .and_then(alerts::resolve);
     let alert_get = warp::path!("alerts" / String)
@@ -199,6 +203,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(end())
         .and(warp::post())
         .and(s())
+        .and(who())
         .and(params::json_body())
         .and_then(alerts::create_silence);
     let silence_list = warp::path("silences")
@@ -209,6 +214,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let silence_del = warp::path!("silences" / String)
         .and(warp::delete())
         .and(s())
+        .and(who())
         .and_then(alerts::delete_silence);
     let alerting = alert_ack
         .or(alert_resolve)
@@ -251,11 +257,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let tokens_new = warp::path!("auth" / "tokens")
         .and(warp::post())
         .and(s())
+        .and(who())
         .and(params::json_body())
         .and_then(access::create_token);
     let tokens_del = warp::path!("auth" / "tokens" / String)
         .and(warp::delete())
         .and(s())
+        .and(who())
         .and_then(access::revoke_token);
     let tokens = tokens_list.or(tokens_new).or(tokens_del);
 

@@ -52,8 +52,9 @@ impl Limiter {
         })
     }
 
-    /// Counts a failed sign-in from `ip` at `now`.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
+    /// Counts a failed sign-in from `ip` at `now`; true when this one
+    /// blocks the address.
+    pub fn failed(&self, ip: IpAddr, now: Instant) -> bool {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if w.len() >= MAX_ADDRESSES && !w.contains_key(&ip) {
@@ -67,6 +68,7 @@ impl Limiter {
             *e = (now, 0);
         }
         e.1 += 1;
+        e.1 == self.max_failures
     }
 
     pub fn failures(&self) -> u64 {
@@ -90,7 +92,8 @@ mod tests {
         let t0 = Instant::now();
         for _ in 0..MAX_FAILURES {
             assert_eq!(l.blocked(ip, t0), None);
-            l.failed(ip, t0);
+            let blocks = l.failed(ip, t0);
+            assert_eq!(blocks, l.failures() == u64::from(MAX_FAILURES));
         }
         assert_eq!(l.blocked(ip, t0 + Duration::from_secs(15)), Some(45));
         assert_eq!(l.blocked(other, t0), None);
