@@ -564,3 +564,65 @@ fn every_write_and_token_change_is_audited_with_the_token_that_made_it() {
     let text = serde_json::to_string(&audit).expect("json");
     assert!(!text.contains(&operator) && !text.contains(&admin) && !text.contains(&ingest));
 }
+
+#[test]
+fn a_pushed_up_zero_raised_a_critical_alert_for_a_service_that_does_not_exist() {
+    let d = Daemon::start(&[("AUTH", "on")]);
+    let admin = admin_token(&d);
+    let ingest = bearer(&create(&d, &admin, "svc", "ingest", None));
+    for (metric, owner) in [
+        ("up", "the health checks"),
+        ("response_time_ms", "the health checks"),
+        ("cpu_usage_percent", "the system collector"),
+        ("models", "the ML platform state"),
+        ("training_job_stale", "the ML platform state"),
+        ("http_requests", "the request statistics"),
+    ] {
+        let body =
+            json!({"samples": [{"metric": metric, "labels": {"service": "x"}, "value": 0.0}]});
+        let r = send(
+            d.addr,
+            "POST",
+            "/ingest/metrics",
+            &[("authorization", &ingest)],
+            Some(&body),
+        );
+        assert_eq!(r.status, 400, "{metric}: {}", r.text);
+        let e = r.body["error"].as_str().expect("error");
+        assert!(
+            e.contains(&format!("metric '{metric}' is reserved")) && e.contains(owner),
+            "{e}"
+        );
+    }
+    // No alert came of it.
+    let a = send(
+        d.addr,
+        "GET",
+        "/alerts",
+        &[("authorization", &bearer(&admin))],
+        None,
+    );
+    assert_eq!(a.body["total_count"], 0, "{}", a.text);
+    // Pushed per-service resources stay allowed (the README's fallback), and
+    // an admin may import history into a reserved series.
+    let body = json!({"samples": [{"metric": "service_cpu_usage_percent", "labels": {"service": "x"}, "value": 5.0}]});
+    let r = send(
+        d.addr,
+        "POST",
+        "/ingest/metrics",
+        &[("authorization", &ingest)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let old = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+    let body =
+        json!({"samples": [{"metric": "cpu_usage_percent", "value": 5.0, "timestamp": old}]});
+    let r = send(
+        d.addr,
+        "POST",
+        "/ingest/metrics",
+        &[("authorization", &bearer(&admin))],
+        Some(&body),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+}

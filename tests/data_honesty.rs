@@ -36,6 +36,57 @@ fn push(d: &Daemon, samples: &[(&str, Value, i64, f64)]) {
 
 #[test]
 fn uptime_counted_checks_so_an_outage_with_back_off_read_as_99_percent() {
+    use common::servers::{Behavior, HttpTarget};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // A real service probed every 0.2 s: up for 3 s, down for 3 s (the
+    // probe backs off: five failures, then 0.4, 0.8, 1.6 s apart), up again.
+    let status = Arc::new(AtomicU16::new(200));
+    let t = HttpTarget::start(Behavior::Switch(status.clone()));
+    let cfg = format!(
+        "[[services]]\nname = \"edge\"\nkind = \"http\"\ntarget = \"{}\"\ninterval = 0.2\n",
+        t.url()
+    );
+    let d = Daemon::start_with_config(&cfg, &[]);
+    let phase = std::time::Duration::from_secs(3);
+    std::thread::sleep(phase);
+    status.store(503, Ordering::Relaxed);
+    std::thread::sleep(phase);
+    status.store(200, Ordering::Relaxed);
+    std::thread::sleep(phase);
+    // Count-weighted, the failures (about 8 checks) against the successes
+    // (about 30) would read near 80 %; by time, down a third of the time
+    // (plus up to one back-off before the recovery is seen).
+    let s = d.get("/metrics/summary?time_range=1h&service=edge");
+    assert_eq!(s.status, 200, "{}", s.text);
+    let u = s.body["service_metrics"]["edge"]["uptime_percent"]
+        .as_f64()
+        .expect("uptime");
+    assert!((40.0..=72.0).contains(&u), "summary uptime {u}");
+    let c = d.get("/charts/service-health?time_range=1h&service=edge");
+    assert_eq!(c.status, 200, "{}", c.text);
+    let cu = c.body["uptime_percent"]["edge"].as_f64().expect("uptime");
+    assert!((40.0..=72.0).contains(&cu), "chart uptime {cu}");
+    // The samples the probe stored, counted the old way, say otherwise.
+    let r = d.get("/metrics/detailed?metric=up&service=edge&time_range=1h&granularity=1m");
+    let (sum, n) = r.body["series"][0]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| p["count"].as_u64().unwrap_or(0) > 0)
+        .fold((0.0, 0u64), |(s, n), p| {
+            let c = p["count"].as_u64().unwrap_or(0);
+            (s + p["avg"].as_f64().unwrap_or(0.0) * c as f64, n + c)
+        });
+    let by_count = 100.0 * sum / n as f64;
+    eprintln!("uptime by time {u:.1} % (chart {cu:.1} %), by count {by_count:.1} %");
+    assert!(by_count > u + 5.0, "by count {by_count}, by time {u}");
+}
+
+#[test]
+/// The same, over 24 hours of checks imported as samples (AUTH is off in
+/// these tests, so the reserved `up` series may be written), to the decimal.
+fn uptime_over_a_day_weighs_a_backed_off_outage_by_its_length() {
     let d = Daemon::start(&[]);
     let now = now_ms();
     let outage = now - 10 * HOUR..now - 9 * HOUR;
@@ -151,19 +202,21 @@ fn requests_trend_read_down_for_flat_traffic_while_the_last_step_was_filling() {
 
 #[test]
 fn a_probed_service_without_request_data_read_zero_requests_instead_of_null() {
-    let d = Daemon::start(&[]);
-    let now = now_ms();
-    push(
-        &d,
-        &[("up", json!({"service": "probed-only"}), now - MIN, 1.0)],
+    use common::servers::{Behavior, HttpTarget};
+    let t = HttpTarget::start(Behavior::Json("{}"));
+    let cfg = format!(
+        "[[services]]\nname = \"probed-only\"\nkind = \"http\"\ntarget = \"{}\"\ninterval = 0.2\n",
+        t.url()
     );
-    let s = d.get("/metrics/summary?time_range=1h");
-    assert_eq!(s.status, 200, "{}", s.text);
+    let d = Daemon::start_with_config(&cfg, &[]);
+    let s = wait_for(std::time::Duration::from_secs(10), || {
+        let s = d.get("/metrics/summary?time_range=1h");
+        (s.body["service_metrics"]["probed-only"]["uptime_percent"] == 100.0).then_some(s)
+    });
     let m = &s.body["service_metrics"]["probed-only"];
     assert_eq!(m["requests"], Value::Null, "{}", s.text);
     assert_eq!(m["throughput_per_second"], Value::Null);
     assert_eq!(m["error_rate"], Value::Null);
-    assert_eq!(m["uptime_percent"], 100.0);
     assert_eq!(s.body["throughput_per_second"], Value::Null);
     assert_eq!(
         s.body["total_requests"], 0,

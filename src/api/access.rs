@@ -159,12 +159,19 @@ pub fn admit(
 /// The name of the token a request carries (`None`: access control off or
 /// no token), for audit records. The gate has already admitted it.
 pub fn who(state: AppState) -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    principal(state).map(|p: Option<Principal>| p.map(|p| p.name))
+}
+
+/// Who the request is (`None`: access control off or no token).
+pub fn principal(
+    state: AppState,
+) -> impl Filter<Extract = (Option<Principal>,), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization").map(move |authorization: Option<String>| {
         if !state.config.access.enabled {
             return None;
         }
         let token = credential(authorization.as_deref(), None)?;
-        state.tokens.check(&token, Utc::now()).ok().map(|p| p.name)
+        state.tokens.check(&token, Utc::now()).ok()
     })
 }
 

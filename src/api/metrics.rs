@@ -38,7 +38,15 @@ struct SampleIn {
     timestamp: Option<DateTime<Utc>>,
 }
 
-pub async fn ingest(state: AppState, req: IngestRequest) -> Result<Response, warp::Rejection> {
+pub async fn ingest(
+    state: AppState,
+    who: Option<crate::auth::tokens::Principal>,
+    req: IngestRequest,
+) -> Result<Response, warp::Rejection> {
+    // An ingest token (a platform service) may not write the daemon's own
+    // series; an admin may (importing history), as may anyone when access
+    // control is off (loopback only).
+    let reserved_ok = who.is_none_or(|p| p.role == crate::auth::Role::Admin);
     if req.samples.len() > MAX_BATCH {
         return Err(ApiError::bad_request(format!(
             "samples: {} samples, at most {MAX_BATCH} per request",
@@ -49,7 +57,7 @@ pub async fn ingest(state: AppState, req: IngestRequest) -> Result<Response, war
     let mut errors = Vec::new();
     let mut parsed = Vec::with_capacity(req.samples.len());
     for (i, raw) in req.samples.iter().enumerate() {
-        match check_sample(raw.get(), now) {
+        match check_sample(raw.get(), now, reserved_ok) {
             Ok(s) => parsed.push(s),
             Err(e) => errors.push(format!("samples[{i}]: {e}")),
         }
@@ -81,7 +89,31 @@ pub async fn ingest(state: AppState, req: IngestRequest) -> Result<Response, war
     .into_response())
 }
 
-fn check_sample(raw: &str, now_ms: i64) -> Result<(SeriesKey, i64, f64), String> {
+/// Who writes `metric` when the daemon itself does: its series are not
+/// taken from outside, or a push could forge what it measures (a pushed
+/// `up{service="x"} 0` would raise a critical alert for a service that does
+/// not exist). Each owner names its series once, beside the code that
+/// writes them.
+pub fn owner_of(metric: &str) -> Option<&'static str> {
+    use crate::platform::{models, training};
+    if crate::collect::system::metric::ALL.contains(&metric) {
+        Some("the system collector")
+    } else if crate::health::CHECK_SERIES.contains(&metric) {
+        Some("the health checks")
+    } else if models::SERIES.contains(&metric) || training::SERIES.contains(&metric) {
+        Some("the ML platform state (POST /ingest/models, /ingest/training)")
+    } else if metric == crate::collect::requests::REQUESTS_METRIC {
+        Some("the request statistics (POST /ingest/requests)")
+    } else {
+        None
+    }
+}
+
+fn check_sample(
+    raw: &str,
+    now_ms: i64,
+    reserved_ok: bool,
+) -> Result<(SeriesKey, i64, f64), String> {
     let s: SampleIn = serde_json::from_str(raw).map_err(|e| {
         // The position is within this one sample's text: not useful.
         let text = e.to_string();
@@ -92,6 +124,12 @@ fn check_sample(raw: &str, now_ms: i64) -> Result<(SeriesKey, i64, f64), String>
     })?;
     if !s.value.is_finite() {
         return Err("value must be a finite number".into());
+    }
+    if !reserved_ok && let Some(owner) = owner_of(&s.metric) {
+        return Err(format!(
+            "metric '{}' is reserved: {owner} writes it; push under another name (an admin token may import it)",
+            s.metric
+        ));
     }
     let key = SeriesKey {
         metric: s.metric,

@@ -102,6 +102,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let ingest = warp::path!("ingest" / "metrics")
         .and(warp::post())
         .and(s())
+        .and(access::principal(state.clone()))
         .and(params::json_body())
         .and_then(metrics::ingest);
     let detailed = warp::path!("metrics" / "detailed")

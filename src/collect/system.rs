@@ -27,6 +27,25 @@ pub mod metric {
     pub const PROCESSES: &str = "processes";
     pub const THREADS: &str = "threads";
     pub const FILE_DESCRIPTORS: &str = "file_descriptors";
+    /// Every series the system collector writes.
+    pub const ALL: [&str; 16] = [
+        CPU_USAGE_PERCENT,
+        MEMORY_USED_MB,
+        MEMORY_TOTAL_MB,
+        MEMORY_USAGE_PERCENT,
+        LOAD_PER_CORE,
+        DISK_USAGE_PERCENT,
+        NETWORK_IO_MBPS,
+        NETWORK_RX_MBPS,
+        NETWORK_TX_MBPS,
+        LOAD_AVERAGE_1M,
+        LOAD_AVERAGE_5M,
+        LOAD_AVERAGE_15M,
+        HOST_UPTIME_SECONDS,
+        PROCESSES,
+        THREADS,
+        FILE_DESCRIPTORS,
+    ];
 }
 
 const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
@@ -365,5 +384,19 @@ mod tests {
             exclude: vec!["wlan*".into()],
         };
         assert_eq!(without.pick(&host), ["eth0"]);
+    }
+
+    #[test]
+    fn every_series_a_harvest_writes_is_named_in_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut src = SystemSource::new(dir.path(), Interfaces::default());
+        let h = src.harvest();
+        for (key, _) in h.series() {
+            assert!(
+                metric::ALL.contains(&key.metric.as_str()),
+                "{} is not in metric::ALL",
+                key.metric
+            );
+        }
     }
 }

@@ -28,6 +28,13 @@ pub const DEGRADED_METRIC: &str = "degraded";
 /// The duration of each failed check, per service (a failure is not a
 /// response time: `RESPONSE_TIME_METRIC` holds answered checks only).
 pub const FAILED_CHECK_METRIC: &str = "failed_check_ms";
+/// Every series a check writes.
+pub const CHECK_SERIES: [&str; 4] = [
+    UP_METRIC,
+    RESPONSE_TIME_METRIC,
+    DEGRADED_METRIC,
+    FAILED_CHECK_METRIC,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -13,6 +13,20 @@ use serde::{Deserialize, Serialize};
 pub const COUNT_METRIC: &str = "models";
 /// 1 while a model's last load failed (label `model`).
 pub const FAILED_METRIC: &str = "model_failed";
+/// A model's memory in MiB (label `model`).
+pub const MEMORY_METRIC: &str = "model_memory_mb";
+/// A model's loading progress in percent (label `model`).
+pub const PROGRESS_METRIC: &str = "model_loading_progress";
+/// The memory held by loaded and loading models, MiB.
+pub const HELD_METRIC: &str = "models_memory_mb";
+/// Every series this module writes.
+pub const SERIES: [&str; 5] = [
+    COUNT_METRIC,
+    FAILED_METRIC,
+    MEMORY_METRIC,
+    PROGRESS_METRIC,
+    HELD_METRIC,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -200,11 +214,11 @@ impl Models {
         let mut values = counts(&st);
         for m in &out {
             values.push((
-                SeriesKey::new("model_memory_mb").with("model", &m.name),
+                SeriesKey::new(MEMORY_METRIC).with("model", &m.name),
                 m.memory_usage_mb,
             ));
             values.push((
-                SeriesKey::new("model_loading_progress").with("model", &m.name),
+                SeriesKey::new(PROGRESS_METRIC).with("model", &m.name),
                 m.progress,
             ));
             let failed = if m.status == ModelStatus::Failed {
@@ -270,7 +284,7 @@ fn counts(st: &std::collections::BTreeMap<String, ModelState>) -> Vec<(SeriesKey
             )
         })
         .collect();
-    values.push((SeriesKey::new("models_memory_mb"), memory_held(st.values())));
+    values.push((SeriesKey::new(HELD_METRIC), memory_held(st.values())));
     values
 }
 

@@ -15,6 +15,23 @@ pub const JOB_FAILED_METRIC: &str = "training_job_failed";
 pub const JOB_PROGRESS_METRIC: &str = "training_job_progress";
 /// 1 while a job is failed for want of reports (labels `job`, `model`).
 pub const JOB_STALE_METRIC: &str = "training_job_stale";
+/// Jobs per status (label `status`).
+pub const JOBS_METRIC: &str = "training_jobs";
+/// The running jobs' CPU (percent of one core, summed), memory (MiB,
+/// summed) and GPU (mean percent).
+pub const CPU_METRIC: &str = "training_cpu_usage";
+pub const MEMORY_METRIC: &str = "training_memory_mb";
+pub const GPU_METRIC: &str = "training_gpu_usage";
+/// Every series this module writes.
+pub const SERIES: [&str; 7] = [
+    JOB_FAILED_METRIC,
+    JOB_PROGRESS_METRIC,
+    JOB_STALE_METRIC,
+    JOBS_METRIC,
+    CPU_METRIC,
+    MEMORY_METRIC,
+    GPU_METRIC,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -309,7 +326,7 @@ fn series(
         .map(|s| {
             let n = all.values().filter(|j| j.status == *s).count();
             (
-                SeriesKey::new("training_jobs").with("status", s.as_str()),
+                SeriesKey::new(JOBS_METRIC).with("status", s.as_str()),
                 n as f64,
             )
         })
@@ -319,10 +336,10 @@ fn series(
         .filter(|j| j.status == JobStatus::Running)
         .collect();
     let usage = Utilization::of(running.iter().map(|j| &j.resource_usage));
-    values.push((SeriesKey::new("training_cpu_usage"), usage.cpu));
-    values.push((SeriesKey::new("training_memory_mb"), usage.memory_mb));
+    values.push((SeriesKey::new(CPU_METRIC), usage.cpu));
+    values.push((SeriesKey::new(MEMORY_METRIC), usage.memory_mb));
     if let Some(gpu) = usage.gpu {
-        values.push((SeriesKey::new("training_gpu_usage"), gpu));
+        values.push((SeriesKey::new(GPU_METRIC), gpu));
     }
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     for j in changed {
