@@ -9,6 +9,7 @@
 //! - `shutdown` one signal every loop listens to
 //! - `blocking` blocking work from async code, failures and panics logged
 //! - `time`     the one timestamp format written (RFC 3339, ms, `Z`)
+//! - `log`      the text log: control characters escaped, one line per event
 //! - `names`    the naming rules of metrics and labels (Prometheus's)
 //! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
 //! - `health`   the health check engine: probes, back-off, the live registry
@@ -33,6 +34,7 @@ pub mod collect;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod log;
 pub mod names;
 pub mod platform;
 pub mod query;

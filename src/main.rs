@@ -203,7 +203,12 @@ fn init_tracing(config: &Config) {
         .with_target(false);
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
+        // Plain text with every control character escaped: a value from
+        // outside can neither start a forged line nor colour the terminal.
+        LogFormat::Text => builder
+            .with_ansi(false)
+            .with_writer(mlsec_monitor::log::stdout)
+            .init(),
     }
 }
 

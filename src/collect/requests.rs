@@ -10,6 +10,12 @@ use serde::Deserialize;
 pub const REQUESTS_METRIC: &str = "http_requests";
 /// Most raw observations one request may carry.
 pub const MAX_REQUESTS: usize = 10_000;
+/// Most requests one pre-aggregated interval may count (a million a second
+/// for eleven days): beyond it a count is a bug, and sums would wrap.
+pub const MAX_AGGREGATE_COUNT: u64 = 1_000_000_000_000;
+/// The longest latency taken, in ms (about 31 years): beyond it a value is
+/// a unit error, and sums would lose all precision.
+pub const MAX_LATENCY_MS: f64 = 1e12;
 use crate::time::MAX_FUTURE_MS;
 
 /// A response with this status or above counts as an error (server errors;
@@ -86,9 +92,9 @@ pub fn to_samples(b: &RequestBatch, now_ms: i64) -> Result<Vec<(i64, Hist)>, Vec
         ));
     }
     for (i, r) in b.requests.iter().enumerate() {
-        if !(r.duration_ms.is_finite() && r.duration_ms >= 0.0) {
+        if !(r.duration_ms.is_finite() && (0.0..=MAX_LATENCY_MS).contains(&r.duration_ms)) {
             errors.push(format!(
-                "requests[{i}].duration_ms: {} must be a number >= 0",
+                "requests[{i}].duration_ms: {} must be a number from 0 to {MAX_LATENCY_MS:e}",
                 r.duration_ms
             ));
         } else if !(100..=599).contains(&r.status) {
@@ -107,7 +113,16 @@ pub fn to_samples(b: &RequestBatch, now_ms: i64) -> Result<Vec<(i64, Hist)>, Vec
         }
     }
     if let Some(a) = &b.aggregate {
-        let timed: u64 = a.latency_ms.iter().map(|w| w.count).sum();
+        let timed: u64 = a
+            .latency_ms
+            .iter()
+            .fold(0u64, |t, w| t.saturating_add(w.count));
+        if a.count > MAX_AGGREGATE_COUNT {
+            errors.push(format!(
+                "aggregate.count: {} is more than {MAX_AGGREGATE_COUNT} requests in one interval",
+                a.count
+            ));
+        }
         if a.errors > a.count {
             errors.push(format!(
                 "aggregate.errors: {} is more than count {}",
@@ -124,17 +139,19 @@ pub fn to_samples(b: &RequestBatch, now_ms: i64) -> Result<Vec<(i64, Hist)>, Vec
             .latency_ms
             .iter()
             .enumerate()
-            .find(|(_, w)| !(w.value.is_finite() && w.value >= 0.0))
+            .find(|(_, w)| !(w.value.is_finite() && (0.0..=MAX_LATENCY_MS).contains(&w.value)))
         {
             errors.push(format!(
-                "aggregate.latency_ms[{i}].value: {} must be a number >= 0",
+                "aggregate.latency_ms[{i}].value: {} must be a number from 0 to {MAX_LATENCY_MS:e}",
                 w.value
             ));
         }
         if let Some(s) = a.sum_ms
             && !(s.is_finite() && s >= 0.0)
         {
-            errors.push(format!("aggregate.sum_ms: {s} must be a number >= 0"));
+            errors.push(format!(
+                "aggregate.sum_ms: {s} must be a finite number >= 0"
+            ));
         }
         match check_ts(a.timestamp, now_ms) {
             Ok(ts) if errors.is_empty() => {

@@ -92,16 +92,21 @@ impl Event for ModelEvent {
             return Err("name: must be 1-200 characters".into());
         }
         check_progress(self.progress)?;
-        if !(self.memory_usage_mb.is_finite() && self.memory_usage_mb >= 0.0) {
+        if !(self.memory_usage_mb.is_finite()
+            && (0.0..=super::MAX_MEMORY_MB).contains(&self.memory_usage_mb))
+        {
             return Err(format!(
-                "memory_usage_mb: {} must be a number >= 0",
-                self.memory_usage_mb
+                "memory_usage_mb: {} must be a number from 0 to {:e} (MiB)",
+                self.memory_usage_mb,
+                super::MAX_MEMORY_MB
             ));
         }
         if let Some(t) = self.loading_time_ms
-            && !(t.is_finite() && t >= 0.0)
+            && !(t.is_finite() && (0.0..=1e12).contains(&t))
         {
-            return Err(format!("loading_time_ms: {t} must be a number >= 0"));
+            return Err(format!(
+                "loading_time_ms: {t} must be a number from 0 to 1e12"
+            ));
         }
         Ok(())
     }

@@ -169,9 +169,12 @@ impl Event for JobEvent {
             ("resource_usage.gpu_usage", r.gpu_usage),
         ] {
             if let Some(v) = v
-                && !(v.is_finite() && v >= 0.0)
+                && !(v.is_finite() && (0.0..=super::MAX_MEMORY_MB).contains(&v))
             {
-                return Err(format!("{field}: {v} must be a number >= 0"));
+                return Err(format!(
+                    "{field}: {v} must be a number from 0 to {:e}",
+                    super::MAX_MEMORY_MB
+                ));
             }
         }
         if let Some(g) = r.gpu_usage

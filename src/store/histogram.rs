@@ -84,9 +84,9 @@ impl Hist {
     }
 
     pub fn merge(&mut self, o: &Hist) {
-        self.count += o.count;
-        self.errors += o.errors;
-        self.sum += o.sum;
+        self.count = self.count.saturating_add(o.count);
+        self.errors = self.errors.saturating_add(o.errors);
+        self.sum = super::ring::saturating_sum(self.sum, o.sum);
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
         if o.buckets.is_empty() {
@@ -97,7 +97,7 @@ impl Hist {
         loop {
             match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x.0 == y.0 => {
-                    out.push((x.0, x.1 + y.1));
+                    out.push((x.0, x.1.saturating_add(y.1)));
                     a.next();
                     b.next();
                 }

@@ -19,6 +19,17 @@ pub struct Agg {
     pub last_ts_ms: i64,
 }
 
+/// `a + b`, held at the largest finite value instead of becoming infinite
+/// (two finite samples near f64::MAX must not turn a mean into `null`).
+pub fn saturating_sum(a: f64, b: f64) -> f64 {
+    let s = a + b;
+    if s.is_infinite() && a.is_finite() && b.is_finite() {
+        f64::MAX.copysign(s)
+    } else {
+        s
+    }
+}
+
 impl Agg {
     pub fn single(ts_ms: i64, value: f64) -> Agg {
         Agg {
@@ -32,8 +43,8 @@ impl Agg {
     }
 
     pub fn merge(&mut self, other: &Agg) {
-        self.count += other.count;
-        self.sum += other.sum;
+        self.count = self.count.saturating_add(other.count);
+        self.sum = saturating_sum(self.sum, other.sum);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         if other.last_ts_ms >= self.last_ts_ms {

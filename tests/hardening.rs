@@ -1,0 +1,118 @@
+//! Hardening (issue "Hardening"), over real HTTP: values that would wrap
+//! or overflow are refused, and a value from outside cannot forge a log
+//! line.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+#[test]
+fn counters_wrapped_and_huge_values_turned_sums_into_null() {
+    let d = Daemon::start(&[]);
+    for _ in 0..3 {
+        let r = d.post(
+            "/ingest/requests",
+            &json!({"service": "api", "aggregate": {"count": u64::MAX, "errors": 0}}),
+        );
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.text.contains("aggregate.count"), "{}", r.text);
+    }
+    let r = d.post(
+        "/ingest/requests",
+        &json!({"service": "api", "requests": [{"duration_ms": 1e308, "status": 200}]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("requests[0].duration_ms"), "{}", r.text);
+    for name in ["a", "b"] {
+        let r = d.post(
+            "/ingest/models",
+            &json!({"name": name, "status": "loaded", "progress": 100.0, "memory_usage_mb": 1e308}),
+        );
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.text.contains("memory_usage_mb"), "{}", r.text);
+    }
+    let r = d.post(
+        "/ingest/training",
+        &json!({"job_id": "j", "model_name": "m", "status": "running", "progress": 1.0,
+                "started_at": chrono::Utc::now().to_rfc3339(),
+                "resource_usage": {"cpu_usage": 1e308, "memory_usage_mb": 1.0}}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("resource_usage.cpu_usage"), "{}", r.text);
+    // The largest accepted values add up without wrapping or overflowing.
+    for _ in 0..3 {
+        let r = d.post(
+            "/ingest/requests",
+            &json!({"service": "api", "aggregate": {"count": 1_000_000_000_000u64, "errors": 0}}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let s = d.get("/metrics/summary?time_range=1h").body;
+    assert_eq!(s["total_requests"], 3_000_000_000_000u64, "{s}");
+    for name in ["a", "b"] {
+        let r = d.post(
+            "/ingest/models",
+            &json!({"name": name, "status": "loaded", "progress": 100.0, "memory_usage_mb": 1e9}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let m = d.get("/model-loading-status").body;
+    assert_eq!(m["total_memory_usage_mb"], 2e9, "{m}");
+    // Gauge sums saturate rather than become infinite (a mean stays a number).
+    let r = d.post(
+        "/ingest/metrics",
+        &json!({"samples": [{"metric": "huge", "value": 1.7e308}, {"metric": "huge", "value": 1.7e308}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = d.get("/metrics/detailed?metric=huge&time_range=1h&granularity=1m");
+    let avg = r.body["series"][0]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .find_map(|p| p["avg"].as_f64());
+    assert!(avg.is_some_and(f64::is_finite), "{}", r.text);
+}
+
+#[test]
+fn a_label_value_with_a_newline_and_an_escape_forged_a_log_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("rules.toml");
+    std::fs::write(
+        &cfg,
+        "[[rules]]\nname = \"queue_high\"\nmetric = \"queue_depth\"\naggregation = \"last\"\nwindow = 60\nthreshold = 10\nseverity = \"warning\"\n",
+    )
+    .expect("config");
+    let cfg = cfg.display().to_string();
+    let p = Process::spawn(
+        &dir.path().join("data"),
+        &[
+            ("CONFIG_FILE", cfg.as_str()),
+            ("ALERT_EVALUATION_INTERVAL", "0.2"),
+        ],
+    );
+    let forged = "x\n2026-01-01T00:00:00Z ERROR forged line \u{1b}[31mred";
+    let r = post_json(
+        p.addr,
+        "/ingest/metrics",
+        &json!({"samples": [{"metric": "queue_depth", "labels": {"service": forged}, "value": 50.0}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut lines = Vec::new();
+    let fired = wait_for(Duration::from_secs(15), || {
+        while let Ok(l) = p.lines.recv_timeout(Duration::from_millis(100)) {
+            lines.push(l);
+        }
+        lines.iter().find(|l| l.contains("forged line")).cloned()
+    });
+    assert!(fired.contains("service=x\\n2026"), "{fired}");
+    assert!(fired.contains("\\x1b[31m"), "{fired}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("2026-01-01T00:00:00Z ERROR"))
+    );
+    assert!(!lines.iter().any(|l| l.contains('\u{1b}')), "no raw escape");
+    assert_eq!(p.terminate(), 0);
+}
