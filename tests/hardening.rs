@@ -116,3 +116,29 @@ fn a_label_value_with_a_newline_and_an_escape_forged_a_log_line() {
     assert!(!lines.iter().any(|l| l.contains('\u{1b}')), "no raw escape");
     assert_eq!(p.terminate(), 0);
 }
+
+#[test]
+fn a_detailed_query_over_many_series_returned_hundreds_of_megabytes() {
+    let d = Daemon::start(&[]);
+    // One sample in each of 100 series.
+    let samples: Vec<_> = (0..100)
+        .map(|i| json!({"metric": "wide", "labels": {"n": i.to_string()}, "value": 1.0}))
+        .collect();
+    assert_eq!(
+        d.post("/ingest/metrics", &json!({"samples": samples}))
+            .status,
+        200
+    );
+    // 7 days at one minute: 100 series x 10,080 points is over the cap.
+    let r = d.get("/metrics/detailed?metric=wide&time_range=7d&granularity=1m");
+    assert_eq!(r.status, 400, "{}", &r.text[..r.text.len().min(300)]);
+    let e = r.body["error"].as_str().expect("error");
+    assert!(
+        e.contains("1008000 points") && e.contains("granularity=5m"),
+        "{e}"
+    );
+    // What it names fits.
+    let r = d.get("/metrics/detailed?metric=wide&time_range=7d&granularity=5m");
+    assert_eq!(r.status, 200);
+    assert!(r.text.len() < 40 << 20, "{} bytes", r.text.len());
+}

@@ -8,6 +8,9 @@ use crate::store::{Agg, SeriesKey, Store};
 
 /// Most series one answer carries.
 pub const MAX_SERIES: usize = 100;
+/// Most points (series times points per series) one answer carries: about
+/// 25 MB of JSON. A larger ask is a 400 naming what would fit.
+pub const MAX_POINTS: usize = 250_000;
 
 /// One series' points.
 #[derive(Clone, Debug)]
@@ -31,6 +34,24 @@ pub fn detailed(
     found.sort_by(|a, b| a.1.cmp(&b.1));
     let truncated = found.len() > MAX_SERIES;
     found.truncate(MAX_SERIES);
+    let points = found.len() * g.len();
+    if points > MAX_POINTS {
+        let fits = |step_ms: i64| {
+            found.len() * (((g.to - g.from) / step_ms).max(1) as usize) <= MAX_POINTS
+        };
+        let advice = [(300_000, "5m"), (3_600_000, "1h")]
+            .into_iter()
+            .find(|(step, _)| *step > g.step && fits(*step))
+            .map_or_else(
+                || "filter by metric or service".to_string(),
+                |(_, label)| format!("use granularity={label} or filter by metric or service"),
+            );
+        return Err(crate::error::Error::BadRequest(format!(
+            "this answer would hold {points} points ({} series x {}), at most {MAX_POINTS}: {advice}",
+            found.len(),
+            g.len()
+        )));
+    }
     let mut out = Vec::with_capacity(found.len());
     for (id, key) in found {
         let r = store.query(id, g.from, g.to, g.step)?;
