@@ -552,3 +552,26 @@ fn model_placeholders_a_zero_loading_time_and_gpu_over_100_were_accepted() {
     // The daemon is healthy, and says so at the root too.
     assert_eq!(d.get("/").body["status"], "running");
 }
+
+#[test]
+fn live_values_of_a_stalled_collector_looked_current() {
+    // A series limit below what the collector needs: every tick fails to
+    // store, so the collector stalls from its first tick on.
+    let d = Daemon::start(&[("MAX_SERIES", "5")]);
+    let b = wait_for(std::time::Duration::from_secs(15), || {
+        let b = d.get("/dashboard-data").body;
+        (b["system_metrics"]["stale"] == true).then_some(b)
+    });
+    let sys = &b["system_metrics"];
+    assert_eq!(sys["total_cpu_usage"], Value::Null, "{b}");
+    assert_eq!(sys["total_memory_usage_mb"], Value::Null, "{b}");
+    assert!(sys["stale_reason"].is_string(), "{b}");
+    // After 3 intervals without a successful tick the daemon says so at
+    // /health (503) and at the root.
+    let root = wait_for(std::time::Duration::from_secs(15), || {
+        let r = d.get("/");
+        (r.body["status"] == "degraded").then_some(r)
+    });
+    assert_eq!(root.status, 200);
+    assert_eq!(d.get("/health").status, 503);
+}
