@@ -212,8 +212,27 @@ fn init_tracing(config: &Config) {
     }
 }
 
+/// Everything the daemon creates (the data directory, sled's files, the
+/// checkpoint, the first-run token) is private to its user whatever the
+/// umask it was started with: directories 0700, files 0600.
+#[allow(unsafe_code)]
+fn private_files() {
+    // SAFETY: umask only sets the process's file-creation mask; it is
+    // called before any other thread exists, so nothing races with it.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn serve(config: Config) -> ExitCode {
+    private_files();
     init_tracing(&config);
+    // A data directory made by an earlier release (or by hand) may be
+    // readable by others: close it.
+    if config.data_dir.is_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
     let runtime = match runtime(&config) {
         Ok(r) => r,
         Err(e) => return fail(&Error::Io(e)),

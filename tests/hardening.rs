@@ -142,3 +142,53 @@ fn a_detailed_query_over_many_series_returned_hundreds_of_megabytes() {
     assert_eq!(r.status, 200);
     assert!(r.text.len() < 40 << 20, "{} bytes", r.text.len());
 }
+
+#[test]
+fn the_data_directory_and_its_files_followed_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // Started with umask 000, as a careless service manager might.
+    let bin = env!("CARGO_BIN_EXE_mlsec-monitor");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask 000 && exec {bin} serve"))
+        .env("DATA_DIR", &data)
+        .env("SERVICE_HOST", "127.0.0.1")
+        .env("SERVICE_PORT", "0")
+        .env("FLUSH_INTERVAL", "0.2")
+        .env("SYSTEM_METRICS_INTERVAL", "1")
+        .env_remove("CONFIG_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Once the first-run token and a flush or two are on disk.
+    wait_for(Duration::from_secs(20), || {
+        data.join("admin.token").exists().then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut seen = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::metadata(&p).expect("meta");
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}", p.display());
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .expect("dir")
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+        }
+        seen += 1;
+    }
+    assert!(seen > 5, "only {seen} entries");
+}
