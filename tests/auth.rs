@@ -26,6 +26,23 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
+/// `method` `path` (with `body`) as the holder of `token`.
+fn with_token(
+    addr: std::net::SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Reply {
+    send(
+        addr,
+        method,
+        path,
+        &[("authorization", &bearer(token))],
+        body,
+    )
+}
+
 /// Creates a token through the API (as `admin`) and returns its secret.
 fn create(d: &Daemon, admin: &str, name: &str, role: &str, expires_at: Option<String>) -> String {
     let mut body = json!({"name": name, "role": role});
@@ -171,13 +188,7 @@ fn every_route_against_every_role_no_token_a_revoked_and_an_expired_one() {
         ));
     }
     let revoked = create(&d, &admin, "gone", "admin", None);
-    let r = send(
-        d.addr,
-        "DELETE",
-        "/auth/tokens/gone",
-        &[("authorization", &bearer(&admin))],
-        None,
-    );
+    let r = with_token(d.addr, &admin, "DELETE", "/auth/tokens/gone", None);
     assert_eq!(r.status, 200, "{}", r.text);
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
     let expired = create(&d, &admin, "brief", "admin", Some(soon));
@@ -223,13 +234,7 @@ fn every_route_against_every_role_no_token_a_revoked_and_an_expired_one() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // The list shows names, roles and use, never a secret.
-    let r = send(
-        d.addr,
-        "GET",
-        "/auth/tokens",
-        &[("authorization", &bearer(&admin))],
-        None,
-    );
+    let r = with_token(d.addr, &admin, "GET", "/auth/tokens", None);
     let text = r.text.clone();
     assert!(!text.contains("mlsec_"), "{text}");
     let names: Vec<&str> = r.body["tokens"]
@@ -451,13 +456,7 @@ fn every_write_and_token_change_is_audited_with_the_token_that_made_it() {
     let operator = create(&d, &admin, "oncall", "operator", None);
     let ingest = create(&d, &admin, "pusher", "ingest", None);
     let body = json!({"samples": [{"metric": "queue_depth", "value": 50.0}]});
-    let r = send(
-        d.addr,
-        "POST",
-        "/ingest/metrics",
-        &[("authorization", &bearer(&ingest))],
-        Some(&body),
-    );
+    let r = with_token(d.addr, &ingest, "POST", "/ingest/metrics", Some(&body));
     assert_eq!(r.status, 200, "{}", r.text);
     let op = bearer(&operator);
     let id = wait_for(Duration::from_secs(10), || {
@@ -489,13 +488,7 @@ fn every_write_and_token_change_is_audited_with_the_token_that_made_it() {
         Some(&silence),
     );
     assert_eq!(r.status, 201, "{}", r.text);
-    let r = send(
-        d.addr,
-        "DELETE",
-        "/auth/tokens/pusher",
-        &[("authorization", &bearer(&admin))],
-        None,
-    );
+    let r = with_token(d.addr, &admin, "DELETE", "/auth/tokens/pusher", None);
     assert_eq!(r.status, 200);
     // Two failures block this address: one audit record says so.
     for _ in 0..2 {
@@ -510,24 +503,12 @@ fn every_write_and_token_change_is_audited_with_the_token_that_made_it() {
     }
     // This address is refused for a minute now: read the trail after a
     // restart (a new daemon has a new limiter; the trail is durable).
-    let r = send(
-        d.addr,
-        "GET",
-        "/audit",
-        &[("authorization", &bearer(&admin))],
-        None,
-    );
+    let r = with_token(d.addr, &admin, "GET", "/audit", None);
     assert_eq!(r.status, 429);
     std::thread::sleep(Duration::from_millis(300));
     d.stop().expect("stop");
     let d = Daemon::start_in(&data, &env);
-    let r = send(
-        d.addr,
-        "GET",
-        "/audit?limit=50",
-        &[("authorization", &bearer(&admin))],
-        None,
-    );
+    let r = with_token(d.addr, &admin, "GET", "/audit?limit=50", None);
     assert_eq!(r.status, 200, "{}", r.text);
     let audit = r.body["records"].as_array().expect("records").clone();
     let find = |action: &str| {
@@ -595,13 +576,7 @@ fn a_pushed_up_zero_raised_a_critical_alert_for_a_service_that_does_not_exist() 
         );
     }
     // No alert came of it.
-    let a = send(
-        d.addr,
-        "GET",
-        "/alerts",
-        &[("authorization", &bearer(&admin))],
-        None,
-    );
+    let a = with_token(d.addr, &admin, "GET", "/alerts", None);
     assert_eq!(a.body["total_count"], 0, "{}", a.text);
     // Pushed per-service resources stay allowed (the README's fallback), and
     // an admin may import history into a reserved series.
@@ -617,12 +592,6 @@ fn a_pushed_up_zero_raised_a_critical_alert_for_a_service_that_does_not_exist() 
     let old = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
     let body =
         json!({"samples": [{"metric": "cpu_usage_percent", "value": 5.0, "timestamp": old}]});
-    let r = send(
-        d.addr,
-        "POST",
-        "/ingest/metrics",
-        &[("authorization", &bearer(&admin))],
-        Some(&body),
-    );
+    let r = with_token(d.addr, &admin, "POST", "/ingest/metrics", Some(&body));
     assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -210,19 +210,7 @@ mod tests {
         SystemHarvest {
             at,
             cpu_usage_percent: Some(12.0),
-            memory_used_mb: None,
-            memory_total_mb: None,
-            cpus: None,
-            data_disk_usage_percent: None,
-            disks: Vec::new(),
-            network_rx_mbps: None,
-            network_tx_mbps: None,
-            network_interfaces: Vec::new(),
-            load_average: None,
-            uptime_seconds: None,
-            processes: None,
-            threads: None,
-            file_descriptors: None,
+            ..SystemHarvest::default()
         }
     }
 

@@ -52,7 +52,8 @@ const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
 
 /// One tick's readings. `None` means the source could not be read this tick
 /// (or does not exist on this platform); the API shows it as `null`.
-#[derive(Clone, Debug, PartialEq)]
+/// `Default` is a reading of nothing at the epoch.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SystemHarvest {
     pub at: DateTime<Utc>,
     pub cpu_usage_percent: Option<f64>,
@@ -224,15 +225,6 @@ impl SystemSource {
         }
         let mut h = SystemHarvest {
             at: Utc::now(),
-            cpu_usage_percent: None,
-            memory_used_mb: None,
-            memory_total_mb: None,
-            cpus: None,
-            data_disk_usage_percent: None,
-            disks: Vec::new(),
-            network_rx_mbps: None,
-            network_tx_mbps: None,
-            network_interfaces: Vec::new(),
             load_average: System::load_average()
                 .ok()
                 .map(|l| [l.one, l.five, l.fifteen]),
@@ -240,6 +232,7 @@ impl SystemSource {
             processes: count_processes(),
             threads: count_threads(),
             file_descriptors: count_file_descriptors(),
+            ..SystemHarvest::default()
         };
         if let Some(sys) = &mut self.sys {
             sys.refresh_cpu_usage();
