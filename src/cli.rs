@@ -1,5 +1,5 @@
 //! Command-line interface: `serve`, `config`, `check`, `rules`, `token`,
-//! `version`. The `token` commands talk to the running daemon's API as an
+//! `audit`, `version`. The `token` commands talk to the running daemon's API as an
 //! admin (the daemon holds the database, so nothing else may open it).
 
 use clap::{Parser, Subcommand};
@@ -42,8 +42,24 @@ pub enum Command {
         #[arg(long, global = true, value_name = "PATH")]
         token_file: Option<PathBuf>,
     },
+    /// Work with the audit trail of a stopped daemon's data directory.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check the whole hash chain of a stopped daemon's data directory;
+    /// exit 1 naming the first broken record.
+    Verify {
+        /// The data directory (default: DATA_DIR or the config file's).
+        #[arg(long, value_name = "PATH")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -75,6 +75,18 @@ fn main() -> ExitCode {
             Ok(config) => serve(config),
             Err(e) => fail(&e),
         },
+        Command::Audit {
+            action: mlsec_monitor::cli::AuditAction::Verify { data_dir },
+        } => {
+            let args = ServeArgs {
+                data_dir,
+                ..ServeArgs::default()
+            };
+            match Config::load(overrides(cli.config, args)) {
+                Ok(config) => audit_verify(&config),
+                Err(e) => fail(&e),
+            }
+        }
         Command::Token {
             action,
             server,
@@ -132,6 +144,35 @@ fn token(
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `audit verify`: the chain of the data directory, offline.
+fn audit_verify(config: &Config) -> ExitCode {
+    use mlsec_monitor::alerting::chain;
+    match chain::verify_dir(&config.data_dir) {
+        Ok(Ok(ok)) => {
+            let span = match ok.span {
+                Some((a, b)) => format!("records {a} to {b}"),
+                None => "no records".to_string(),
+            };
+            let anchor = if ok.anchor == chain::Link::START {
+                "never purged".to_string()
+            } else {
+                format!("purged up to record {}", ok.anchor.seq)
+            };
+            println!(
+                "audit trail intact: {} record(s), {span}, {anchor}, head {}",
+                ok.records,
+                chain::hex(&ok.head.hash)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(broken)) => {
+            eprintln!("audit trail broken: {broken}");
+            ExitCode::from(1)
+        }
+        Err(e) => fail(&e),
     }
 }
 

@@ -17,6 +17,9 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+/// How often retention runs at most.
+const PURGE_EVERY: chrono::Duration = chrono::Duration::hours(1);
+
 #[derive(Default)]
 struct Pending {
     /// Condition true since.
@@ -30,6 +33,9 @@ pub struct Engine {
     pub state: Arc<AlertState>,
     store: Store,
     retention: chrono::Duration,
+    /// When retention last ran: it runs at most once per `PURGE_EVERY`, so
+    /// the trail gets one `purged` record per batch, not one per evaluation.
+    last_purge: Mutex<Option<DateTime<Utc>>>,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -53,6 +59,7 @@ impl Engine {
             state,
             store,
             retention: chrono::Duration::days(config.alert_retention_days as i64),
+            last_purge: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -141,7 +148,11 @@ impl Engine {
         }
         drop(pending);
         changed.extend(self.state.escalate_due(now)?);
-        self.state.purge(now - self.retention, now)?;
+        let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| now - t >= PURGE_EVERY || now < t) {
+            self.state.purge(now - self.retention, now)?;
+            *last = Some(now);
+        }
         Ok(changed)
     }
 

@@ -1,6 +1,7 @@
 //! Alerting: rules evaluated against the store (`rule.rs`), the alert
 //! lifecycle state machine (`engine.rs`), persistent alerts, audit trail and
-//! silences (`state.rs`, `silence.rs`), and notification delivery through a
+//! silences (`state.rs`, `silence.rs`; the audit trail's hash chain in
+//! `chain.rs`), and notification delivery through a
 //! persistent outbox (`outbox.rs`: the record and its routing; `notify/`:
 //! the dispatcher and one file per provider).
 //!
@@ -8,6 +9,7 @@
 //! `active` -> `acknowledged` -> `resolved`. Every change is written to sled
 //! and flushed before it is reported, together with an audit record.
 
+pub mod chain;
 pub mod engine;
 pub mod notify;
 pub mod outbox;
@@ -92,6 +94,11 @@ pub struct AuditRecord {
     pub comment: Option<String>,
     /// Delivery attempts: channel, outcome, HTTP status, attempt number.
     pub details: BTreeMap<String, String>,
+    /// The hash of the record before it (`chain.rs`).
+    pub prev_hash: chain::Hash,
+    /// This record's own hash: not part of what is hashed, kept beside it.
+    #[serde(skip)]
+    pub hash: chain::Hash,
 }
 
 /// Who did something: the name they gave (`acknowledged_by`, ...) and the

@@ -9,6 +9,7 @@
 //! returns, so an acknowledged API call survives a crash right after the
 //! reply. Who is notified of a change is the `Router`'s decision.
 
+use super::chain::{self, Link};
 use super::outbox::{Delivery, Router};
 use super::silence::Silence;
 use super::{Actor, Alert, AlertStatus, AuditAction, AuditRecord, Event};
@@ -17,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::query::Grid;
 use crate::store::{Store, codec};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -85,6 +86,13 @@ pub struct FiredPerStep {
     pub total: usize,
 }
 
+/// What a retention purge deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub alerts: usize,
+    pub records: usize,
+}
+
 /// Which audit records a listing keeps.
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
@@ -109,6 +117,8 @@ struct Inner {
     /// Open (active or acknowledged) alert per fingerprint.
     open: HashMap<String, u64>,
     audit: Vec<AuditRecord>,
+    /// The audit chain's last link (the next record points at it).
+    audit_head: Link,
     silences: BTreeMap<String, Silence>,
     outbox: BTreeMap<u64, Delivery>,
     next_alert: u64,
@@ -210,6 +220,7 @@ impl AlertState {
             by_id: HashMap::new(),
             open: HashMap::new(),
             audit: Vec::new(),
+            audit_head: Link::START,
             silences: BTreeMap::new(),
             outbox: BTreeMap::new(),
             next_alert: 1,
@@ -221,10 +232,10 @@ impl AlertState {
             inner.next_alert = inner.next_alert.max(a.seq + 1);
             inner.apply(&a);
         }
-        for (_, r) in load::<AuditRecord>(&audit_tree, store)? {
-            inner.next_audit = inner.next_audit.max(r.seq + 1);
-            inner.audit.push(r);
-        }
+        let trail = chain::load(&audit_tree).map_err(|e| store_err(store, e))?;
+        inner.audit_head = trail.head;
+        inner.next_audit = trail.head.seq + 1;
+        inner.audit = trail.records;
         for (_, s) in load::<Silence>(&silences_tree, store)? {
             inner.silences.insert(s.id.clone(), s);
         }
@@ -266,13 +277,21 @@ impl AlertState {
         Ok(())
     }
 
+    /// Appends `rec` to the trail, chained to the one before it.
     fn audit(&self, inner: &mut Inner, rec: AuditRecord) -> Result<()> {
         let mut rec = rec;
         rec.seq = inner.next_audit;
+        rec.prev_hash = inner.audit_head.hash;
+        let mut batch = sled::Batch::default();
+        let rec = chain::append(&mut batch, rec);
         self.audit_tree
-            .insert(rec.seq.to_be_bytes(), codec::encode(&rec))
+            .apply_batch(batch)
             .map_err(|e| store_err(&self.store, e))?;
         inner.next_audit += 1;
+        inner.audit_head = Link {
+            seq: rec.seq,
+            hash: rec.hash,
+        };
         inner.audit.push(rec);
         Ok(())
     }
@@ -301,6 +320,8 @@ impl AlertState {
                 actor: actor.name.clone(),
                 comment,
                 details,
+                prev_hash: chain::GENESIS,
+                hash: chain::GENESIS,
             },
         )
     }
@@ -610,9 +631,11 @@ impl AlertState {
         self.commit(inner, a, change, now).map(Ok)
     }
 
-    /// Deletes resolved alerts (and their audit records) resolved before
-    /// `cutoff`, and records how many in one `purged` audit record.
-    pub fn purge(&self, cutoff: DateTime<Utc>, now: DateTime<Utc>) -> Result<usize> {
+    /// Applies retention at `cutoff`: deletes the alerts resolved before it
+    /// and the audit records made before it (the oldest, in order, so the
+    /// rest of the chain still verifies from the new anchor), and records
+    /// what went in one `purged` audit record.
+    pub fn purge(&self, cutoff: DateTime<Utc>, now: DateTime<Utc>) -> Result<Purged> {
         let mut inner = self.lock();
         let old: Vec<(u64, String)> = inner
             .alerts
@@ -622,51 +645,55 @@ impl AlertState {
             })
             .map(|a| (a.seq, a.alert_id.clone()))
             .collect();
-        if old.is_empty() {
-            return Ok(0);
+        let records = inner.audit.iter().take_while(|r| r.at < cutoff).count();
+        if old.is_empty() && records == 0 {
+            return Ok(Purged::default());
         }
-        let gone: HashSet<String> = old.iter().map(|(_, id)| id.clone()).collect();
-        // Before the first delete: a failure halfway still changed the state.
+        let mut alerts = sled::Batch::default();
+        for (seq, _) in &old {
+            alerts.remove(&seq.to_be_bytes());
+        }
+        let mut trail = sled::Batch::default();
+        let anchor = chain::cut(&mut trail, &inner.audit[..records]);
+        // Each batch is atomic; memory follows only what reached sled.
+        self.alerts_tree
+            .apply_batch(alerts)
+            .map_err(|e| store_err(&self.store, e))?;
         self.changed();
         for (seq, id) in &old {
-            self.alerts_tree
-                .remove(seq.to_be_bytes())
-                .map_err(|e| store_err(&self.store, e))?;
             inner.alerts.remove(seq);
             inner.by_id.remove(id);
         }
-        let mut kept = Vec::with_capacity(inner.audit.len());
-        let mut records = std::mem::take(&mut inner.audit).into_iter();
-        while let Some(r) = records.next() {
-            if r.alert_id.as_ref().is_some_and(|id| gone.contains(id)) {
-                if let Err(e) = self.audit_tree.remove(r.seq.to_be_bytes()) {
-                    // Keep this record and every one not looked at yet, in
-                    // memory as on disk.
-                    kept.push(r);
-                    kept.extend(records);
-                    inner.audit = kept;
-                    return Err(store_err(&self.store, e));
-                }
-            } else {
-                kept.push(r);
-            }
+        self.audit_tree
+            .apply_batch(trail)
+            .map_err(|e| store_err(&self.store, e))?;
+        inner.audit.drain(..records);
+        let mut comment = format!(
+            "{} resolved alert(s) and {records} audit record(s) from before {} deleted",
+            old.len(),
+            crate::time::ts(cutoff)
+        );
+        if let Some(a) = anchor {
+            comment += &format!(
+                "; the chain now starts after record {} (hash {})",
+                a.seq,
+                chain::hex(&a.hash)
+            );
         }
-        inner.audit = kept;
         self.note(
             &mut inner,
             None,
             AuditAction::Purged,
             &Actor::from("system"),
-            Some(format!(
-                "{} resolved alert(s) resolved before {} deleted with their audit records",
-                old.len(),
-                crate::time::ts(cutoff)
-            )),
+            Some(comment),
             now,
         )?;
         drop(inner);
         self.store.sync()?;
-        Ok(old.len())
+        Ok(Purged {
+            alerts: old.len(),
+            records,
+        })
     }
 
     /// Adds a silence created with `token` (`None`: access control off).
@@ -804,6 +831,8 @@ impl AlertState {
                 actor: "system".into(),
                 comment: None,
                 details,
+                prev_hash: chain::GENESIS,
+                hash: chain::GENESIS,
             },
         )?;
         drop(inner);
@@ -864,6 +893,14 @@ impl AlertState {
             .take(limit)
             .cloned()
             .collect()
+    }
+
+    /// Up to `n` audit records after sequence number `after`, oldest first
+    /// (a page of the export).
+    pub fn audit_after(&self, after: u64, n: usize) -> Vec<AuditRecord> {
+        let inner = self.lock();
+        let from = inner.audit.partition_point(|r| r.seq <= after);
+        inner.audit[from..].iter().take(n).cloned().collect()
     }
 
     /// How many alerts fired in each point of `grid`, per severity (every
@@ -1103,19 +1140,40 @@ mod tests {
     #[test]
     fn a_purge_deletes_old_resolved_alerts_and_says_so() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_store, st) = open(dir.path());
+        let (store, st) = open(dir.path());
         let a = st.fire(alert("r/p", Severity::Info), t(0)).unwrap();
         st.resolve(&a.alert_id, "ann", None, t(10))
             .unwrap()
             .unwrap();
-        assert_eq!(st.purge(t(10), t(20)).unwrap(), 0, "not before the cutoff");
-        assert_eq!(st.purge(t(11), t(20)).unwrap(), 1);
+        let only_fired = Purged {
+            alerts: 0,
+            records: 1,
+        };
+        assert_eq!(
+            st.purge(t(10), t(20)).unwrap(),
+            only_fired,
+            "resolved at the cutoff"
+        );
+        let both = Purged {
+            alerts: 1,
+            records: 1,
+        };
+        assert_eq!(st.purge(t(11), t(20)).unwrap(), both);
         assert!(st.history(&a.alert_id).is_none());
-        assert_eq!(actions(&st), ["purged"]);
+        assert_eq!(actions(&st), ["purged", "purged"]);
+        assert_eq!(st.purge(t(11), t(30)).unwrap(), Purged::default());
         let only_purges = AuditFilter {
             action: Some(AuditAction::Purged),
             ..AuditFilter::default()
         };
-        assert_eq!(st.audit_records(&only_purges, 10).len(), 1);
+        assert_eq!(st.audit_records(&only_purges, 10).len(), 2);
+        // What is left still verifies, from where the purges cut it.
+        let tree = store.tree("audit").unwrap();
+        let intact = chain::verify(&tree).unwrap();
+        assert_eq!((intact.records, intact.anchor.seq), (2, 2));
+        // And it loads again as it was.
+        drop(st);
+        let st = AlertState::open(&store, router()).unwrap();
+        assert_eq!(actions(&st), ["purged", "purged"]);
     }
 }

@@ -1,5 +1,6 @@
 //! Alerting endpoints: `GET /alerts`, `GET /alerts/{id}`,
 //! `POST /alerts/acknowledge`, `POST /alerts/resolve`, `GET /audit`,
+//! `GET /audit/export`,
 //! `POST|GET /silences`, `DELETE /silences/{id}`. Every change is durable
 //! before the reply.
 
@@ -207,6 +208,56 @@ pub async fn audit(state: AppState, q: AuditQuery) -> Result<Response, warp::Rej
         .map(AuditView::from)
         .collect();
     Ok(warp::reply::json(&AuditList { records }).into_response())
+}
+
+/// Records per chunk of the export.
+const EXPORT_PAGE: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    after: Option<String>,
+}
+
+/// `GET /audit/export`: the whole trail (or what follows sequence number
+/// `after`) as JSON Lines, oldest first, streamed a page at a time so a long
+/// trail is never one buffer. Each line carries `prev_hash` and `hash`.
+pub async fn audit_export(state: AppState, q: ExportQuery) -> Result<Response, warp::Rejection> {
+    let after = match q.after.as_deref() {
+        None => 0,
+        Some(s) => s.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "after '{s}' must be a record's seq (a whole number)"
+            ))
+        })?,
+    };
+    let trail = state.alerts.state.clone();
+    let pages = futures_util::stream::unfold(Some(after), move |cursor| {
+        let trail = trail.clone();
+        async move {
+            let page = trail.audit_after(cursor?, EXPORT_PAGE);
+            let last = page.last()?.seq;
+            let mut out = Vec::with_capacity(page.len() * 256);
+            for r in &page {
+                // Plain strings and maps: serialising into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut out, &AuditView::from(r));
+                out.push(b'\n');
+            }
+            let next = (page.len() == EXPORT_PAGE).then_some(last);
+            Some((Ok::<_, std::io::Error>(out), next))
+        }
+    });
+    let mut r = warp::reply::stream(pages).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    h.insert(
+        warp::http::header::CONTENT_DISPOSITION,
+        warp::http::HeaderValue::from_static("attachment; filename=\"audit.jsonl\""),
+    );
+    Ok(r)
 }
 
 #[derive(Deserialize)]

@@ -514,6 +514,10 @@ pub struct AuditView {
     pub comment: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, String>,
+    /// SHA-256 of the record before it and of this record, in hex: the
+    /// audit trail's hash chain.
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 impl From<&crate::alerting::AuditRecord> for AuditView {
@@ -526,6 +530,8 @@ impl From<&crate::alerting::AuditRecord> for AuditView {
             actor: r.actor.clone(),
             comment: r.comment.clone(),
             details: r.details.clone(),
+            prev_hash: crate::alerting::chain::hex(&r.prev_hash),
+            hash: crate::alerting::chain::hex(&r.hash),
         }
     }
 }

@@ -200,6 +200,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(s())
         .and(params::query())
         .and_then(alerts::audit);
+    let audit_export = warp::path!("audit" / "export")
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and_then(alerts::audit_export);
     let silence_new = warp::path("silences")
         .and(end())
         .and(warp::post())
@@ -221,6 +226,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(alert_resolve)
         .or(alert_get)
         .or(audit)
+        .or(audit_export)
         .or(silence_new)
         .or(silence_list)
         .or(silence_del);

@@ -100,6 +100,7 @@ pub fn required(method: &str, path: &str, policy: &Policy) -> Access {
         ("POST", ["alerts", "acknowledge" | "resolve"]) => Access::Operate,
         ("POST", ["silences"]) | ("DELETE", ["silences", _]) => Access::Operate,
         (_, ["auth", "tokens", ..]) => Access::Admin,
+        ("GET", ["audit", "export"]) => Access::Admin,
         ("GET", _) => read,
         // Any other write: the strictest.
         _ => Access::Admin,
@@ -130,6 +131,8 @@ mod tests {
             ("POST", "/silences", Access::Operate),
             ("DELETE", "/silences/x", Access::Operate),
             ("GET", "/auth/tokens", Access::Admin),
+            ("GET", "/audit", Access::Read),
+            ("GET", "/audit/export", Access::Admin),
             ("POST", "/auth/tokens", Access::Admin),
             ("PUT", "/alerts", Access::Admin),
             ("OPTIONS", "/silences", Access::Public),

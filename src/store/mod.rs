@@ -621,6 +621,22 @@ fn store_err(dir: &Path, message: String) -> Error {
     }
 }
 
+/// The database that holds the other modules' trees (`Store::tree`), opened
+/// alone for an offline tool. Fails with `DataDirInUse` while a daemon runs,
+/// and creates nothing where there is no database.
+pub fn open_state_db(dir: &Path) -> Result<sled::Db> {
+    let path = dir.join("db");
+    if !path.join("conf").exists() {
+        return Err(store_err(dir, "no database here".to_string()));
+    }
+    sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::LowSpace)
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| open_err(dir, e))
+}
+
 fn open_err(dir: &Path, e: sled::Error) -> Error {
     let text = e.to_string();
     if text.contains("could not acquire lock") {
