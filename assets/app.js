@@ -9,34 +9,56 @@ const num = (v, d = 1) => (typeof v === 'number' ? v.toFixed(d) : '–');
 const POLL_MS = 5000;
 
 // ---- sign-in: an API token kept for this browser session ------------------
+// /auth/session says who the token is and what this page may offer them;
+// the page shows a sign-in form until it may read, and only the controls
+// the role may use (the API refuses the rest anyway).
 const TOKEN_KEY = 'mlsec-monitor-token';
+const WHY_KEY = 'mlsec-monitor-signed-out-because';
 let token = sessionStorage.getItem(TOKEN_KEY);
-let asking = false;
+let session = { auth: true, can_read: false, can_operate: false, can_admin: false };
 
-function signIn(why) {
-  if (asking) return;
-  asking = true;
-  const t = prompt('Sign in to mlsec-monitor: paste an API token' + (why ? ' (' + why + ')' : ''));
-  asking = false;
-  if (t && t.trim()) {
-    sessionStorage.setItem(TOKEN_KEY, t.trim());
-    location.reload();
-  }
+async function sessionOf(t) {
+  const r = await fetch('/auth/session', { headers: t ? { Authorization: 'Bearer ' + t } : {} });
+  return { status: r.status, body: await r.json().catch(() => ({})) };
 }
 
-function signOut() {
+function showSignIn(why) {
+  $('dashboard').hidden = true;
+  $('feed').hidden = true;
+  $('signin-open').hidden = true;
+  $('signin').hidden = false;
+  $('signin-error').textContent = why || '';
+  $('token-input').focus();
+}
+
+// Forget the token and start again (a 401: revoked or expired meanwhile).
+function signOut(why) {
   sessionStorage.removeItem(TOKEN_KEY);
+  if (why) sessionStorage.setItem(WHY_KEY, why);
   location.reload();
 }
 
-$('signout').addEventListener('click', signOut);
-$('signout').hidden = !token;
+$('signin-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const t = $('token-input').value.trim();
+  let r;
+  try { r = await sessionOf(t); } catch (e) { $('signin-error').textContent = 'the appliance did not answer'; return; }
+  if (r.status !== 200) { $('signin-error').textContent = r.body.error || 'sign-in failed (' + r.status + ')'; return; }
+  if (!r.body.can_read) {
+    $('signin-error').textContent = `token '${r.body.name}' has role ${r.body.role}: it may push data but not read the dashboard`;
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, t);
+  location.reload();
+});
+$('signout').addEventListener('click', () => signOut());
+$('signin-open').addEventListener('click', () => showSignIn());
 
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {}, token ? { Authorization: 'Bearer ' + token } : {});
   const r = await fetch(path, Object.assign({}, options, { headers }));
   const body = await r.json().catch(() => ({}));
-  if (r.status === 401) signIn(body.error);
+  if (r.status === 401) signOut(body.error);
   if (!r.ok) throw new Error(body.error || r.status);
   return body;
 }
@@ -181,14 +203,14 @@ async function refreshAlerts() {
         <div>${esc(a.message)}</div>
         <div class="meta">${esc(a.timestamp)}${a.acknowledged_by ? ' · acknowledged by ' + esc(a.acknowledged_by) : ''}</div>
         <div class="actions">
-          ${a.status === 'active' ? '<button class="ack">Acknowledge</button>' : ''}
-          <button class="resolve">Resolve</button>
+          ${session.can_operate && a.status === 'active' ? '<button class="ack">Acknowledge</button>' : ''}
+          ${session.can_operate ? '<button class="resolve">Resolve</button>' : ''}
         </div></div>`).join('') : '<p class="muted">No open alerts.</p>';
   } catch (e) { /* keep the last view */ }
 }
 
 async function act(kind, id) {
-  const who = prompt('Your name');
+  const who = prompt('Your name', session.name || '');
   if (!who) return;
   const note = prompt(kind === 'ack' ? 'Comment' : 'Resolution notes') || undefined;
   const body = kind === 'ack'
@@ -232,12 +254,34 @@ function refreshAll() {
   refreshPlatform();
 }
 
-$('metric').addEventListener('change', drawChart);
-$('range').addEventListener('change', drawChart);
-window.addEventListener('resize', drawChart);
-refreshAll();
-drawChart();
-setInterval(refreshPlatform, POLL_MS);
-setInterval(refreshAlerts, POLL_MS);
-setInterval(drawChart, 30000);
-connect();
+// ---- start: sign in first, then the dashboard ------------------------------
+function boot() {
+  $('dashboard').hidden = false;
+  $('feed').hidden = false;
+  $('overall').hidden = false;
+  $('whoami').textContent = !session.auth ? 'access control off'
+    : session.name ? `signed in as ${session.name} (${session.role})` : 'public, read-only';
+  $('signout').hidden = !token;
+  $('signin-open').hidden = !(session.auth && !token);
+  $('metric').addEventListener('change', drawChart);
+  $('range').addEventListener('change', drawChart);
+  window.addEventListener('resize', drawChart);
+  refreshAll();
+  drawChart();
+  setInterval(refreshPlatform, POLL_MS);
+  setInterval(refreshAlerts, POLL_MS);
+  setInterval(drawChart, 30000);
+  connect();
+}
+
+(async () => {
+  const why = sessionStorage.getItem(WHY_KEY);
+  sessionStorage.removeItem(WHY_KEY);
+  let r;
+  try { r = await sessionOf(token); } catch (e) { return showSignIn('the appliance did not answer: reload to try again'); }
+  if (r.status === 401 && token) return signOut(r.body.error);
+  if (r.status !== 200) return showSignIn(r.body.error || 'sign-in failed (' + r.status + ')');
+  session = r.body;
+  if (!session.can_read) return showSignIn(why || (token ? `token '${session.name}' has role ${session.role}: it may not read the dashboard` : ''));
+  boot();
+})();

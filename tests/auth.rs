@@ -8,62 +8,6 @@ use common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn admin_token(d: &Daemon) -> String {
-    let path = d.data_dir.join("admin.token");
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&path)
-        .expect("the first-run token file")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600, "readable by the daemon's user only");
-    std::fs::read_to_string(path)
-        .expect("read")
-        .trim()
-        .to_string()
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-/// `method` `path` (with `body`) as the holder of `token`.
-fn with_token(
-    addr: std::net::SocketAddr,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Reply {
-    send(
-        addr,
-        method,
-        path,
-        &[("authorization", &bearer(token))],
-        body,
-    )
-}
-
-/// Creates a token through the API (as `admin`) and returns its secret.
-fn create(d: &Daemon, admin: &str, name: &str, role: &str, expires_at: Option<String>) -> String {
-    let mut body = json!({"name": name, "role": role});
-    if let Some(t) = expires_at {
-        body["expires_at"] = json!(t);
-    }
-    let r = send(
-        d.addr,
-        "POST",
-        "/auth/tokens",
-        &[("authorization", &bearer(admin))],
-        Some(&body),
-    );
-    assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.body["role"], role);
-    r.body["token"]
-        .as_str()
-        .expect("the secret, shown once")
-        .to_string()
-}
-
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Need {
@@ -173,6 +117,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>, Need)> {
             Need::Admin,
         ),
         ("DELETE", "/auth/tokens/nobody", None, Need::Admin),
+        ("GET", "/auth/session", None, Need::Public),
         ("PUT", "/alerts", None, Need::Admin),
     ]
 }
@@ -233,6 +178,31 @@ fn every_route_against_every_role_no_token_a_revoked_and_an_expired_one() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The session says who each one is and what the dashboard may offer.
+    for (who, token) in &creds[..4] {
+        let t = token.as_deref().expect("a token");
+        let s = with_token(d.addr, t, "GET", "/auth/session", None).body;
+        let can = (
+            s["can_read"].as_bool(),
+            s["can_operate"].as_bool(),
+            s["can_admin"].as_bool(),
+        );
+        let want = match who.as_str() {
+            "admin" => (Some(true), Some(true), Some(true)),
+            "operator" => (Some(true), Some(true), Some(false)),
+            "viewer" => (Some(true), Some(false), Some(false)),
+            _ => (Some(false), Some(false), Some(false)),
+        };
+        assert_eq!(
+            (s["auth"].as_bool(), s["role"].as_str()),
+            (Some(true), Some(who.as_str()))
+        );
+        assert_eq!(can, want, "{who}: {s}");
+    }
+    let anonymous = d.get("/auth/session").body;
+    assert_eq!(anonymous["name"], Value::Null);
+    assert_eq!(anonymous["can_read"], false, "{anonymous}");
 
     // The list shows names, roles and use, never a secret.
     let r = with_token(d.addr, &admin, "GET", "/auth/tokens", None);
@@ -307,6 +277,16 @@ fn auth_off_is_refused_on_a_public_address_and_public_read_opens_reads_only() {
         401
     );
     assert_eq!(d.get("/auth/tokens").status, 401);
+    let s = d.get("/auth/session").body;
+    assert_eq!(
+        (&s["can_read"], &s["can_operate"], &s["name"]),
+        (&json!(true), &json!(false), &Value::Null),
+        "{s}"
+    );
+    // With access control off (loopback only) the page may offer everything.
+    let off = Daemon::start(&[]);
+    let s = off.get("/auth/session").body;
+    assert_eq!((&s["auth"], &s["can_admin"]), (&json!(false), &json!(true)));
 }
 
 #[test]

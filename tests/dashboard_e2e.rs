@@ -1,6 +1,8 @@
 //! The dashboard end to end in real headless Chromium (Debian's `chromium`,
-//! driven by playwright-core from npm; both installed by scripts/test.sh):
-//! the page loads without console errors, live values arrive, clicking
+//! driven by playwright-core from npm; both installed by scripts/test.sh),
+//! with access control on: a bad token is refused on the sign-in form, a
+//! viewer sees alerts without controls, sign-out returns to the form, and
+//! as an operator the page loads without console errors, live values arrive, clicking
 //! Acknowledge on a real alert acknowledges it (checked through the API),
 //! and screenshots are saved to target/dashboard*.png for people to look at
 //! (also at a phone's and a wall screen's width, checked for one and three columns).
@@ -32,23 +34,23 @@ fn the_dashboard_in_headless_chromium() {
         &[
             ("DASHBOARD_REFRESH_INTERVAL", "0.5"),
             ("ALERT_EVALUATION_INTERVAL", "0.2"),
+            ("AUTH", "on"),
         ],
     );
+    let admin = admin_token(&d);
+    let viewer = create(&d, &admin, "wall-screen", "viewer", None);
+    let operator = create(&d, &admin, "oncall", "operator", None);
+    let post = |path: &str, body: &Value| with_token(d.addr, &admin, "POST", path, Some(body));
+    let get = |path: &str| with_token(d.addr, &admin, "GET", path, None);
     // Simulated platform data: a model, a training job, and a firing alert.
-    assert_eq!(d.post("/ingest/models", &json!({"name": "fraud", "status": "loaded", "progress": 100.0, "memory_usage_mb": 900.0})).status, 200);
+    assert_eq!(post("/ingest/models", &json!({"name": "fraud", "status": "loaded", "progress": 100.0, "memory_usage_mb": 900.0})).status, 200);
     let job = json!({"job_id": "j1", "model_name": "fraud", "status": "running", "progress": 30.0,
         "started_at": chrono::Utc::now().to_rfc3339(), "resource_usage": {"cpu_usage": 100.0, "memory_usage_mb": 2048.0}});
-    assert_eq!(d.post("/ingest/training", &job).status, 200);
-    assert_eq!(
-        d.post(
-            "/ingest/metrics",
-            &json!({"samples": [{"metric": "queue_depth", "value": 99.0}]})
-        )
-        .status,
-        200
-    );
+    assert_eq!(post("/ingest/training", &job).status, 200);
+    let queue = json!({"samples": [{"metric": "queue_depth", "value": 99.0}]});
+    assert_eq!(post("/ingest/metrics", &queue).status, 200);
     wait_for(std::time::Duration::from_secs(10), || {
-        (d.get("/alerts?status=active").body["alerts"]
+        (get("/alerts?status=active").body["alerts"]
             .as_array()
             .is_some_and(|a| !a.is_empty()))
         .then_some(())
@@ -58,6 +60,8 @@ fn the_dashboard_in_headless_chromium() {
         .arg(format!("{e2e}/dashboard.mjs"))
         .arg(format!("http://{}", d.addr))
         .arg(shot)
+        .env("VIEWER_TOKEN", &viewer)
+        .env("OPERATOR_TOKEN", &operator)
         .current_dir(e2e)
         .output()
         .expect("run node");
@@ -69,7 +73,29 @@ fn the_dashboard_in_headless_chromium() {
     );
     let seen: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("result line");
-    assert_eq!(seen["consoleErrors"], json!([]), "console errors: {seen}");
+    // Signed out, nothing but the form; a bad token answered on it; a
+    // viewer without controls; then the operator.
+    assert_eq!(seen["signedOut"]["dashboardHidden"], true, "{seen}");
+    let bad = seen["signedOut"]["badTokenError"].as_str().unwrap_or("");
+    assert!(bad.contains("invalid token"), "{seen}");
+    assert_eq!(
+        seen["viewer"]["whoami"], "signed in as wall-screen (viewer)",
+        "{seen}"
+    );
+    assert!(seen["viewer"]["alerts"].as_u64().unwrap() >= 1, "{seen}");
+    assert_eq!(
+        seen["viewer"]["buttons"], 0,
+        "no controls for a viewer: {seen}"
+    );
+    assert_eq!(seen["operator"]["whoami"], "signed in as oncall (operator)");
+    // The bad token's 401 is the one console error a browser logs itself.
+    let errors: Vec<&Value> = seen["consoleErrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e.as_str().unwrap_or("").contains("401"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {seen}");
     assert!(seen["loadMs"].as_u64().unwrap() < 3_000, "{seen}");
     assert_eq!(seen["liveMessages"], 2, "live values arrive: {seen}");
     assert!(seen["services"].as_u64().unwrap() >= 1);
@@ -84,7 +110,7 @@ fn the_dashboard_in_headless_chromium() {
     }
     // The click acknowledged the alert, as the API says.
     let id = seen["alertId"].as_str().unwrap();
-    let a = d.get(&format!("/alerts/{id}")).body;
+    let a = get(&format!("/alerts/{id}")).body;
     assert_eq!(a["status"], "acknowledged", "{a}");
     assert_eq!(a["acknowledged_by"], "e2e-operator");
     let ack = a["history"]

@@ -7,12 +7,13 @@
 //! subprotocol: `new WebSocket(url, ["bearer", token])`.
 
 use super::AppState;
+use super::dto::{CreatedToken, Session, TokenList, TokenView};
 use super::reject::ApiError;
 use crate::alerting::{Actor, AuditAction};
 use crate::auth::tokens::{Denied, Principal};
 use crate::auth::{Access, Role, required};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Instant;
 use warp::http::StatusCode;
@@ -175,47 +176,31 @@ pub fn principal(
     })
 }
 
-/// A token as `GET /auth/tokens` shows it: never the secret.
-#[derive(Serialize)]
-pub struct TokenView {
-    pub name: String,
-    pub role: Role,
-    pub created_at: String,
-    pub expires_at: Option<String>,
-    pub last_used_at: Option<String>,
-}
-
-impl From<&crate::auth::tokens::TokenRecord> for TokenView {
-    fn from(r: &crate::auth::tokens::TokenRecord) -> TokenView {
-        TokenView {
-            name: r.name.clone(),
-            role: r.role,
-            created_at: crate::time::ts(r.created_at),
-            expires_at: r.expires_at.map(crate::time::ts),
-            last_used_at: r.last_used_at.map(crate::time::ts),
-        }
-    }
-}
-
-#[derive(Serialize)]
-pub struct TokenList {
-    pub tokens: Vec<TokenView>,
-}
-
-/// The answer to a creation: the only time the secret is shown.
-#[derive(Serialize)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub view: TokenView,
-    pub token: String,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
     role: String,
     expires_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /auth/session`: who the caller is and what the dashboard may offer
+/// them. Public, so a page without a token learns it must sign in; a token
+/// sent is checked by the gate like any other (401 if bad).
+pub async fn session(state: AppState, p: Option<Principal>) -> Result<Response, Rejection> {
+    let policy = &state.config.access;
+    let role = p.as_ref().map(|p| p.role);
+    let can = |need: Access| !policy.enabled || role.is_some_and(|r| r.allows(need));
+    let body = Session {
+        auth: policy.enabled,
+        name: p.as_ref().map(|p| p.name.clone()),
+        role,
+        // With PUBLIC_READ every read is public, whatever the token.
+        can_read: can(Access::Read) || policy.public_read,
+        can_operate: can(Access::Operate),
+        can_admin: can(Access::Admin),
+    };
+    Ok(warp::reply::json(&body).into_response())
 }
 
 pub async fn list_tokens(state: AppState) -> Result<Response, Rejection> {

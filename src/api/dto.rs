@@ -756,3 +756,54 @@ pub struct AlertsTimelineChart {
     pub total_alerts: usize,
     pub step_seconds: i64,
 }
+
+// ---- access control ------------------------------------------------------
+
+/// A token as `GET /auth/tokens` shows it: never the secret.
+#[derive(Serialize)]
+pub struct TokenView {
+    pub name: String,
+    pub role: crate::auth::Role,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+impl From<&crate::auth::tokens::TokenRecord> for TokenView {
+    fn from(r: &crate::auth::tokens::TokenRecord) -> TokenView {
+        TokenView {
+            name: r.name.clone(),
+            role: r.role,
+            created_at: crate::time::ts(r.created_at),
+            expires_at: r.expires_at.map(crate::time::ts),
+            last_used_at: r.last_used_at.map(crate::time::ts),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TokenList {
+    pub tokens: Vec<TokenView>,
+}
+
+/// The answer to a creation: the only time the secret is shown.
+#[derive(Serialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub view: TokenView,
+    pub token: String,
+}
+
+/// `GET /auth/session`: who is signed in and what they may do (every `can_`
+/// true when access control is off).
+#[derive(Serialize)]
+pub struct Session {
+    /// Whether access control is on.
+    pub auth: bool,
+    /// The token's name and role (`null` without a token).
+    pub name: Option<String>,
+    pub role: Option<crate::auth::Role>,
+    pub can_read: bool,
+    pub can_operate: bool,
+    pub can_admin: bool,
+}

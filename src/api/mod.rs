@@ -272,7 +272,12 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(s())
         .and(who())
         .and_then(access::revoke_token);
-    let tokens = tokens_list.or(tokens_new).or(tokens_del);
+    let session = warp::path!("auth" / "session")
+        .and(warp::get())
+        .and(s())
+        .and(access::principal(state.clone()))
+        .and_then(access::session);
+    let tokens = tokens_list.or(tokens_new).or(tokens_del).or(session);
 
     let ui_page = warp::path("ui").and(end()).and(warp::get()).map(ui::page);
     let ui_asset = warp::path!("ui" / String).and(warp::get()).map(ui::asset);

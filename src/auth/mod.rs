@@ -95,7 +95,7 @@ pub fn required(method: &str, path: &str, policy: &Policy) -> Access {
     match (method, segments.as_slice()) {
         ("OPTIONS", _) => Access::Public,
         ("GET", [""]) | ("GET", ["health"]) if policy.public_health => Access::Public,
-        ("GET", ["ui"]) | ("GET", ["ui", _]) => Access::Public,
+        ("GET", ["ui"]) | ("GET", ["ui", _]) | ("GET", ["auth", "session"]) => Access::Public,
         (_, ["ingest", ..]) => Access::Ingest,
         ("POST", ["alerts", "acknowledge" | "resolve"]) => Access::Operate,
         ("POST", ["silences"]) | ("DELETE", ["silences", _]) => Access::Operate,
@@ -131,6 +131,7 @@ mod tests {
             ("POST", "/silences", Access::Operate),
             ("DELETE", "/silences/x", Access::Operate),
             ("GET", "/auth/tokens", Access::Admin),
+            ("GET", "/auth/session", Access::Public),
             ("GET", "/audit", Access::Read),
             ("GET", "/audit/export", Access::Admin),
             ("POST", "/auth/tokens", Access::Admin),

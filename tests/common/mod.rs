@@ -6,7 +6,7 @@
 pub mod servers;
 
 use mlsec_monitor::config::{Config, Overrides};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -117,6 +117,71 @@ pub fn send(
     }
     let req = b.body(text).expect("request");
     reply(agent().run(req).expect("request"))
+}
+
+// ---- access control: tokens -------------------------------------------
+
+/// The first-run admin token, checked to be readable by the daemon's user only.
+pub fn admin_token(d: &Daemon) -> String {
+    let path = d.data_dir.join("admin.token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path)
+        .expect("the first-run token file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "readable by the daemon's user only");
+    std::fs::read_to_string(path)
+        .expect("read")
+        .trim()
+        .to_string()
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// `method` `path` (with `body`) as the holder of `token`.
+pub fn with_token(
+    addr: std::net::SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Reply {
+    send(
+        addr,
+        method,
+        path,
+        &[("authorization", &bearer(token))],
+        body,
+    )
+}
+
+/// Creates a token through the API (as `admin`) and returns its secret.
+pub fn create(
+    d: &Daemon,
+    admin: &str,
+    name: &str,
+    role: &str,
+    expires_at: Option<String>,
+) -> String {
+    let mut body = json!({"name": name, "role": role});
+    if let Some(t) = expires_at {
+        body["expires_at"] = json!(t);
+    }
+    let r = send(
+        d.addr,
+        "POST",
+        "/auth/tokens",
+        &[("authorization", &bearer(admin))],
+        Some(&body),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["role"], role);
+    r.body["token"]
+        .as_str()
+        .expect("the secret, shown once")
+        .to_string()
 }
 
 /// Sends raw bytes on a fresh connection and returns (status, body). For

@@ -1,6 +1,9 @@
 // Drives the /ui dashboard in headless Debian Chromium (playwright-core, no
 // downloaded browser). Usage: node dashboard.mjs BASE_URL SCREENSHOT_PATH
-// Prints one JSON line with what it saw; exits non-zero on a failed check.
+// with VIEWER_TOKEN and OPERATOR_TOKEN in the environment. Signs in with a
+// bad token, then as a viewer (no alert controls), signs out, signs in as an
+// operator and acknowledges an alert. Prints one JSON line with what it
+// saw; exits non-zero on a failed check.
 import { chromium } from 'playwright-core';
 
 const [base, shot] = process.argv.slice(2);
@@ -20,13 +23,39 @@ try {
   const started = Date.now();
   await page.goto(base + '/ui', { waitUntil: 'load' });
   out.loadMs = Date.now() - started;
+  // Signed out: the sign-in form, and nothing of the dashboard.
+  await page.waitForSelector('#signin:not([hidden])', { timeout: 10000 });
+  out.signedOut = { dashboardHidden: await page.isHidden('#dashboard') };
+  const signIn = async (t) => {
+    await page.fill('#token-input', t);
+    await page.click('#signin-form button[type=submit]');
+  };
+  await signIn('mlsec_not_a_token');
+  await page.waitForFunction(() => document.getElementById('signin-error').textContent !== '', null, { timeout: 10000 });
+  out.signedOut.badTokenError = await page.textContent('#signin-error');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-signin.png') });
+  // A viewer sees the alerts and no control to change them.
+  await signIn(process.env.VIEWER_TOKEN);
+  await page.waitForSelector('#dashboard:not([hidden]) .alert', { timeout: 10000 });
+  out.viewer = {
+    whoami: await page.textContent('#whoami'),
+    alerts: await page.$$eval('.alert', (a) => a.length),
+    buttons: await page.$$eval('.alert button', (b) => b.length),
+  };
+  await page.click('#signout');
+  await page.waitForSelector('#signin:not([hidden])', { timeout: 10000 });
+  // The operator.
+  await signIn(process.env.OPERATOR_TOKEN);
+  await page.waitForSelector('#dashboard:not([hidden])', { timeout: 10000 });
+  out.operator = { whoami: await page.textContent('#whoami') };
   await page.waitForFunction(() => document.getElementById('feed').textContent === 'live', null, { timeout: 10000 });
   // Live values change: the CPU tile is filled, then the feed keeps ticking.
   await page.waitForFunction(() => /%/.test(document.getElementById('cpu').textContent), null, { timeout: 10000 });
   const first = await page.textContent('#net');
   const ticks = await page.evaluate(() => new Promise((resolve) => {
     let n = 0;
-    const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/metrics');
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/metrics';
+    const ws = new WebSocket(url, ['bearer', sessionStorage.getItem('mlsec-monitor-token')]);
     ws.onmessage = (e) => { if (JSON.parse(e.data).type === 'metrics' && ++n === 2) { ws.close(); resolve(n); } };
     setTimeout(() => resolve(n), 8000);
   }));
