@@ -218,14 +218,9 @@ pub async fn run(
             _ = shutdown => {},
             _ = down_for_http.recv() => {},
         }
-        tracing::info!("shutting down: no new connections, finishing in-flight requests");
         trigger.fire();
     };
-    warp::serve(api::routes(state))
-        .incoming(listener)
-        .graceful(stop)
-        .run()
-        .await;
+    api::server::serve(state, listener, config.http, stop).await;
 
     while tasks.join_next().await.is_some() {}
     let st = store.clone();

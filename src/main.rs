@@ -265,9 +265,51 @@ fn private_files() {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+/// Files the daemon keeps for itself beside its connections (sled's files,
+/// probes, scrapes, notifications).
+const RESERVED_FILES: u64 = 256;
+
+/// Raises the soft open-file limit to the hard one (every connection is a
+/// file) and returns the soft limit in force.
+#[allow(unsafe_code)]
+fn raise_open_files() -> Option<u64> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed
+    // by reference, which lives for the whole call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return None;
+        }
+        if l.rlim_cur < l.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: l.rlim_max,
+                rlim_max: l.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                l = raised;
+            }
+        }
+    }
+    Some(l.rlim_cur)
+}
+
+fn serve(mut config: Config) -> ExitCode {
     private_files();
     init_tracing(&config);
+    if let Some(files) = raise_open_files() {
+        let room = files.saturating_sub(RESERVED_FILES).max(16) as usize;
+        if config.http.max_connections > room {
+            tracing::warn!(
+                open_files = files,
+                max_connections = room,
+                "HTTP_MAX_CONNECTIONS lowered to stay below the open-file limit"
+            );
+            config.http.max_connections = room;
+        }
+    }
     // A data directory made by an earlier release (or by hand) may be
     // readable by others: close it.
     if config.data_dir.is_dir() {

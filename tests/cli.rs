@@ -105,6 +105,89 @@ fn config_prints_the_effective_settings_with_secrets_masked() {
 }
 
 #[test]
+fn config_prints_every_setting_rules_channels_routes_and_escalation() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("full.toml");
+    std::fs::write(
+        &f,
+        r#"
+model_stale_after = 900
+network_interfaces_exclude = "docker*,veth*"
+public_read = true
+http_max_connections = 100
+
+[[services]]
+name = "api"
+kind = "http"
+target = "http://u:pw@127.0.0.1:9/health"
+process = { name = "api-server" }
+
+[[rules]]
+name = "queue_high"
+metric = "queue_depth"
+labels = { queue = "!scratch" }
+aggregation = "max"
+threshold = 10
+for = 30
+severity = "warning"
+message = "queue {value}"
+
+[[channels]]
+name = "chat"
+kind = "slack"
+url = "https://hooks.slack.com/services/T0/B0/slacksecret"
+
+[[channels]]
+name = "hook"
+kind = "webhook"
+url = "https://hooks.example/in?token=hooksecret"
+
+[[routes]]
+severity = "critical"
+channels = ["chat", "hook"]
+
+[escalation]
+after = 600
+channels = ["hook"]
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(&["config", "--config", f.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "model_stale_after = 900.0",
+        "network_interfaces_exclude = \"docker*,veth*\"",
+        "public_read = true",
+        "http_max_connections = 100",
+        "http_header_timeout = 10.0",
+        "auth_failure_limit = 10",
+        "[[rules]]",
+        "name = \"queue_high\"",
+        "for = 30.0",
+        "queue = \"!scratch\"",
+        "[[channels]]",
+        "url = \"https://hooks.slack.com/***\"",
+        "url = \"https://hooks.example/in?token=***\"",
+        "[[routes]]",
+        "[escalation]",
+        "after = 600.0",
+        "name = \"api-server\"",
+        "target = \"http://u:***@127.0.0.1:9/health\"",
+    ] {
+        assert!(out.contains(needle), "{needle} missing in:\n{out}");
+    }
+    for secret in ["slacksecret", "hooksecret", ":pw@"] {
+        assert!(!out.contains(secret), "{secret} shown:\n{out}");
+    }
+    // What it prints is a config file that prints the same again.
+    let printed = dir.path().join("printed.toml");
+    std::fs::write(&printed, &out).unwrap();
+    let (code, again, err) = run(&["config", "--config", printed.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again, out);
+}
+
+#[test]
 fn a_second_daemon_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let first = Process::spawn(dir.path(), &[]);

@@ -1,6 +1,7 @@
 //! Hardening (issue "Hardening"), over real HTTP: values that would wrap
-//! or overflow are refused, and a value from outside cannot forge a log
-//! line.
+//! or overflow are refused, a value from outside cannot forge a log line,
+//! slow and idle connections are closed, and the server keeps HTTP's
+//! manners (405 with `Allow`, `HEAD`, JSON only as JSON).
 
 mod common;
 
@@ -191,4 +192,125 @@ fn the_data_directory_and_its_files_followed_the_umask() {
         seen += 1;
     }
     assert!(seen > 5, "only {seen} entries");
+}
+
+/// A raw connection that sends `bytes` and then nothing more.
+fn half_request(addr: std::net::SocketAddr, bytes: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.write_all(bytes).expect("write");
+    s
+}
+
+/// Reads until the server closes the connection; how long that took and
+/// what it sent.
+fn until_closed(mut s: std::net::TcpStream, limit: Duration) -> (Duration, String) {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    s.set_read_timeout(Some(limit)).expect("timeout");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    (started.elapsed(), String::from_utf8_lossy(&got).to_string())
+}
+
+#[test]
+fn half_sent_requests_held_their_connections_forever() {
+    let d = Daemon::start(&[
+        ("HTTP_HEADER_TIMEOUT", "1"),
+        ("HTTP_REQUEST_TIMEOUT", "1"),
+        ("HTTP_MAX_CONNECTIONS", "20"),
+    ]);
+    // Thirty connections that send half their headers: more than the cap.
+    let slow: Vec<_> = (0..30)
+        .map(|_| half_request(d.addr, b"GET /health HTTP/1.1\r\nHost: x\r\n"))
+        .collect();
+    // /health still answers (the slow ones are cut at the header timeout,
+    // the ones past the cap wait in the backlog until then).
+    let started = std::time::Instant::now();
+    assert_eq!(d.get("/health").status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for s in slow {
+        let (took, _) = until_closed(s, Duration::from_secs(10));
+        assert!(
+            took < Duration::from_secs(5),
+            "a slow header held on for {took:?}"
+        );
+    }
+    // An idle keep-alive connection is closed after the same time.
+    let idle = half_request(d.addr, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (took, answer) = until_closed(idle, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(took < Duration::from_secs(5), "idle for {took:?}");
+    // A body that never arrives: 408 after HTTP_REQUEST_TIMEOUT.
+    let body = half_request(
+        d.addr,
+        b"POST /ingest/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"samples\"",
+    );
+    let (took, answer) = until_closed(body, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("HTTP_REQUEST_TIMEOUT"), "{answer}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn the_open_file_limit_is_raised_and_the_connection_cap_kept_below_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Process::spawn_after("ulimit -Sn 256 && ulimit -Hn 400", dir.path(), &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", p.child.id())).expect("limits");
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line");
+    let numbers: Vec<&str> = files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["400", "400"], "{files}");
+    let lowered = p
+        .startup
+        .iter()
+        .find(|l| l.contains("HTTP_MAX_CONNECTIONS lowered"))
+        .expect("the cap lowered, in the log");
+    assert!(lowered.contains("max_connections=144"), "{lowered}");
+    assert_eq!(get(p.addr, "/health").status, 200);
+}
+
+#[test]
+fn http_manners_405_names_the_methods_head_works_and_jsonx_is_not_json() {
+    let d = Daemon::start(&[]);
+    let r = request(d.addr, "DELETE", "/health", &[]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers["allow"], "GET, HEAD, OPTIONS");
+    assert!(r.body["error"].is_string(), "{}", r.text);
+    let r = request(d.addr, "PUT", "/silences", &[]);
+    assert_eq!(
+        (r.status, r.headers["allow"].as_str()),
+        (405, "GET, POST, HEAD, OPTIONS")
+    );
+    // HEAD wherever GET works: the same status and headers, no body.
+    for path in ["/health", "/alerts", "/charts/system-metrics", "/ui"] {
+        let get = d.get(path);
+        let head = request(d.addr, "HEAD", path, &[]);
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(
+            head.headers.get("content-type"),
+            get.headers.get("content-type")
+        );
+        assert!(head.text.is_empty(), "{path}: {}", head.text);
+    }
+    let r = post_raw(
+        d.addr,
+        "/ingest/metrics",
+        "application/jsonx",
+        br#"{"samples": []}"#,
+    );
+    assert_eq!(r.status, 415, "{}", r.text);
+    let r = post_raw(
+        d.addr,
+        "/ingest/metrics",
+        "Application/JSON; charset=utf-8",
+        br#"{"samples": []}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
 }

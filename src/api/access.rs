@@ -53,14 +53,15 @@ pub fn gate(state: AppState) -> impl Filter<Extract = (), Error = Rejection> + C
         .and(warp::path::full())
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("sec-websocket-protocol"))
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<super::server::Peer>())
         .and_then(
             move |method: warp::http::Method,
                   path: warp::path::FullPath,
                   authorization: Option<String>,
                   protocols: Option<String>,
-                  remote: Option<SocketAddr>| {
+                  peer: Option<super::server::Peer>| {
                 let state = state.clone();
+                let remote = peer.map(|p| p.0);
                 async move {
                     admit(
                         &state,

@@ -7,6 +7,7 @@
 
 pub mod access;
 mod alerts;
+mod allow;
 mod cache;
 pub mod charts;
 mod core;
@@ -17,6 +18,7 @@ mod metrics;
 pub mod params;
 mod platform;
 pub mod reject;
+pub mod server;
 pub mod services;
 mod ui;
 pub mod ws;
@@ -342,6 +344,19 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let api = access::gate(state.clone())
         .and(live.or(api))
         .recover(reject::handle);
+    // A 405 names the methods the path takes.
+    let api = warp::path::full()
+        .and(api)
+        .map(|path: warp::path::FullPath, reply| {
+            let mut r = warp::Reply::into_response(reply);
+            if r.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED
+                && let Some(methods) = allow::allow(path.as_str())
+                && let Ok(v) = warp::http::HeaderValue::from_str(&methods)
+            {
+                r.headers_mut().insert(warp::http::header::ALLOW, v);
+            }
+            r
+        });
 
     // One line per request: at debug level for answers that worked (a wall
     // of dashboards polling would flood the log at info), at info for the

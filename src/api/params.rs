@@ -26,8 +26,12 @@ pub fn json_body<T: DeserializeOwned + Send + 'static>()
     warp::body::content_length_limit(MAX_BODY_BYTES)
         .and(warp::header::optional::<String>("content-type"))
         .and_then(|ct: Option<String>| async move {
-            match ct {
-                Some(ct) if ct.to_ascii_lowercase().starts_with("application/json") => Ok(()),
+            // The media type itself, not a prefix: `application/jsonx` is not JSON.
+            let media = ct
+                .as_deref()
+                .map(|c| c.split(';').next().unwrap_or("").trim());
+            match media {
+                Some(m) if m.eq_ignore_ascii_case("application/json") => Ok(()),
                 _ => Err(warp::reject::custom(ApiError::new(
                     warp::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "request body must be JSON (Content-Type: application/json)",

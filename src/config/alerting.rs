@@ -54,6 +54,20 @@ pub enum Op {
     Le,
 }
 
+impl Aggregation {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Aggregation::Avg => "avg",
+            Aggregation::Max => "max",
+            Aggregation::Min => "min",
+            Aggregation::Last => "last",
+            Aggregation::Rate => "rate",
+            Aggregation::Age => "age",
+            Aggregation::ErrorRate => "error_rate",
+        }
+    }
+}
+
 impl Op {
     pub fn holds(&self, v: f64, t: f64) -> bool {
         match self {
@@ -254,6 +268,16 @@ pub enum ChannelKind {
     Webhook,
     Slack,
     Alertmanager,
+}
+
+impl ChannelKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Alertmanager => "alertmanager",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -20,6 +20,13 @@ pub const MAX_SERIES: usize = 50_000;
 pub const ALERT_EVALUATION_INTERVAL_SECS: f64 = 10.0;
 /// Most websocket live-feed clients at once.
 pub const WS_MAX_CLIENTS: usize = 2000;
+/// Seconds for a request's headers to arrive (and an idle keep-alive
+/// connection to stay open).
+pub const HTTP_HEADER_TIMEOUT_SECS: f64 = 10.0;
+/// Seconds for a request to be read and answered.
+pub const HTTP_REQUEST_TIMEOUT_SECS: f64 = 60.0;
+/// Connections open at once (also kept below the open-file limit).
+pub const HTTP_MAX_CONNECTIONS: usize = 4096;
 /// Seconds a running training job or a loading model may go without a
 /// report before it counts as failed ("no report since ...").
 pub const PLATFORM_STALE_AFTER_SECS: f64 = 600.0;

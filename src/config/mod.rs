@@ -10,6 +10,7 @@
 
 pub mod alerting;
 pub mod defaults;
+mod print;
 pub mod raw;
 pub mod services;
 mod source;
@@ -45,6 +46,20 @@ pub struct AccessPolicy {
     pub public_health: bool,
 }
 
+/// What one connection may hold and for how long (`api::server`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's headers must arrive within this, and an idle
+    /// keep-alive connection is closed after it (`HTTP_HEADER_TIMEOUT`).
+    pub header_timeout: Duration,
+    /// A request (its body read and its answer made) must finish within
+    /// this (`HTTP_REQUEST_TIMEOUT`); streams and websockets run on after.
+    pub request_timeout: Duration,
+    /// Connections open at once (`HTTP_MAX_CONNECTIONS`); more wait in the
+    /// listen backlog. Kept below the open-file limit at start.
+    pub max_connections: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub host: IpAddr,
@@ -69,6 +84,7 @@ pub struct Config {
     pub alert_evaluation_interval: Duration,
     /// Most live-feed (websocket) clients at once.
     pub ws_max_clients: usize,
+    pub http: HttpLimits,
     /// A running job or loading model not reported for this long fails.
     pub platform_stale_after: Duration,
     /// A loaded model not reported for this long is taken as unloaded
@@ -237,6 +253,24 @@ impl Config {
                 defaults::WS_MAX_CLIENTS as u64,
                 100_000,
             )? as usize,
+            http: HttpLimits {
+                header_timeout: src.interval(
+                    "HTTP_HEADER_TIMEOUT",
+                    file.http_header_timeout,
+                    defaults::HTTP_HEADER_TIMEOUT_SECS,
+                )?,
+                request_timeout: src.interval(
+                    "HTTP_REQUEST_TIMEOUT",
+                    file.http_request_timeout,
+                    defaults::HTTP_REQUEST_TIMEOUT_SECS,
+                )?,
+                max_connections: src.count(
+                    "HTTP_MAX_CONNECTIONS",
+                    file.http_max_connections,
+                    defaults::HTTP_MAX_CONNECTIONS as u64,
+                    1_000_000,
+                )? as usize,
+            },
             platform_stale_after: src.interval(
                 "PLATFORM_STALE_AFTER",
                 file.platform_stale_after,
@@ -275,92 +309,6 @@ impl Config {
             escalation,
             config_file,
         })
-    }
-
-    /// The effective configuration as TOML, secrets masked (for `mlsec-monitor config`).
-    pub fn to_toml(&self) -> String {
-        let opt = |v: &Option<String>| match v {
-            Some(u) => format!("{:?}", mask_url(u)),
-            None => "# not set".to_string(),
-        };
-        let secs = |d: Duration| d.as_secs_f64();
-        let cors = match &self.cors_allowed_origins {
-            CorsOrigins::Any => "*".to_string(),
-            CorsOrigins::List(l) => l.join(","),
-        };
-        format!(
-            "service_host = \"{}\"\nservice_port = {}\nlog_level = \"{}\"\nlog_format = \"{}\"\n\
-             data_dir = {:?}\ndatabase_url = {}\nredis_url = {}\nhealth_check_interval = {}\n\
-             metrics_retention_days = {}\nalert_retention_days = {}\ndashboard_refresh_interval = {}\n\
-             system_metrics_interval = {}\nflush_interval = {}\ncors_allowed_origins = \"{}\"\nmax_series = {}\n",
-            self.host,
-            self.port,
-            self.log_level,
-            if self.log_format == LogFormat::Json {
-                "json"
-            } else {
-                "text"
-            },
-            self.data_dir.display().to_string(),
-            opt(&self.database_url),
-            opt(&self.redis_url),
-            secs(self.health_check_interval),
-            self.metrics_retention_days,
-            self.alert_retention_days,
-            secs(self.dashboard_refresh_interval),
-            secs(self.system_metrics_interval),
-            secs(self.flush_interval),
-            cors,
-            self.max_series,
-        ) + &self.services_toml()
-    }
-
-    /// The file's `[[services]]` as TOML (URL-configured dependencies are
-    /// shown as the variables above, so they are not repeated).
-    fn services_toml(&self) -> String {
-        let mut out = String::new();
-        for s in self
-            .services
-            .iter()
-            .filter(|s| s.role == services::Role::Service)
-        {
-            out += &format!(
-                "\n[[services]]\nname = {:?}\nkind = \"{}\"\ntarget = {:?}\ninterval = {}\ntimeout = {}\n",
-                s.name,
-                s.kind.as_str(),
-                mask_url(&s.target),
-                s.interval.as_secs_f64(),
-                s.timeout.as_secs_f64()
-            );
-            if let Some(codes) = &s.expected_status {
-                out += &format!("expected_status = {codes:?}\n");
-            }
-            if let Some(ms) = s.degraded_threshold_ms {
-                out += &format!("degraded_threshold_ms = {ms}\n");
-            }
-            if let Some(sc) = &s.scrape {
-                out += &format!(
-                    "metrics_url = {:?}\nrequests_metric = {:?}\nduration_metric = {:?}\n",
-                    sc.url, sc.requests_metric, sc.duration_metric
-                );
-            }
-            if !s.depends_on.is_empty() {
-                out += &format!("depends_on = {:?}\n", s.depends_on);
-            }
-            match &s.process {
-                Some(services::ProcessMatcher::Name(n)) => {
-                    out += &format!("process = {{ name = {n:?} }}\n")
-                }
-                Some(services::ProcessMatcher::Cmdline(c)) => {
-                    out += &format!("process = {{ cmdline = {c:?} }}\n")
-                }
-                Some(services::ProcessMatcher::PidFile(p)) => {
-                    out += &format!("process = {{ pid_file = {:?} }}\n", p.display().to_string())
-                }
-                None => {}
-            }
-        }
-        out
     }
 }
 

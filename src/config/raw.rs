@@ -26,6 +26,9 @@ pub struct RawConfig {
     pub services: Vec<super::services::RawService>,
     /// Most live-feed clients at once (default 2000).
     pub ws_max_clients: Option<i64>,
+    pub http_header_timeout: Option<f64>,
+    pub http_request_timeout: Option<f64>,
+    pub http_max_connections: Option<i64>,
     /// Seconds between rule evaluations (default 10).
     pub alert_evaluation_interval: Option<f64>,
     pub platform_stale_after: Option<f64>,

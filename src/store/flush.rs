@@ -81,8 +81,8 @@ const TRIM_AFTER_SEALED: usize = 1024;
 /// Returns free heap memory to the system. A checkpoint or a seal of every
 /// series copies the blocks it writes; glibc's allocator keeps the freed
 /// space in its arenas (measured at 50,000 series: 52 MB of 305 MB RSS).
-/// One of the two unsafe blocks (`unsafe_code` is denied everywhere else;
-/// the other is `umask` in main.rs).
+/// One of the three unsafe blocks (`unsafe_code` is denied everywhere else;
+/// the others are `umask` and the open-file limit in main.rs).
 #[allow(unsafe_code)]
 fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -339,6 +339,8 @@ impl Drop for Daemon {
 pub struct Process {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The log lines up to "listening on", then the rest as they come.
+    pub startup: Vec<String>,
     pub lines: mpsc::Receiver<String>,
 }
 
@@ -350,8 +352,20 @@ impl Process {
     /// Starts `serve` with the base env plus `extra`, and waits for "listening on".
     pub fn spawn(data_dir: &Path, extra: &[(&str, &str)]) -> Process {
         let mut cmd = binary();
-        cmd.arg("serve")
-            .env_clear()
+        cmd.arg("serve");
+        Process::start(cmd, data_dir, extra)
+    }
+
+    /// As `spawn`, from a shell that runs `setup` first (`ulimit ...`).
+    pub fn spawn_after(setup: &str, data_dir: &Path, extra: &[(&str, &str)]) -> Process {
+        let bin = env!("CARGO_BIN_EXE_mlsec-monitor");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("{setup} && exec {bin} serve"));
+        Process::start(cmd, data_dir, extra)
+    }
+
+    fn start(mut cmd: Command, data_dir: &Path, extra: &[(&str, &str)]) -> Process {
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in base_env(data_dir) {
             cmd.env(k, v);
@@ -375,11 +389,13 @@ impl Process {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut startup = Vec::new();
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
                 .recv_timeout(left)
                 .expect("daemon printed 'listening on' in time");
+            startup.push(line.clone());
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let addr: String = rest
                     .chars()
@@ -391,6 +407,7 @@ impl Process {
         Process {
             child,
             addr,
+            startup,
             lines: rx,
         }
     }

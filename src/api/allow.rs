@@ -1,0 +1,89 @@
+//! Which methods each path answers, for the `Allow` header of a 405. warp
+//! knows only that some route refused the method, so the paths are listed
+//! here, beside `mod.rs`'s routes; a test checks each against the server.
+
+/// Method and path pattern of every route (`*` matches one segment).
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/health"),
+    ("GET", "/health/services"),
+    ("GET", "/health/dependencies"),
+    ("GET", "/system-metrics"),
+    ("GET", "/service-health"),
+    ("GET", "/dashboard-data"),
+    ("GET", "/metrics/summary"),
+    ("GET", "/metrics/detailed"),
+    ("GET", "/model-loading-status"),
+    ("GET", "/training-status"),
+    ("POST", "/ingest/metrics"),
+    ("POST", "/ingest/requests"),
+    ("POST", "/ingest/models"),
+    ("POST", "/ingest/training"),
+    ("GET", "/alerts"),
+    ("GET", "/alerts/*"),
+    ("POST", "/alerts/acknowledge"),
+    ("POST", "/alerts/resolve"),
+    ("GET", "/audit"),
+    ("GET", "/audit/export"),
+    ("GET", "/silences"),
+    ("POST", "/silences"),
+    ("DELETE", "/silences/*"),
+    ("GET", "/charts/*"),
+    ("GET", "/ws/metrics"),
+    ("GET", "/auth/tokens"),
+    ("POST", "/auth/tokens"),
+    ("DELETE", "/auth/tokens/*"),
+    ("GET", "/auth/session"),
+    ("GET", "/ui"),
+    ("GET", "/ui/*"),
+];
+
+fn matches(pattern: &str, path: &str) -> bool {
+    let p: Vec<&str> = pattern.trim_matches('/').split('/').collect();
+    let s: Vec<&str> = path.trim_matches('/').split('/').collect();
+    p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| *p == "*" || p == s)
+}
+
+/// The `Allow` header's value for `path`: its methods, `HEAD` beside `GET`
+/// (answered as a `GET` without the body), and `OPTIONS` (CORS preflight);
+/// `None` when no route has the path.
+pub fn allow(path: &str) -> Option<String> {
+    let mut methods: Vec<&str> = ENDPOINTS
+        .iter()
+        .filter(|(_, p)| matches(p, path))
+        .map(|(m, _)| *m)
+        .collect();
+    if methods.is_empty() {
+        return None;
+    }
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    methods.push("OPTIONS");
+    methods.dedup();
+    Some(methods.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn methods_per_path() {
+        assert_eq!(
+            super::allow("/silences").as_deref(),
+            Some("GET, POST, HEAD, OPTIONS")
+        );
+        assert_eq!(
+            super::allow("/silences/abc").as_deref(),
+            Some("DELETE, OPTIONS")
+        );
+        assert_eq!(
+            super::allow("/alerts/acknowledge").as_deref(),
+            Some("GET, POST, HEAD, OPTIONS")
+        );
+        assert_eq!(
+            super::allow("/ingest/metrics").as_deref(),
+            Some("POST, OPTIONS")
+        );
+        assert_eq!(super::allow("/nothing"), None);
+    }
+}

@@ -1,0 +1,141 @@
+//! The HTTP server under the routes: our own accept loop over hyper, because
+//! warp 0.4's runner sets no timer (so no header timeout: a client that
+//! sends half a request holds its connection forever), has no connection
+//! cap, and logs every client's protocol error at error level.
+//!
+//! Per connection: headers within `header_timeout` (hyper's timer also
+//! closes a keep-alive connection idle that long), each request read and
+//! answered within `request_timeout` (408 otherwise; a websocket or a
+//! streamed body runs on after its answer), at most `max_connections` at
+//! once (the rest wait in the listen backlog). `HEAD` is answered as `GET`
+//! without the body, and the peer's address travels as a `Peer` extension.
+
+use super::AppState;
+use super::reject::error_response;
+use crate::config::HttpLimits;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use warp::http::{Method, StatusCode};
+
+/// The address a request came from (warp's own `addr::remote` is only
+/// filled by its runner).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// How long in-flight requests may take to finish at shutdown.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `state`'s routes on `listener` until `stop` completes, then
+/// finishes the requests in flight (at most `DRAIN`).
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    limits: HttpLimits,
+    stop: impl Future<Output = ()>,
+) {
+    let routes = warp::service(super::routes(state));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_timeout));
+    let mut stop = std::pin::pin!(stop);
+    let mut full_since: Option<Instant> = None;
+    loop {
+        // A free slot first, so the connections past the cap wait in the
+        // kernel's backlog instead of holding a file each.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s,
+            () = &mut stop => break,
+        };
+        let Ok(slot) = slot else { break };
+        if slots.available_permits() == 0
+            && full_since.is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+        {
+            tracing::warn!(
+                max = limits.max_connections,
+                "HTTP_MAX_CONNECTIONS reached: new connections wait until one closes"
+            );
+            full_since = Some(Instant::now());
+        }
+        let (tcp, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let routes = routes.clone();
+        let request_timeout = limits.request_timeout;
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
+                // hyper remembers the method it parsed and sends no body for HEAD.
+                if req.method() == Method::HEAD {
+                    *req.method_mut() = Method::GET;
+                }
+                let mut routes = routes.clone();
+                async move {
+                    let answer = tower_service::Service::call(&mut routes, req);
+                    match tokio::time::timeout(request_timeout, answer).await {
+                        Ok(r) => r,
+                        Err(_) => Ok::<_, Infallible>(error_response(
+                            StatusCode::REQUEST_TIMEOUT,
+                            &format!(
+                                "the request was not completed within {} s (HTTP_REQUEST_TIMEOUT)",
+                                request_timeout.as_secs_f64()
+                            ),
+                        )),
+                    }
+                }
+            });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                // A client that goes away or speaks bad HTTP is its own
+                // business, not the daemon's error.
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN:?}: closing them");
+    }
+}
+
+/// Out of files or memory: say so and wait a little (retrying at once would
+/// spin); a connection reset before it was accepted is nothing.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; retrying in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
