@@ -70,6 +70,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let config = Arc::new(config);
+    // Certificates first: a bad file stops start-up before anything opens.
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(api::tls::Certificates::open(files)?)),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let store = {
         let c = config.clone();
         tokio::task::spawn_blocking(move || open_store(&c))
@@ -81,7 +87,7 @@ pub async fn run(
         %addr,
         data_dir = %config.data_dir.display(),
         series = store.stats().series,
-        "listening on http://{addr}"
+        "listening on {scheme}://{addr}"
     );
 
     let (trigger, down) = shutdown::channel();
@@ -153,7 +159,7 @@ pub async fn run(
     tasks.spawn(alerting::notify::run(
         engine.state.clone(),
         config.channels.clone(),
-        format!("http://{addr}"),
+        format!("{scheme}://{addr}"),
         down.clone(),
     ));
     let platform = Arc::new(platform);
@@ -220,7 +226,7 @@ pub async fn run(
         }
         trigger.fire();
     };
-    api::server::serve(state, listener, config.http, stop).await;
+    api::server::serve(state, listener, config.http, tls, stop).await;
 
     while tasks.join_next().await.is_some() {}
     let st = store.clone();

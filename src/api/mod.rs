@@ -20,6 +20,7 @@ mod platform;
 pub mod reject;
 pub mod server;
 pub mod services;
+pub mod tls;
 mod ui;
 pub mod ws;
 

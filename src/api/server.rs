@@ -9,9 +9,12 @@
 //! streamed body runs on after its answer), at most `max_connections` at
 //! once (the rest wait in the listen backlog). `HEAD` is answered as `GET`
 //! without the body, and the peer's address travels as a `Peer` extension.
+//! With certificates (`tls.rs`) every connection is TLS first (the
+//! handshake within `header_timeout`), and SIGHUP re-reads them.
 
 use super::AppState;
 use super::reject::error_response;
+use super::tls::Certificates;
 use crate::config::HttpLimits;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -31,14 +34,18 @@ pub struct Peer(pub SocketAddr);
 /// How long in-flight requests may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves `state`'s routes on `listener` until `stop` completes, then
-/// finishes the requests in flight (at most `DRAIN`).
+/// Serves `state`'s routes on `listener` (over TLS with `tls`) until `stop`
+/// completes, then finishes the requests in flight (at most `DRAIN`).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     limits: HttpLimits,
+    tls: Option<Arc<Certificates>>,
     stop: impl Future<Output = ()>,
 ) {
+    if let Some(certs) = &tls {
+        tokio::spawn(reload_on_hangup(certs.clone(), state.shutdown.clone()));
+    }
     let routes = warp::service(super::routes(state));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -105,15 +112,37 @@ pub async fn serve(
                     }
                 }
             });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                // A client that goes away or speaks bad HTTP is its own
-                // business, not the daemon's error.
+            let _slot = slot;
+            // A client that goes away or speaks bad HTTP (or bad TLS) is
+            // its own business, not the daemon's error.
+            let ended = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+                    watcher.watch(conn).await
+                }
+                Some(certs) => {
+                    let stream =
+                        match tokio::time::timeout(handshake, certs.acceptor().accept(tcp)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop(slot);
         });
     }
     drop(listener);
@@ -123,6 +152,34 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("connections still open after {DRAIN:?}: closing them");
+    }
+}
+
+/// Re-reads the certificate files on every SIGHUP until shutdown.
+async fn reload_on_hangup(certs: Arc<Certificates>, mut shutdown: crate::shutdown::Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: certificates are read at start only");
+        return;
+    };
+    loop {
+        tokio::select! {
+            s = hangup.recv() => if s.is_none() { return },
+            _ = shutdown.recv() => return,
+        }
+        match crate::blocking::run("reading TLS certificates", {
+            let certs = certs.clone();
+            move || certs.reload()
+        })
+        .await
+        {
+            Some(()) => {
+                tracing::info!("SIGHUP: TLS certificates re-read; new connections use them")
+            }
+            None => tracing::error!(
+                "SIGHUP: the TLS certificates were not changed (see the error above)"
+            ),
+        }
     }
 }
 

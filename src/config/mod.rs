@@ -60,6 +60,15 @@ pub struct HttpLimits {
     pub max_connections: usize,
 }
 
+/// The files of HTTPS (`TLS_CERT_FILE`, `TLS_KEY_FILE`) and, for mutual
+/// TLS, the CA client certificates must be signed by (`TLS_CLIENT_CA_FILE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub host: IpAddr,
@@ -85,6 +94,8 @@ pub struct Config {
     /// Most live-feed (websocket) clients at once.
     pub ws_max_clients: usize,
     pub http: HttpLimits,
+    /// HTTPS and WSS instead of HTTP and WS.
+    pub tls: Option<TlsFiles>,
     /// A running job or loading model not reported for this long fails.
     pub platform_stale_after: Duration,
     /// A loaded model not reported for this long is taken as unloaded
@@ -281,6 +292,7 @@ impl Config {
                 _ => Some(src.interval("MODEL_STALE_AFTER", file.model_stale_after, 0.0)?),
             },
             access: access(&src, host)?,
+            tls: tls(&src)?,
             auth_failure_limit: src.count(
                 "AUTH_FAILURE_LIMIT",
                 file.auth_failure_limit,
@@ -402,6 +414,32 @@ fn access(src: &Source, host: IpAddr) -> Result<AccessPolicy> {
             defaults::PUBLIC_HEALTH,
         )?,
     })
+}
+
+/// `TLS_CERT_FILE` and `TLS_KEY_FILE` together or neither, and
+/// `TLS_CLIENT_CA_FILE` only with them. The files are read at start.
+fn tls(src: &Source) -> Result<Option<TlsFiles>> {
+    let file = |key: &str, v: Option<String>| src.pick(None, key, v).map(|(v, _)| PathBuf::from(v));
+    let cert = file("TLS_CERT_FILE", src.file.tls_cert_file.clone());
+    let key = file("TLS_KEY_FILE", src.file.tls_key_file.clone());
+    let client_ca = file("TLS_CLIENT_CA_FILE", src.file.tls_client_ca_file.clone());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (None, None) if client_ca.is_none() => Ok(None),
+        (None, None) => Err(Error::config(
+            "TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE (mutual TLS is TLS first)",
+        )),
+        (Some(_), None) => Err(Error::config(
+            "TLS_CERT_FILE is set but TLS_KEY_FILE is not",
+        )),
+        (None, Some(_)) => Err(Error::config(
+            "TLS_KEY_FILE is set but TLS_CERT_FILE is not",
+        )),
+    }
 }
 
 fn cors(src: &Source) -> Result<CorsOrigins> {

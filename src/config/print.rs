@@ -35,6 +35,12 @@ struct Printed {
     http_header_timeout: f64,
     http_request_timeout: f64,
     http_max_connections: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_ca_file: Option<String>,
     platform_stale_after: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     model_stale_after: Option<f64>,
@@ -243,6 +249,13 @@ impl Config {
             http_header_timeout: secs(self.http.header_timeout),
             http_request_timeout: secs(self.http.request_timeout),
             http_max_connections: self.http.max_connections,
+            tls_cert_file: self.tls.as_ref().map(|t| t.cert.display().to_string()),
+            tls_key_file: self.tls.as_ref().map(|t| t.key.display().to_string()),
+            tls_client_ca_file: self
+                .tls
+                .as_ref()
+                .and_then(|t| t.client_ca.as_ref())
+                .map(|p| p.display().to_string()),
             platform_stale_after: secs(self.platform_stale_after),
             model_stale_after: self.model_stale_after.map(secs),
             platform_retention_days: self.platform_retention_days,

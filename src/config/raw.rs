@@ -29,6 +29,9 @@ pub struct RawConfig {
     pub http_header_timeout: Option<f64>,
     pub http_request_timeout: Option<f64>,
     pub http_max_connections: Option<i64>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub tls_client_ca_file: Option<String>,
     /// Seconds between rule evaluations (default 10).
     pub alert_evaluation_interval: Option<f64>,
     pub platform_stale_after: Option<f64>,

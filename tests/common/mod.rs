@@ -396,7 +396,11 @@ impl Process {
                 .recv_timeout(left)
                 .expect("daemon printed 'listening on' in time");
             startup.push(line.clone());
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            let at = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1));
+            if let Some(rest) = at {
                 let addr: String = rest
                     .chars()
                     .take_while(|c| !c.is_whitespace() && *c != '"')
