@@ -188,6 +188,83 @@ channels = ["hook"]
 }
 
 #[test]
+fn install_sh_writes_a_private_config_and_a_hardened_unit() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("p");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh");
+    // Started with umask 000: the modes must not follow it.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 000 && {script} --prefix {} --binary {}",
+            prefix.display(),
+            env!("CARGO_BIN_EXE_mlsec-monitor")
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let conf = prefix.join("etc/mlsec-monitor/config.toml");
+    let data = prefix.join("var/lib/mlsec-monitor");
+    assert_eq!(mode(&conf), 0o640);
+    assert_eq!(mode(&prefix.join("etc/mlsec-monitor")), 0o750);
+    assert_eq!(mode(&data), 0o700);
+    // The config is every setting, commented, and valid as it is.
+    let text = std::fs::read_to_string(&conf).unwrap();
+    for line in [
+        "# http_header_timeout = 10.0",
+        "# auth = true",
+        "# service_port = 8006",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(
+        text.contains(&format!("data_dir = \"{}\"", data.display())),
+        "{text}"
+    );
+    let (code, printed, err) = run(&["config", "--config", conf.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(printed.contains(&format!("data_dir = \"{}\"", data.display())));
+    // The unit: its own user, only the data directory writable.
+    let unit =
+        std::fs::read_to_string(prefix.join("lib/systemd/system/mlsec-monitor.service")).unwrap();
+    for line in [
+        "User=mlsec-monitor",
+        "UMask=0077",
+        "LimitNOFILE=65536",
+        "NoNewPrivileges=true",
+        "ProtectSystem=strict",
+        &format!("ReadWritePaths={}", data.display()),
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
+    }
+    // Again: the config is kept as it is.
+    std::fs::write(
+        &conf,
+        format!("data_dir = \"{}\"\nservice_port = 9999\n", data.display()),
+    )
+    .unwrap();
+    let again = std::process::Command::new(script)
+        .args([
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--binary",
+            env!("CARGO_BIN_EXE_mlsec-monitor"),
+        ])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(std::fs::read_to_string(&conf).unwrap().contains("9999"));
+    assert_eq!(mode(&conf), 0o640);
+}
+
+#[test]
 fn a_second_daemon_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let first = Process::spawn(dir.path(), &[]);
