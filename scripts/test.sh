@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need on a fresh Debian machine
-# (redis-server, PostgreSQL and Prometheus Alertmanager, which the tests
+# (redis-server, PostgreSQL, Prometheus and its Alertmanager, which the tests
 # start themselves on free loopback ports; Chromium and playwright-core for
 # the dashboard test), checks formatting and lints, then runs the whole
 # suite. Safe to run again.
@@ -11,6 +11,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/prometheus-alertmanager ] || command -v alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then

@@ -40,6 +40,7 @@ pub mod platform;
 pub mod query;
 pub mod shutdown;
 pub mod store;
+pub mod telemetry;
 pub mod time;
 
 use crate::config::Config;
@@ -210,6 +211,7 @@ pub async fn run(
         started: Instant::now(),
         tokens: Arc::new(tokens),
         limiter: Arc::new(auth::limiter::Limiter::new(config.auth_failure_limit)),
+        http: Arc::default(),
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));
     tasks.spawn(api::ws::run_publisher(

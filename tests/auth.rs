@@ -42,6 +42,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>, Need)> {
         ("GET", "/health/services", None, Need::Read),
         ("GET", "/health/dependencies", None, Need::Read),
         ("GET", "/dashboard-data", None, Need::Read),
+        ("GET", "/metrics", None, Need::Read),
         ("GET", "/metrics/summary", None, Need::Read),
         ("GET", "/metrics/detailed", None, Need::Read),
         ("GET", "/model-loading-status", None, Need::Read),

@@ -168,6 +168,8 @@ pub struct AlertState {
     /// Signalled when a delivery is queued, so the notifier sleeps until
     /// there is work instead of polling the outbox.
     outbox_changed: tokio::sync::Notify,
+    /// Delivery attempts by channel and outcome (`GET /metrics`).
+    deliveries: crate::telemetry::Counters<(String, &'static str)>,
 }
 
 fn load<T: serde::de::DeserializeOwned>(
@@ -254,6 +256,7 @@ impl AlertState {
             inner: Mutex::new(inner),
             version: AtomicU64::new(0),
             outbox_changed: tokio::sync::Notify::new(),
+            deliveries: Default::default(),
         })
     }
 
@@ -783,6 +786,8 @@ impl AlertState {
         next_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.deliveries
+            .add((d.channel.clone(), if ok { "sent" } else { "failed" }), 1);
         let mut inner = self.lock();
         let attempt = d.attempts + 1;
         let mut details = BTreeMap::from([
@@ -837,6 +842,16 @@ impl AlertState {
         )?;
         drop(inner);
         self.store.sync()
+    }
+
+    /// Delivery attempts since start by channel and outcome (`sent`, `failed`).
+    pub fn deliveries(&self) -> Vec<((String, &'static str), u64)> {
+        self.deliveries.snapshot()
+    }
+
+    /// Deliveries waiting in the outbox.
+    pub fn queued(&self) -> usize {
+        self.lock().outbox.len()
     }
 
     /// An alert and its history (every audit record about it, oldest first).

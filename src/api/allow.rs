@@ -11,6 +11,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/system-metrics"),
     ("GET", "/service-health"),
     ("GET", "/dashboard-data"),
+    ("GET", "/metrics"),
     ("GET", "/metrics/summary"),
     ("GET", "/metrics/detailed"),
     ("GET", "/model-loading-status"),
@@ -42,6 +43,16 @@ fn matches(pattern: &str, path: &str) -> bool {
     let p: Vec<&str> = pattern.trim_matches('/').split('/').collect();
     let s: Vec<&str> = path.trim_matches('/').split('/').collect();
     p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| *p == "*" || p == s)
+}
+
+/// The route pattern `path` belongs to (`/alerts/*`), or `other`: a label
+/// of bounded cardinality for the request counters.
+pub fn route_of(path: &str) -> &'static str {
+    ENDPOINTS
+        .iter()
+        .find(|(_, p)| matches(p, path) && !p.ends_with('*'))
+        .or_else(|| ENDPOINTS.iter().find(|(_, p)| matches(p, path)))
+        .map_or("other", |(_, p)| *p)
 }
 
 /// The `Allow` header's value for `path`: its methods, `HEAD` beside `GET`

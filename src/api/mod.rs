@@ -7,16 +7,18 @@
 
 pub mod access;
 mod alerts;
-mod allow;
+pub mod allow;
 mod cache;
 pub mod charts;
 mod core;
 pub mod dashboard;
 pub mod dto;
 mod encoded;
+mod exposition;
 mod metrics;
 pub mod params;
 mod platform;
+mod prom;
 pub mod reject;
 pub mod server;
 pub mod services;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub started: Instant,
     pub tokens: Arc<crate::auth::tokens::Tokens>,
     pub limiter: Arc<crate::auth::limiter::Limiter>,
+    /// Requests by route, method and status, and their durations.
+    pub http: Arc<server::HttpTelemetry>,
 }
 
 impl AppState {
@@ -108,6 +112,13 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(access::principal(state.clone()))
         .and(params::json_body())
         .and_then(metrics::ingest);
+    let prometheus = warp::path("metrics")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and(warp::header::optional::<String>("accept"))
+        .and_then(prom::metrics);
     let detailed = warp::path!("metrics" / "detailed")
         .and(warp::get())
         .and(s())
@@ -304,6 +315,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(system)
         .or(ingest)
         .or(detailed)
+        .or(prometheus)
         .recover(reject::handle)
         // Boxed: the whole route table as one type overflows rustc's query depth.
         .map(Reply::into_response)

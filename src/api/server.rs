@@ -16,12 +16,15 @@ use super::AppState;
 use super::reject::error_response;
 use super::tls::Certificates;
 use crate::config::HttpLimits;
+use crate::telemetry::{Counters, Histogram, HistogramSnapshot};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use warp::http::{Method, StatusCode};
@@ -30,6 +33,44 @@ use warp::http::{Method, StatusCode};
 /// filled by its runner).
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
+
+/// Requests answered, by route pattern, method and status, and how long
+/// they took by route (`GET /metrics`).
+#[derive(Default)]
+pub struct HttpTelemetry {
+    pub requests: Counters<(&'static str, &'static str, u16)>,
+    durations: Mutex<BTreeMap<&'static str, Arc<Histogram>>>,
+}
+
+impl HttpTelemetry {
+    fn record(&self, route: &'static str, method: &'static str, status: u16, took: Duration) {
+        self.requests.add((route, method, status), 1);
+        let h = {
+            let mut d = self.durations.lock().unwrap_or_else(|p| p.into_inner());
+            d.entry(route).or_default().clone()
+        };
+        h.observe(took);
+    }
+
+    pub fn durations(&self) -> Vec<(&'static str, HistogramSnapshot)> {
+        let d = self.durations.lock().unwrap_or_else(|p| p.into_inner());
+        d.iter().map(|(r, h)| (*r, h.snapshot())).collect()
+    }
+}
+
+/// A method as a label: the ones the API knows, else `other`.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
 
 /// How long in-flight requests may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -46,6 +87,7 @@ pub async fn serve(
     if let Some(certs) = &tls {
         tokio::spawn(reload_on_hangup(certs.clone(), state.shutdown.clone()));
     }
+    let telemetry = state.http.clone();
     let routes = warp::service(super::routes(state));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -90,28 +132,16 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let routes = routes.clone();
         let request_timeout = limits.request_timeout;
-        let svc =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(Peer(peer));
-                // hyper remembers the method it parsed and sends no body for HEAD.
-                if req.method() == Method::HEAD {
-                    *req.method_mut() = Method::GET;
-                }
-                let mut routes = routes.clone();
-                async move {
-                    let answer = tower_service::Service::call(&mut routes, req);
-                    match tokio::time::timeout(request_timeout, answer).await {
-                        Ok(r) => r,
-                        Err(_) => Ok::<_, Infallible>(error_response(
-                            StatusCode::REQUEST_TIMEOUT,
-                            &format!(
-                                "the request was not completed within {} s (HTTP_REQUEST_TIMEOUT)",
-                                request_timeout.as_secs_f64()
-                            ),
-                        )),
-                    }
-                }
-            });
+        let telemetry = telemetry.clone();
+        let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            answer(
+                req,
+                peer,
+                routes.clone(),
+                telemetry.clone(),
+                request_timeout,
+            )
+        });
         let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
         let handshake = limits.header_timeout;
         tokio::spawn(async move {
@@ -153,6 +183,45 @@ pub async fn serve(
     {
         tracing::warn!("connections still open after {DRAIN:?}: closing them");
     }
+}
+
+/// One request through the routes: the peer noted, HEAD as GET, the
+/// request timeout, and the outcome counted.
+async fn answer<S>(
+    mut req: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    mut routes: S,
+    telemetry: Arc<HttpTelemetry>,
+    request_timeout: Duration,
+) -> Result<warp::reply::Response, Infallible>
+where
+    S: tower_service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        >,
+{
+    req.extensions_mut().insert(Peer(peer));
+    let started = Instant::now();
+    let route = super::allow::route_of(req.uri().path());
+    let method = method_label(req.method());
+    // hyper remembers the method it parsed and sends no body for HEAD.
+    if req.method() == Method::HEAD {
+        *req.method_mut() = Method::GET;
+    }
+    let r = match tokio::time::timeout(request_timeout, routes.call(req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(never)) => match never {},
+        Err(_) => error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the request was not completed within {} s (HTTP_REQUEST_TIMEOUT)",
+                request_timeout.as_secs_f64()
+            ),
+        ),
+    };
+    telemetry.record(route, method, r.status().as_u16(), started.elapsed());
+    Ok(r)
 }
 
 /// Re-reads the certificate files on every SIGHUP until shutdown.

@@ -146,9 +146,11 @@ impl Store {
                 {
                     counter.fetch_add(n, Ordering::Relaxed);
                 }
+                let took = started.elapsed();
                 self.inner
                     .last_flush_us
-                    .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    .store(took.as_micros() as u64, Ordering::Relaxed);
+                self.inner.flush_durations.observe(took);
                 self.inner.writable.store(true, Ordering::Relaxed);
                 *last_error = None;
                 Ok(())

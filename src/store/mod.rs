@@ -198,6 +198,8 @@ struct Inner {
     /// Bytes handed to sled: log records, sealed blocks, checkpointed open blocks.
     written: [AtomicU64; 3],
     last_flush_us: AtomicU64,
+    /// How long flushes take (`GET /metrics`).
+    flush_durations: crate::telemetry::Histogram,
     writable: AtomicBool,
     last_flush_error: Mutex<Option<String>>,
 }
@@ -285,6 +287,7 @@ impl Store {
                 checkpoints: AtomicU64::new(0),
                 written: Default::default(),
                 last_flush_us: AtomicU64::new(0),
+                flush_durations: Default::default(),
                 writable: AtomicBool::new(true),
                 last_flush_error: Mutex::new(None),
             }),
@@ -578,6 +581,11 @@ impl Store {
     }
 
     /// Bytes the data directory takes on disk.
+    /// How long the flushes since start took.
+    pub fn flush_durations(&self) -> crate::telemetry::HistogramSnapshot {
+        self.inner.flush_durations.snapshot()
+    }
+
     pub fn size_on_disk(&self) -> u64 {
         dir_size(&self.inner.dir)
     }

@@ -157,4 +157,30 @@ impl Store {
             .rev()
             .find_map(|(t, a)| a.map(|a| (*t, a.last))))
     }
+
+    /// The newest sample of every gauge series written since start, from
+    /// the open raw blocks in memory (no disk read), with its key:
+    /// (key, timestamp, value). For `GET /metrics?series=all`.
+    pub fn newest_samples(&self) -> Vec<(super::SeriesKey, i64, f64)> {
+        let spec = &self.inner.layout.tiers[0];
+        let found: Vec<(SeriesId, i64, f64)> = {
+            let head = self.head();
+            head.newest_ms
+                .iter()
+                .enumerate()
+                .filter(|(_, ts)| **ts != i64::MIN)
+                .filter_map(|(s, ts)| {
+                    let open = head.open.get(&(s as SeriesId, 0))?;
+                    let slot = spec.slot_of(*ts);
+                    let a = open.block.block(spec).get(slot, spec.step_ms)?;
+                    Some((s as SeriesId, a.last_ts_ms, a.last))
+                })
+                .collect()
+        };
+        let registry = self.registry();
+        found
+            .into_iter()
+            .map(|(id, ts, v)| (registry.key(id), ts, v))
+            .collect()
+    }
 }

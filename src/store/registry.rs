@@ -100,7 +100,7 @@ impl Registry {
     }
 
     /// The key of series `id`.
-    fn key(&self, id: SeriesId) -> SeriesKey {
+    pub(super) fn key(&self, id: SeriesId) -> SeriesKey {
         let text = &self.keys[id as usize];
         SeriesKey::parse(text).unwrap_or_else(|| SeriesKey::new(text))
     }

@@ -394,3 +394,59 @@ impl Drop for Alertmanager {
         let _ = self.child.wait();
     }
 }
+
+/// A real Prometheus server on a free loopback port with `config` as its
+/// prometheus.yml (a temp TSDB, the admin API and remote write receiver on).
+pub struct Prometheus {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Prometheus {
+    pub fn start(config: &str) -> Prometheus {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(&cfg, config).expect("config");
+        let port = free_port();
+        let child = Command::new(find_binary("prometheus"))
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        wait_port(port, "prometheus");
+        Prometheus {
+            port,
+            _dir: dir,
+            child,
+        }
+    }
+
+    /// An instant PromQL query's result vector (`[]` when it has none yet).
+    pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
+        let r = super::agent()
+            .get(&url)
+            .query("query", promql)
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .unwrap_or_default();
+        r["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

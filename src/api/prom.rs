@@ -1,0 +1,294 @@
+//! `GET /metrics`: the daemon's own health in the Prometheus text format, or
+//! OpenMetrics when `Accept` asks for it: ingest and drops, the store, flush
+//! and request latencies, probes per service, open alerts, notifications,
+//! live-feed clients, sign-in failures. With `?series=all`, also the newest
+//! sample of every stored gauge series with its labels and time.
+
+use super::AppState;
+use super::exposition::{Exposition, Format, HistogramValue, Kind};
+use super::reject::ApiError;
+use crate::telemetry::HistogramSnapshot;
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsQuery {
+    series: Option<String>,
+}
+
+fn histogram(h: HistogramSnapshot) -> HistogramValue {
+    HistogramValue {
+        buckets: h.buckets,
+        sum: h.sum_seconds,
+        count: h.count,
+    }
+}
+
+pub async fn metrics(
+    state: AppState,
+    q: MetricsQuery,
+    accept: Option<String>,
+) -> Result<Response, warp::Rejection> {
+    let all = match q.series.as_deref() {
+        None => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "series '{other}': the only choice is 'all' (every stored series' newest sample)"
+            )));
+        }
+    };
+    let Some(format) = Format::negotiate(accept.as_deref()) else {
+        return Err(warp::reject::custom(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "Accept '{}' names no format this endpoint writes: text/plain (Prometheus 0.0.4) or application/openmetrics-text",
+                accept.unwrap_or_default()
+            ),
+        )));
+    };
+    let st = state.clone();
+    let text = super::blocking(move || Ok(gather(&st, all).render(format))).await?;
+    Ok(warp::reply::with_header(text, "content-type", format.content_type()).into_response())
+}
+
+fn gather(state: &AppState, all: bool) -> Exposition {
+    let mut e = Exposition::default();
+    e.family("mlsec_build_info", "The running release.", Kind::Gauge)
+        .add(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    e.family(
+        "mlsec_uptime_seconds",
+        "Seconds since the daemon started.",
+        Kind::Gauge,
+    )
+    .add(&[], state.uptime_seconds());
+
+    let s = state.store.stats();
+    e.family("mlsec_store_series", "Series in the store.", Kind::Gauge)
+        .add(&[], s.series as f64);
+    e.family(
+        "mlsec_store_samples_ingested",
+        "Samples stored since start.",
+        Kind::Counter,
+    )
+    .add(&[], s.samples_ingested as f64);
+    e.family(
+        "mlsec_store_samples_dropped",
+        "Samples refused since start (series limit, invalid).",
+        Kind::Counter,
+    )
+    .add(&[], s.samples_dropped as f64);
+    let late = e.family(
+        "mlsec_store_samples_too_old",
+        "Samples older than a tier's window, by tier (kept in the coarser tiers that still hold them).",
+        Kind::Counter,
+    );
+    for (tier, n) in ["raw", "1m", "1h"].iter().zip(s.late_per_tier) {
+        late.add(&[("tier", tier)], n as f64);
+    }
+    e.family(
+        "mlsec_store_flushes",
+        "Store flushes since start.",
+        Kind::Counter,
+    )
+    .add(&[], s.flushes as f64);
+    e.family(
+        "mlsec_store_flush_duration_seconds",
+        "How long store flushes took.",
+        Kind::Histogram,
+    )
+    .add_histogram(&[], histogram(state.store.flush_durations()));
+    let written = e.family(
+        "mlsec_store_written_bytes",
+        "Bytes handed to sled since start, by kind.",
+        Kind::Counter,
+    );
+    for (kind, n) in [
+        ("log", s.bytes_logged),
+        ("sealed", s.bytes_sealed),
+        ("checkpoint", s.bytes_checkpointed),
+    ] {
+        written.add(&[("kind", kind)], n as f64);
+    }
+    e.family(
+        "mlsec_store_size_bytes",
+        "The data directory's size on disk.",
+        Kind::Gauge,
+    )
+    .add(&[], state.store.size_on_disk() as f64);
+    e.family(
+        "mlsec_store_writable",
+        "1 while the last flush succeeded.",
+        Kind::Gauge,
+    )
+    .add(&[], f64::from(u8::from(state.store.writable())));
+    e.family(
+        "mlsec_store_corrupt_blocks",
+        "Stored blocks found damaged (read as empty).",
+        Kind::Counter,
+    )
+    .add(&[], s.corrupt_blocks as f64);
+
+    let c = state.system.counters();
+    e.family(
+        "mlsec_collector_ticks",
+        "System collector ticks, by outcome.",
+        Kind::Counter,
+    )
+    .add(
+        &[("outcome", "ok")],
+        c.ticks.saturating_sub(c.failed) as f64,
+    )
+    .add(&[("outcome", "failed")], c.failed as f64);
+    e.family(
+        "mlsec_collector_healthy",
+        "1 while the system collector ticks.",
+        Kind::Gauge,
+    )
+    .add(&[], f64::from(u8::from(state.system.is_healthy())));
+
+    let services = state.health.snapshot();
+    let up = e.family(
+        "mlsec_probe_up",
+        "1 when the service's last check passed (healthy or degraded); absent before the first check.",
+        Kind::Gauge,
+    );
+    for v in &services {
+        if let Some(r) = &v.last {
+            let ok = r.status != crate::health::HealthStatus::Unhealthy;
+            up.add(
+                &[("service", &v.name), ("kind", v.kind)],
+                f64::from(u8::from(ok)),
+            );
+        }
+    }
+    let took = e.family(
+        "mlsec_probe_duration_seconds",
+        "How long the service's last check took, to the answer or the failure.",
+        Kind::Gauge,
+    );
+    for v in &services {
+        if let Some(r) = &v.last {
+            took.add(&[("service", &v.name)], r.latency_ms / 1000.0);
+        }
+    }
+    let failures = e.family(
+        "mlsec_probe_consecutive_failures",
+        "Failed checks in a row.",
+        Kind::Gauge,
+    );
+    for v in &services {
+        failures.add(&[("service", &v.name)], f64::from(v.consecutive_failures));
+    }
+    let checks = state.health.counters();
+    e.family(
+        "mlsec_probe_checks",
+        "Checks since start, by outcome.",
+        Kind::Counter,
+    )
+    .add(&[("outcome", "ok")], checks.successful as f64)
+    .add(&[("outcome", "failed")], checks.failed as f64);
+
+    let alerts = state.alerts.state.counts();
+    e.family(
+        "mlsec_alerts_open",
+        "Open (active or acknowledged) alerts, by severity.",
+        Kind::Gauge,
+    )
+    .add(&[("severity", "critical")], alerts.critical as f64)
+    .add(&[("severity", "warning")], alerts.warning as f64)
+    .add(&[("severity", "info")], alerts.info as f64);
+    e.family(
+        "mlsec_alerts_unacknowledged",
+        "Active alerts nobody acknowledged yet.",
+        Kind::Gauge,
+    )
+    .add(&[], alerts.active as f64);
+    let sent = e.family(
+        "mlsec_notifications",
+        "Notification attempts since start, by channel and outcome.",
+        Kind::Counter,
+    );
+    for ((channel, outcome), n) in state.alerts.state.deliveries() {
+        sent.add(&[("channel", &channel), ("outcome", outcome)], n as f64);
+    }
+    e.family(
+        "mlsec_notifications_queued",
+        "Notifications waiting in the outbox.",
+        Kind::Gauge,
+    )
+    .add(&[], state.alerts.state.queued() as f64);
+
+    e.family(
+        "mlsec_websocket_clients",
+        "Live-feed clients connected.",
+        Kind::Gauge,
+    )
+    .add(&[], state.hub.clients() as f64);
+    e.family(
+        "mlsec_auth_failed_sign_ins",
+        "Requests with a bad token since start.",
+        Kind::Counter,
+    )
+    .add(&[], state.limiter.failures() as f64);
+    e.family(
+        "mlsec_auth_refused_requests",
+        "Requests refused (429) from addresses blocked for failed sign-ins.",
+        Kind::Counter,
+    )
+    .add(&[], state.limiter.refused() as f64);
+
+    let requests = e.family(
+        "mlsec_http_requests",
+        "HTTP requests answered, by route, method and status.",
+        Kind::Counter,
+    );
+    for ((route, method, status), n) in state.http.requests.snapshot() {
+        let status = status.to_string();
+        requests.add(
+            &[("route", route), ("method", method), ("status", &status)],
+            n as f64,
+        );
+    }
+    let durations = e.family(
+        "mlsec_http_request_duration_seconds",
+        "How long HTTP requests took to answer, by route.",
+        Kind::Histogram,
+    );
+    for (route, h) in state.http.durations() {
+        durations.add_histogram(&[("route", route)], histogram(h));
+    }
+
+    if all {
+        series(&mut e, state);
+    }
+    e
+}
+
+/// The newest sample of every stored gauge series, one family per metric
+/// name (the series' names and labels follow Prometheus's rules already).
+fn series(e: &mut Exposition, state: &AppState) {
+    let mut newest = state.store.newest_samples();
+    newest.sort_by(|a, b| a.0.metric.cmp(&b.0.metric));
+    let mut current: Option<String> = None;
+    for (key, at, value) in &newest {
+        if current.as_deref() != Some(key.metric.as_str()) {
+            e.family(
+                &key.metric,
+                "A stored series: its newest sample.",
+                Kind::Gauge,
+            );
+            current = Some(key.metric.clone());
+        }
+        let labels: Vec<(&str, &str)> = key
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Some(f) = e.last() {
+            f.add_at(&labels, *value, *at);
+        }
+    }
+}
