@@ -119,6 +119,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<Value>, Need)> {
         ),
         ("DELETE", "/auth/tokens/nobody", None, Need::Admin),
         ("GET", "/auth/session", None, Need::Public),
+        ("POST", "/api/v2/alerts", Some(json!([])), Need::Ingest),
         ("PUT", "/alerts", None, Need::Admin),
     ]
 }

@@ -31,6 +31,8 @@ struct Pending {
 pub struct Engine {
     pub rules: Vec<RuleSpec>,
     pub state: Arc<AlertState>,
+    /// Alerts posted by other engines (`POST /api/v2/alerts`).
+    pub external: super::external::External,
     store: Store,
     retention: chrono::Duration,
     /// When retention last ran: it runs at most once per `PURGE_EVERY`, so
@@ -55,6 +57,10 @@ fn service_of(rule: &RuleSpec, labels: &BTreeMap<String, String>) -> String {
 impl Engine {
     pub fn new(config: &Config, store: Store, state: Arc<AlertState>) -> Engine {
         Engine {
+            external: super::external::External::new(
+                state.clone(),
+                config.external_resolve_timeout,
+            ),
             rules: effective_rules(config),
             state,
             store,
@@ -131,8 +137,12 @@ impl Engine {
         }
         // Open alerts whose series or rule is gone count as cleared (`seen`
         // holds every fingerprint evaluated that was open or firing).
+        // External alerts resolve by their own clock (`external.rs`).
         let orphans = self.state.open_fingerprints();
-        for (f, seq) in orphans.into_iter().filter(|(f, _)| !seen.contains(f)) {
+        let orphans = orphans
+            .into_iter()
+            .filter(|(f, _)| !seen.contains(f) && !f.starts_with(super::external::PREFIX));
+        for (f, seq) in orphans {
             let rule = self
                 .rules
                 .iter()
@@ -147,6 +157,7 @@ impl Engine {
             }
         }
         drop(pending);
+        changed.extend(self.external.sweep(now)?);
         changed.extend(self.state.escalate_due(now)?);
         let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_none_or(|t| now - t >= PURGE_EVERY || now < t) {

@@ -11,6 +11,7 @@
 
 pub mod chain;
 pub mod engine;
+pub mod external;
 pub mod notify;
 pub mod outbox;
 pub mod rule;

@@ -20,6 +20,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/ingest/requests"),
     ("POST", "/ingest/models"),
     ("POST", "/ingest/training"),
+    ("POST", "/api/v2/alerts"),
     ("GET", "/alerts"),
     ("GET", "/alerts/*"),
     ("POST", "/alerts/acknowledge"),

@@ -6,6 +6,7 @@
 //! `params.rs` the query/body parsing, `reject.rs` the error mapping.
 
 pub mod access;
+mod alertmanager;
 mod alerts;
 pub mod allow;
 mod cache;
@@ -112,6 +113,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(access::principal(state.clone()))
         .and(params::json_body())
         .and_then(metrics::ingest);
+    let am_alerts = warp::path!("api" / "v2" / "alerts")
+        .and(warp::post())
+        .and(s())
+        .and(params::json_body())
+        .and_then(alertmanager::post_alerts);
     let prometheus = warp::path("metrics")
         .and(end())
         .and(warp::get())
@@ -316,6 +322,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(ingest)
         .or(detailed)
         .or(prometheus)
+        .or(am_alerts)
         .recover(reject::handle)
         // Boxed: the whole route table as one type overflows rustc's query depth.
         .map(Reply::into_response)

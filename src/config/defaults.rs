@@ -25,6 +25,9 @@ pub const WS_MAX_CLIENTS: usize = 2000;
 pub const HTTP_HEADER_TIMEOUT_SECS: f64 = 10.0;
 /// Seconds for a request to be read and answered.
 pub const HTTP_REQUEST_TIMEOUT_SECS: f64 = 60.0;
+/// Seconds an alert posted to `/api/v2/alerts` without `endsAt` stays open
+/// without being posted again (Alertmanager's `resolve_timeout`).
+pub const EXTERNAL_RESOLVE_TIMEOUT_SECS: f64 = 300.0;
 /// Connections open at once (also kept below the open-file limit).
 pub const HTTP_MAX_CONNECTIONS: usize = 4096;
 /// Seconds a running training job or a loading model may go without a

@@ -94,6 +94,9 @@ pub struct Config {
     /// Most live-feed (websocket) clients at once.
     pub ws_max_clients: usize,
     pub http: HttpLimits,
+    /// An alert posted to `/api/v2/alerts` without `endsAt` resolves when it
+    /// is not posted again within this.
+    pub external_resolve_timeout: Duration,
     /// HTTPS and WSS instead of HTTP and WS.
     pub tls: Option<TlsFiles>,
     /// A running job or loading model not reported for this long fails.
@@ -293,6 +296,11 @@ impl Config {
             },
             access: access(&src, host)?,
             tls: tls(&src)?,
+            external_resolve_timeout: src.interval(
+                "EXTERNAL_RESOLVE_TIMEOUT",
+                file.external_resolve_timeout,
+                defaults::EXTERNAL_RESOLVE_TIMEOUT_SECS,
+            )?,
             auth_failure_limit: src.count(
                 "AUTH_FAILURE_LIMIT",
                 file.auth_failure_limit,

@@ -35,6 +35,7 @@ struct Printed {
     http_header_timeout: f64,
     http_request_timeout: f64,
     http_max_connections: usize,
+    external_resolve_timeout: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_cert_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,6 +250,7 @@ impl Config {
             http_header_timeout: secs(self.http.header_timeout),
             http_request_timeout: secs(self.http.request_timeout),
             http_max_connections: self.http.max_connections,
+            external_resolve_timeout: secs(self.external_resolve_timeout),
             tls_cert_file: self.tls.as_ref().map(|t| t.cert.display().to_string()),
             tls_key_file: self.tls.as_ref().map(|t| t.key.display().to_string()),
             tls_client_ca_file: self

@@ -29,6 +29,7 @@ pub struct RawConfig {
     pub http_header_timeout: Option<f64>,
     pub http_request_timeout: Option<f64>,
     pub http_max_connections: Option<i64>,
+    pub external_resolve_timeout: Option<f64>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
     pub tls_client_ca_file: Option<String>,

@@ -405,9 +405,17 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(config: &str) -> Prometheus {
+        Prometheus::start_with(config, &[])
+    }
+
+    /// As `start`, with more files (rule files) beside the configuration.
+    pub fn start_with(config: &str, files: &[(&str, &str)]) -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("prometheus.yml");
         std::fs::write(&cfg, config).expect("config");
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).expect("file");
+        }
         let port = free_port();
         let child = Command::new(find_binary("prometheus"))
             .arg(format!("--config.file={}", cfg.display()))
