@@ -76,45 +76,12 @@ fn start_alertmanager(dir: &std::path::Path) -> (Child, u16) {
     (child, port)
 }
 
-/// Successful (2xx) answers per second under `wrk -t2 -c32 -d10s url`;
-/// `strict`: every answer must be a 2xx. Alertmanager sheds load beyond
-/// `--web.get-concurrency` with errors, which are not counted.
-fn wrk(url: &str, strict: bool) -> f64 {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c32", "-d10s", url])
-        .output()
-        .expect("apt-get install wrk");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let errors: f64 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    assert!(
-        !strict || errors == 0.0,
-        "{url} answered errors under load:\n{text}"
-    );
-    // "439708 requests in 10.02s, 52.04MB read"
-    let (requests, secs) = text
-        .lines()
-        .find_map(|l| {
-            let (n, rest) = l.trim().split_once(" requests in ")?;
-            let secs = rest.split_once("s,")?.0;
-            Some((n.parse::<f64>().ok()?, secs.parse::<f64>().ok()?))
-        })
-        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
-    if errors > 0.0 {
-        println!("  ({url}: {errors} of {requests} answers were errors, not counted)");
-    }
-    (requests - errors) / secs
-}
-
 /// Two alternating rounds; returns the means (ours, Alertmanager's).
 fn side_by_side(what: &str, ours: &str, am: &str) -> (f64, f64) {
     let (mut o, mut a) = (Vec::new(), Vec::new());
     for _ in 0..2 {
-        o.push(wrk(ours, true));
-        a.push(wrk(am, false));
+        o.push(support::wrk_rate(ours, 32, true));
+        a.push(support::wrk_rate(am, 32, false));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (mo, ma) = (mean(&o), mean(&a));

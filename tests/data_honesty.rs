@@ -574,4 +574,19 @@ fn live_values_of_a_stalled_collector_looked_current() {
     });
     assert_eq!(root.status, 200);
     assert_eq!(d.get("/health").status, 503);
+    // /system-metrics has no values to show either: no reading was ever
+    // kept (a 503), or, had one been, it would be null and stale.
+    let r = d.get("/system-metrics");
+    if r.status == 200 {
+        assert_eq!(r.body["stale"], true, "{}", r.text);
+        assert_eq!(r.body["cpu_usage"], Value::Null, "{}", r.text);
+    } else {
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert!(
+            r.body["error"]
+                .as_str()
+                .unwrap()
+                .contains("no system sample")
+        );
+    }
 }

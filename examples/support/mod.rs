@@ -157,3 +157,37 @@ pub fn wrk(url: &str) {
         }
     }
 }
+
+/// Successful (2xx) answers per second under `wrk -t2 -cN -d10s url`;
+/// `strict`: every answer must be a 2xx. Alertmanager sheds load beyond
+/// its concurrency limit with errors, which are not counted.
+pub fn wrk_rate(url: &str, connections: u32, strict: bool) -> f64 {
+    let c = format!("-c{connections}");
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", &c, "-d10s", url])
+        .output()
+        .expect("apt-get install wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let errors: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        !strict || errors == 0.0,
+        "{url} answered errors under load:\n{text}"
+    );
+    // "439708 requests in 10.02s, 52.04MB read"
+    let (requests, secs) = text
+        .lines()
+        .find_map(|l| {
+            let (n, rest) = l.trim().split_once(" requests in ")?;
+            let secs = rest.split_once("s,")?.0;
+            Some((n.parse::<f64>().ok()?, secs.parse::<f64>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
+    if errors > 0.0 {
+        println!("  ({url}: {errors} of {requests} answers were errors, not counted)");
+    }
+    (requests - errors) / secs
+}

@@ -100,7 +100,7 @@ pub fn admit(
     let now = Instant::now();
     let ip = remote.map(|a| a.ip());
     if let Some(ip) = ip
-        && let Some(wait) = state.limiter.blocked(ip, now)
+        && let Some(wait) = state.limiter.refuse(ip, now)
     {
         return Err(warp::reject::custom(
             ApiError::new(

@@ -117,11 +117,20 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
 }
 
 pub async fn system_metrics(state: AppState) -> Result<Response, warp::Rejection> {
-    let Some(h) = state.system.latest() else {
+    let reading = state.system.reading(chrono::Utc::now());
+    let Some(measured_at) = reading.measured_at else {
         return Ok(error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "no system sample collected yet; retry after SYSTEM_METRICS_INTERVAL",
         ));
+    };
+    // Too old to stand for now (a stalled collector): the values are null,
+    // the time says when they were last measured, and `stale` says why.
+    let Some(h) = reading.harvest else {
+        return Ok(
+            warp::reply::json(&SystemMetrics::stale(ts(measured_at), reading.stale_reason))
+                .into_response(),
+        );
     };
     Ok(warp::reply::json(&SystemMetrics {
         cpu_usage: h.cpu_usage_percent,
@@ -134,6 +143,8 @@ pub async fn system_metrics(state: AppState) -> Result<Response, warp::Rejection
         threads: h.threads,
         file_descriptors: h.file_descriptors,
         timestamp: ts(h.at),
+        stale: false,
+        stale_reason: None,
         memory_total_mb: h.memory_total_mb,
         network_rx_mbps: h.network_rx_mbps,
         network_tx_mbps: h.network_tx_mbps,

@@ -98,13 +98,43 @@ pub struct SystemMetrics {
     pub threads: Option<u64>,
     pub file_descriptors: Option<u64>,
     pub timestamp: String,
-    // Beyond the spec: what the dashboard also shows.
+    // Beyond the spec: whether the values are too old to stand for now
+    // (then they are null), and what the dashboard also shows.
+    pub stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_reason: Option<String>,
     pub memory_total_mb: Option<f64>,
     pub network_rx_mbps: Option<f64>,
     pub network_tx_mbps: Option<f64>,
     /// The interfaces the network rates count (physical ones by default).
     pub network_interfaces: Vec<String>,
     pub disks: Vec<DiskUsage>,
+}
+
+impl SystemMetrics {
+    /// Every value `null`: the newest reading, measured at `timestamp`, is
+    /// too old.
+    pub fn stale(timestamp: String, reason: Option<String>) -> SystemMetrics {
+        SystemMetrics {
+            cpu_usage: None,
+            memory_usage_mb: None,
+            disk_usage_percent: None,
+            network_io_mbps: None,
+            load_average: None,
+            uptime_seconds: None,
+            processes: None,
+            threads: None,
+            file_descriptors: None,
+            timestamp,
+            stale: true,
+            stale_reason: reason,
+            memory_total_mb: None,
+            network_rx_mbps: None,
+            network_tx_mbps: None,
+            network_interfaces: Vec::new(),
+            disks: Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -410,12 +440,19 @@ pub struct SummaryTrends {
     pub error_rate_trend: crate::analysis::trend::Trend,
 }
 
-/// How the summary's trends were computed.
-pub const TREND_METHOD: &str = "least-squares slope over complete steps; up/down when the fitted change exceeds 5% of the mean (and, for error_rate, the absolute floor)";
+/// How the summary's trends were computed, from the constants that decide them.
+pub fn trend_method() -> String {
+    format!(
+        "least-squares slope over complete steps (at least {}); up/down when the fitted change exceeds {}% of the mean (and, for error_rate, {} percentage point(s))",
+        crate::analysis::trend::MIN_POINTS,
+        crate::analysis::trend::STABLE_BAND * 100.0,
+        crate::query::summary::ERROR_RATE_FLOOR
+    )
+}
 
 #[derive(Serialize)]
 pub struct TrendsBasis {
-    pub method: &'static str,
+    pub method: String,
     pub step_seconds: i64,
     pub requests_points: usize,
     pub response_time_points: usize,

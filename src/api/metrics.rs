@@ -290,7 +290,7 @@ pub async fn summary(state: AppState, q: SummaryQuery) -> Result<Response, warp:
             error_rate_trend: sum.trends.error_rate,
         },
         trends_basis: TrendsBasis {
-            method: TREND_METHOD,
+            method: trend_method(),
             step_seconds: sum.grid.step / 1000,
             requests_points: sum.trend_points.requests,
             response_time_points: sum.trend_points.response_time,

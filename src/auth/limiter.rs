@@ -41,8 +41,9 @@ impl Limiter {
         }
     }
 
-    /// `Some(seconds to wait)` while `ip` is blocked at `now`.
-    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+    /// Refuses a request from `ip` at `now` while the address is blocked:
+    /// `Some(seconds to wait)`, and the refusal is counted.
+    pub fn refuse(&self, ip: IpAddr, now: Instant) -> Option<u64> {
         let w = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let (start, n) = w.get(&ip)?;
         let end = *start + WINDOW;
@@ -91,13 +92,13 @@ mod tests {
         let other: IpAddr = [10, 0, 0, 2].into();
         let t0 = Instant::now();
         for _ in 0..MAX_FAILURES {
-            assert_eq!(l.blocked(ip, t0), None);
+            assert_eq!(l.refuse(ip, t0), None);
             let blocks = l.failed(ip, t0);
             assert_eq!(blocks, l.failures() == u64::from(MAX_FAILURES));
         }
-        assert_eq!(l.blocked(ip, t0 + Duration::from_secs(15)), Some(45));
-        assert_eq!(l.blocked(other, t0), None);
-        assert_eq!(l.blocked(ip, t0 + WINDOW), None);
+        assert_eq!(l.refuse(ip, t0 + Duration::from_secs(15)), Some(45));
+        assert_eq!(l.refuse(other, t0), None);
+        assert_eq!(l.refuse(ip, t0 + WINDOW), None);
         assert_eq!((l.failures(), l.refused()), (10, 1));
     }
 }

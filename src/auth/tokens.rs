@@ -19,7 +19,7 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub const FIRST_ADMIN: &str = "admin";
 const TREE: &str = "tokens";
 const PREFIX: &str = "mlsec_";
-/// `last_used_at` reaches sled at most this often per token.
+/// `last_used_at` is noted (in memory and in sled) at most this often per token.
 const LAST_USE_EVERY_SECS: i64 = 60;
 
 /// A token as stored: never the secret, only its hash.
@@ -202,24 +202,34 @@ impl Tokens {
         now: DateTime<Utc>,
     ) -> std::result::Result<Principal, Denied> {
         let hash = sha256(secret);
-        let (principal, persist) = {
-            let mut all = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
-            let r = all.get_mut(&hash).ok_or(Denied::Unknown)?;
+        // A shared lock for the check: requests do not queue behind each other.
+        let (principal, due) = {
+            let all = self.by_hash.read().unwrap_or_else(|p| p.into_inner());
+            let r = all.get(&hash).ok_or(Denied::Unknown)?;
             if r.expires_at.is_some_and(|t| t <= now) {
                 return Err(Denied::Expired(r.name.clone()));
             }
             let due = r
                 .last_used_at
                 .is_none_or(|t| (now - t).num_seconds() >= LAST_USE_EVERY_SECS);
-            r.last_used_at = Some(now);
             let principal = Principal {
                 name: r.name.clone(),
                 role: r.role,
             };
-            (principal, due.then(|| r.clone()))
+            (principal, due)
         };
-        if let Some(r) = persist {
-            let _ = self.tree.insert(r.name.as_bytes(), codec::encode(&r));
+        // The last use, noted at most once a minute per token.
+        if due {
+            let noted = {
+                let mut all = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
+                all.get_mut(&hash).map(|r| {
+                    r.last_used_at = Some(now);
+                    r.clone()
+                })
+            };
+            if let Some(r) = noted {
+                let _ = self.tree.insert(r.name.as_bytes(), codec::encode(&r));
+            }
         }
         Ok(principal)
     }

@@ -106,10 +106,10 @@ fn record(store: &Store, ts_ms: i64, values: Vec<(SeriesKey, f64)>) -> Result<()
         .map(|_| ())
 }
 
-/// The largest memory (MiB, a pebibyte) or CPU (percent of one core) a
+/// The largest memory (MiB: a pebibyte), CPU or GPU (percent of one core) a
 /// model or job may report: beyond it a value is a unit error, and sums
 /// over models and jobs would become infinite.
-pub const MAX_MEMORY_MB: f64 = 1e9;
+pub const MAX_RESOURCE: f64 = 1e9;
 
 /// A progress percentage must be within 0-100.
 pub fn check_progress(p: f64) -> std::result::Result<(), String> {

@@ -93,12 +93,12 @@ impl Event for ModelEvent {
         }
         check_progress(self.progress)?;
         if !(self.memory_usage_mb.is_finite()
-            && (0.0..=super::MAX_MEMORY_MB).contains(&self.memory_usage_mb))
+            && (0.0..=super::MAX_RESOURCE).contains(&self.memory_usage_mb))
         {
             return Err(format!(
                 "memory_usage_mb: {} must be a number from 0 to {:e} (MiB)",
                 self.memory_usage_mb,
-                super::MAX_MEMORY_MB
+                super::MAX_RESOURCE
             ));
         }
         if let Some(t) = self.loading_time_ms

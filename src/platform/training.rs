@@ -169,11 +169,11 @@ impl Event for JobEvent {
             ("resource_usage.gpu_usage", r.gpu_usage),
         ] {
             if let Some(v) = v
-                && !(v.is_finite() && (0.0..=super::MAX_MEMORY_MB).contains(&v))
+                && !(v.is_finite() && (0.0..=super::MAX_RESOURCE).contains(&v))
             {
                 return Err(format!(
                     "{field}: {v} must be a number from 0 to {:e}",
-                    super::MAX_MEMORY_MB
+                    super::MAX_RESOURCE
                 ));
             }
         }
