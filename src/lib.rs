@@ -11,6 +11,7 @@
 //! - `time`     the one timestamp format written (RFC 3339, ms, `Z`)
 //! - `log`      the text log: control characters escaped, one line per event
 //! - `names`    the naming rules of metrics and labels (Prometheus's)
+//! - `telemetry` the daemon's measurements of itself: latency histograms, counters
 //! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
 //! - `health`   the health check engine: probes, back-off, the live registry
 //! - `store`    the embedded sled time-series store: tiers of ring buffers
@@ -19,7 +20,9 @@
 //! - `alerting` rules, the alert state machine, audit, silences, notifications
 //! - `platform` ML platform state pushed by the services: models, training jobs
 //! - `auth`     API tokens with roles, who may call what, failed sign-ins slowed
-//! - `api`      the HTTP route table, handlers, wire types and error mapping
+//! - `remote_write` every stored sample shipped out (Prometheus remote write 1.0), durable queue
+//! - `api`      the HTTP server (own accept loop, TLS), route table, handlers, wire types,
+//!   error mapping, `/metrics` exposition and the Alertmanager API in
 //!
 //! [`run`] wires them together; it takes the listener and the shutdown future
 //! so tests can run the whole daemon on port 0 in-process.
@@ -38,6 +41,7 @@ pub mod log;
 pub mod names;
 pub mod platform;
 pub mod query;
+pub mod remote_write;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
@@ -90,6 +94,14 @@ pub async fn run(
         series = store.stats().series,
         "listening on {scheme}://{addr}"
     );
+
+    // Remote write taps the store before any collector writes to it.
+    let remote_write = {
+        let (st, specs) = (store.clone(), config.remote_write.clone());
+        tokio::task::spawn_blocking(move || remote_write::RemoteWrite::start(&st, &specs))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??
+    };
 
     let (trigger, down) = shutdown::channel();
     let system = Arc::new(collect::SystemMonitor::new(config.system_metrics_interval));
@@ -212,6 +224,7 @@ pub async fn run(
         tokens: Arc::new(tokens),
         limiter: Arc::new(auth::limiter::Limiter::new(config.auth_failure_limit)),
         http: Arc::default(),
+        remote_write: remote_write.clone(),
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));
     tasks.spawn(api::ws::run_publisher(
@@ -231,6 +244,10 @@ pub async fn run(
     api::server::serve(state, listener, config.http, tls, stop).await;
 
     while tasks.join_next().await.is_some() {}
+    if let Some(rw) = remote_write {
+        // What is batched goes into the queues before the checkpoint.
+        let _ = tokio::task::spawn_blocking(move || rw.stop()).await;
+    }
     let st = store.clone();
     // A checkpoint, so the next start has no log to replay.
     tokio::task::spawn_blocking(move || st.checkpoint())

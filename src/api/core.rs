@@ -106,6 +106,24 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
             failed_sign_ins: state.limiter.failures(),
             refused_requests: state.limiter.refused(),
         },
+        remote_write: state
+            .remote_write
+            .as_ref()
+            .map(|rw| rw.stats())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| RemoteWriteHealth {
+                name: s.name,
+                queued_batches: s.queued_batches,
+                queued_bytes: s.queued_bytes,
+                sent_samples: s.sent_samples,
+                failed_attempts: s.failed_attempts,
+                dropped_for_age_samples: s.dropped.age,
+                dropped_full_samples: s.dropped.full,
+                rejected_samples: s.dropped.rejected,
+                last_error: s.last_error,
+            })
+            .collect(),
     };
     // 503 when unhealthy, so load balancers and `curl -f` see it too.
     let status = if body.status == "healthy" {

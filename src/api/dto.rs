@@ -31,6 +31,25 @@ pub struct HealthResponse {
     pub store: StoreHealth,
     pub collector: CollectorHealth,
     pub auth: AuthHealth,
+    /// Each `[[remote_write]]` destination (empty when none).
+    pub remote_write: Vec<RemoteWriteHealth>,
+}
+
+/// One remote-write destination: its durable queue and what it shipped.
+#[derive(Serialize)]
+pub struct RemoteWriteHealth {
+    pub name: String,
+    pub queued_batches: u64,
+    pub queued_bytes: u64,
+    pub sent_samples: u64,
+    pub failed_attempts: u64,
+    /// Samples dropped unsent because they waited past `queue_max_age`.
+    pub dropped_for_age_samples: u64,
+    /// Samples dropped because the queue passed `queue_max_bytes`.
+    pub dropped_full_samples: u64,
+    /// Samples the receiver refused for good (a 4xx other than 429).
+    pub rejected_samples: u64,
+    pub last_error: Option<String>,
 }
 
 /// Access control at a glance (counts only; no token names).

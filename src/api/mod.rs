@@ -59,6 +59,8 @@ pub struct AppState {
     pub limiter: Arc<crate::auth::limiter::Limiter>,
     /// Requests by route, method and status, and their durations.
     pub http: Arc<server::HttpTelemetry>,
+    /// Shipping to `[[remote_write]]` destinations, when configured.
+    pub remote_write: Option<Arc<crate::remote_write::RemoteWrite>>,
 }
 
 impl AppState {

@@ -261,6 +261,47 @@ fn gather(state: &AppState, all: bool) -> Exposition {
         durations.add_histogram(&[("route", route)], histogram(h));
     }
 
+    if let Some(rw) = &state.remote_write {
+        let stats = rw.stats();
+        let samples = e.family(
+            "mlsec_remote_write_samples",
+            "Samples of each remote-write destination, by outcome: sent, or dropped for age, for a full queue, or refused by the receiver.",
+            Kind::Counter,
+        );
+        for s in &stats {
+            for (outcome, n) in [
+                ("sent", s.sent_samples),
+                ("dropped_age", s.dropped.age),
+                ("dropped_full", s.dropped.full),
+                ("rejected", s.dropped.rejected),
+            ] {
+                samples.add(&[("destination", &s.name), ("outcome", outcome)], n as f64);
+            }
+        }
+        let queued = e.family(
+            "mlsec_remote_write_queue_bytes",
+            "Bytes of batches waiting in each destination's durable queue.",
+            Kind::Gauge,
+        );
+        for s in &stats {
+            queued.add(&[("destination", &s.name)], s.queued_bytes as f64);
+        }
+        let failed = e.family(
+            "mlsec_remote_write_failed_attempts",
+            "Sends that failed and will be retried (5xx, 429, network).",
+            Kind::Counter,
+        );
+        for s in &stats {
+            failed.add(&[("destination", &s.name)], s.failed_attempts as f64);
+        }
+        e.family(
+            "mlsec_remote_write_tap_dropped_batches",
+            "Ingested batches not shipped because the forwarder fell behind.",
+            Kind::Counter,
+        )
+        .add(&[], state.store.tap_dropped() as f64);
+    }
+
     if all {
         series(&mut e, state);
     }

@@ -12,6 +12,7 @@ pub mod alerting;
 pub mod defaults;
 mod print;
 pub mod raw;
+pub mod remote_write;
 pub mod services;
 mod source;
 
@@ -121,6 +122,8 @@ pub struct Config {
     pub channels: Vec<alerting::ChannelSpec>,
     pub routes: Vec<alerting::RouteSpec>,
     pub escalation: Option<alerting::EscalationSpec>,
+    /// Where every sample is shipped (`[[remote_write]]`).
+    pub remote_write: Vec<remote_write::RemoteWriteSpec>,
     /// The file the settings came from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -327,6 +330,7 @@ impl Config {
             channels,
             routes,
             escalation,
+            remote_write: remote_write::build(&file.remote_write).map_err(in_file)?,
             config_file,
         })
     }

@@ -6,6 +6,7 @@
 //! secret).
 
 use super::alerting::{ChannelKind, RuleSpec};
+use super::remote_write::Auth;
 use super::services::{ProcessMatcher, Role, ServiceSpec};
 use super::{Config, CorsOrigins, LogFormat, mask_url};
 use serde::Serialize;
@@ -64,6 +65,30 @@ struct Printed {
     routes: Vec<PrintedRoute>,
     #[serde(skip_serializing_if = "Option::is_none")]
     escalation: Option<PrintedEscalation>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remote_write: Vec<PrintedRemoteWrite>,
+}
+
+#[derive(Serialize)]
+struct PrintedRemoteWrite {
+    name: String,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bearer_token: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    basic_auth: Option<PrintedBasicAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_ca_file: Option<String>,
+    queue_max_age: f64,
+    queue_max_bytes: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    external_labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct PrintedBasicAuth {
+    username: String,
+    password: &'static str,
 }
 
 #[derive(Serialize)]
@@ -297,6 +322,26 @@ impl Config {
                 after: secs(e.after),
                 channels: e.channels.clone(),
             }),
+            remote_write: self
+                .remote_write
+                .iter()
+                .map(|r| PrintedRemoteWrite {
+                    name: r.name.clone(),
+                    url: mask_secret_url(&r.url, false),
+                    bearer_token: matches!(r.auth, Some(Auth::Bearer(_))).then_some("***"),
+                    basic_auth: match &r.auth {
+                        Some(Auth::Basic { username, .. }) => Some(PrintedBasicAuth {
+                            username: username.clone(),
+                            password: "***",
+                        }),
+                        _ => None,
+                    },
+                    tls_ca_file: r.tls_ca_file.as_ref().map(|p| p.display().to_string()),
+                    queue_max_age: r.queue_max_age.as_secs_f64(),
+                    queue_max_bytes: r.queue_max_bytes,
+                    external_labels: r.external_labels.clone(),
+                })
+                .collect(),
         };
         let body = toml::to_string(&printed)
             .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"));

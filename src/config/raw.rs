@@ -51,4 +51,6 @@ pub struct RawConfig {
     #[serde(default)]
     pub routes: Vec<super::alerting::RawRoute>,
     pub escalation: Option<super::alerting::RawEscalation>,
+    #[serde(default)]
+    pub remote_write: Vec<super::remote_write::RawRemoteWrite>,
 }

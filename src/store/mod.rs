@@ -79,6 +79,16 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// A stored sample as a consumer outside the store sees it (`Store::tap`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tapped {
+    Gauge(f64),
+    Requests(Hist),
+}
+
+/// Samples stored by one ingest: (series, timestamp, value).
+pub type TapBatch = Vec<(SeriesId, i64, Tapped)>;
+
 /// Request statistics for a histogram series at one time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistSample {
@@ -200,6 +210,10 @@ struct Inner {
     last_flush_us: AtomicU64,
     /// How long flushes take (`GET /metrics`).
     flush_durations: crate::telemetry::Histogram,
+    /// Where copies of live samples go once stored (remote write), and how
+    /// many batches were dropped because it was full.
+    tap: Mutex<Option<std::sync::mpsc::SyncSender<TapBatch>>>,
+    tap_dropped: AtomicU64,
     writable: AtomicBool,
     last_flush_error: Mutex<Option<String>>,
 }
@@ -288,6 +302,8 @@ impl Store {
                 written: Default::default(),
                 last_flush_us: AtomicU64::new(0),
                 flush_durations: Default::default(),
+                tap: Mutex::new(None),
+                tap_dropped: AtomicU64::new(0),
                 writable: AtomicBool::new(true),
                 last_flush_error: Mutex::new(None),
             }),
@@ -461,6 +477,14 @@ impl Store {
     ) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let mut late = [0u64; 3];
+        let tapping = record == u64::MAX
+            && self
+                .inner
+                .tap
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some();
+        let mut tapped: TapBatch = Vec::new();
         let disk = &self.inner.disk;
         let over_limit = {
             let reg = self.registry();
@@ -506,6 +530,16 @@ impl Store {
                     if record == u64::MAX {
                         head.pending.push(series, ts_ms, &entry);
                     }
+                    if tapping {
+                        tapped.push((
+                            series,
+                            ts_ms,
+                            match &entry {
+                                Entry::Agg(a) => Tapped::Gauge(a.last),
+                                Entry::Hist(h) => Tapped::Requests(h.clone()),
+                            },
+                        ));
+                    }
                     report.stored += 1;
                 } else {
                     report.dropped += 1;
@@ -522,10 +556,42 @@ impl Store {
         for (counter, n) in self.inner.late.iter().zip(late) {
             counter.fetch_add(n, Ordering::Relaxed);
         }
+        if !tapped.is_empty() {
+            self.send_tapped(tapped);
+        }
         if over_limit && record == u64::MAX {
             self.flush()?;
         }
         Ok(report)
+    }
+
+    /// From now on, a copy of every live sample stored goes to the returned
+    /// receiver, in batches as ingested (at most `capacity` batches waiting:
+    /// past that a batch is dropped and counted, ingest never waits).
+    pub fn tap(&self, capacity: usize) -> std::sync::mpsc::Receiver<TapBatch> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+        *self.inner.tap.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Tapped batches dropped because the receiver fell behind.
+    pub fn tap_dropped(&self) -> u64 {
+        self.inner.tap_dropped.load(Ordering::Relaxed)
+    }
+
+    fn send_tapped(&self, batch: TapBatch) {
+        let tap = self.inner.tap.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = tap.as_ref()
+            && tx.try_send(batch).is_err()
+        {
+            self.inner.tap_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The key of a registered series (`None` for an unknown id).
+    pub fn key_of(&self, id: SeriesId) -> Option<SeriesKey> {
+        let reg = self.registry();
+        ((id as usize) < reg.len()).then(|| reg.key(id))
     }
 
     /// True unless the last flush failed.

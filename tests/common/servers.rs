@@ -395,11 +395,11 @@ impl Drop for Alertmanager {
     }
 }
 
-/// A real Prometheus server on a free loopback port with `config` as its
-/// prometheus.yml (a temp TSDB, the admin API and remote write receiver on).
+/// A real Prometheus server on a loopback port with `config` as its
+/// prometheus.yml (its TSDB in its directory, the remote write receiver on).
 pub struct Prometheus {
     pub port: u16,
-    _dir: tempfile::TempDir,
+    _tmp: Option<tempfile::TempDir>,
     child: Child,
 }
 
@@ -411,17 +411,23 @@ impl Prometheus {
     /// As `start`, with more files (rule files) beside the configuration.
     pub fn start_with(config: &str, files: &[(&str, &str)]) -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(&cfg, config).expect("config");
         for (name, body) in files {
             std::fs::write(dir.path().join(name), body).expect("file");
         }
-        let port = free_port();
+        let mut p = Prometheus::start_at(dir.path(), free_port(), config);
+        p._tmp = Some(dir);
+        p
+    }
+
+    /// In `dir` on `port`: started again there, it has what it had.
+    pub fn start_at(dir: &std::path::Path, port: u16, config: &str) -> Prometheus {
+        let cfg = dir.join("prometheus.yml");
+        std::fs::write(&cfg, config).expect("config");
         let child = Command::new(find_binary("prometheus"))
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
+                dir.join("tsdb").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
@@ -432,7 +438,7 @@ impl Prometheus {
         wait_port(port, "prometheus");
         Prometheus {
             port,
-            _dir: dir,
+            _tmp: None,
             child,
         }
     }
