@@ -79,7 +79,6 @@ enum Value {
 struct Sample {
     labels: Vec<(String, String)>,
     value: Value,
-    timestamp_ms: Option<i64>,
 }
 
 pub struct Family {
@@ -90,31 +89,24 @@ pub struct Family {
 }
 
 impl Family {
-    fn push(&mut self, labels: &[(&str, &str)], value: Value, timestamp_ms: Option<i64>) {
+    fn push(&mut self, labels: &[(&str, &str)], value: Value) {
         self.samples.push(Sample {
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             value,
-            timestamp_ms,
         });
     }
 
     /// A counter's or gauge's value with `labels`.
     pub fn add(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Family {
-        self.push(labels, Value::Number(value), None);
-        self
-    }
-
-    /// As `add`, with the time of the sample (milliseconds since the epoch).
-    pub fn add_at(&mut self, labels: &[(&str, &str)], value: f64, at_ms: i64) -> &mut Family {
-        self.push(labels, Value::Number(value), Some(at_ms));
+        self.push(labels, Value::Number(value));
         self
     }
 
     pub fn add_histogram(&mut self, labels: &[(&str, &str)], h: HistogramValue) -> &mut Family {
-        self.push(labels, Value::Histogram(h), None);
+        self.push(labels, Value::Histogram(h));
         self
     }
 }
@@ -122,6 +114,8 @@ impl Family {
 #[derive(Default)]
 pub struct Exposition {
     families: Vec<Family>,
+    /// Families already written in the chosen format (`push_raw`).
+    raw: String,
 }
 
 impl Exposition {
@@ -137,9 +131,10 @@ impl Exposition {
         &mut self.families[last]
     }
 
-    /// The family added last.
-    pub fn last(&mut self) -> Option<&mut Family> {
-        self.families.last_mut()
+    /// Text already in the exposition format, written after the families
+    /// (before OpenMetrics' `# EOF`): for many series at once.
+    pub fn push_raw(&mut self, text: &str) {
+        self.raw.push_str(text);
     }
 
     pub fn render(&self, format: Format) -> String {
@@ -163,48 +158,25 @@ impl Exposition {
                             Kind::Counter => format!("{}_total", f.name),
                             _ => f.name.clone(),
                         };
-                        line(&mut out, &name, &s.labels, None, *v, s.timestamp_ms, format);
+                        line(&mut out, &name, &s.labels, None, *v);
                     }
                     Value::Histogram(h) => {
                         let bucket = format!("{}_bucket", f.name);
                         for (le, n) in &h.buckets {
                             let le = number(*le);
-                            line(
-                                &mut out,
-                                &bucket,
-                                &s.labels,
-                                Some(&le),
-                                *n as f64,
-                                None,
-                                format,
-                            );
+                            line(&mut out, &bucket, &s.labels, Some(&le), *n as f64);
                         }
                         let inf = Some("+Inf");
-                        line(
-                            &mut out,
-                            &bucket,
-                            &s.labels,
-                            inf,
-                            h.count as f64,
-                            None,
-                            format,
-                        );
+                        line(&mut out, &bucket, &s.labels, inf, h.count as f64);
                         let sum = format!("{}_sum", f.name);
-                        line(&mut out, &sum, &s.labels, None, h.sum, None, format);
+                        line(&mut out, &sum, &s.labels, None, h.sum);
                         let count = format!("{}_count", f.name);
-                        line(
-                            &mut out,
-                            &count,
-                            &s.labels,
-                            None,
-                            h.count as f64,
-                            None,
-                            format,
-                        );
+                        line(&mut out, &count, &s.labels, None, h.count as f64);
                     }
                 }
             }
         }
+        out.push_str(&self.raw);
         if format == Format::OpenMetrics {
             out.push_str("# EOF\n");
         }
@@ -212,15 +184,7 @@ impl Exposition {
     }
 }
 
-fn line(
-    out: &mut String,
-    name: &str,
-    labels: &[(String, String)],
-    le: Option<&str>,
-    value: f64,
-    timestamp_ms: Option<i64>,
-    format: Format,
-) {
+fn line(out: &mut String, name: &str, labels: &[(String, String)], le: Option<&str>, value: f64) {
     out.push_str(name);
     if !labels.is_empty() || le.is_some() {
         out.push('{');
@@ -238,22 +202,11 @@ fn line(
         }
         out.push('}');
     }
-    let _ = write!(out, " {}", number(value));
-    if let Some(ms) = timestamp_ms {
-        match format {
-            Format::Text => {
-                let _ = write!(out, " {ms}");
-            }
-            // OpenMetrics timestamps are seconds.
-            Format::OpenMetrics => {
-                let _ = write!(out, " {}", number(ms as f64 / 1000.0));
-            }
-        }
-    }
-    out.push('\n');
+    let _ = writeln!(out, " {}", number(value));
 }
 
-fn number(v: f64) -> String {
+/// A sample value as the formats write it.
+pub fn number(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v == f64::INFINITY {
@@ -297,8 +250,9 @@ mod tests {
                     count: 4,
                 },
             );
-        e.family("queue_depth", "A stored series.", Kind::Gauge)
-            .add_at(&[("queue", "q")], 2.5, 1_700_000_000_123);
+        e.push_raw(
+            "# HELP queue_depth A stored series.\nqueue_depth{queue=\"q\"} 2.5 1700000000123\n",
+        );
         e
     }
 
@@ -317,7 +271,7 @@ mod tests {
              app_latency_seconds_bucket{route=\"/x\",le=\"+Inf\"} 4\n\
              app_latency_seconds_sum{route=\"/x\"} 1.5\n\
              app_latency_seconds_count{route=\"/x\"} 4\n\
-             # HELP queue_depth A stored series.\n# TYPE queue_depth gauge\n\
+             # HELP queue_depth A stored series.\n\
              queue_depth{queue=\"q\"} 2.5 1700000000123\n"
         );
     }
@@ -327,10 +281,7 @@ mod tests {
         let text = sample().render(Format::OpenMetrics);
         assert!(text.contains("# TYPE app_requests counter\n"), "{text}");
         assert!(text.contains("\napp_requests_total{"), "{text}");
-        assert!(
-            text.contains("queue_depth{queue=\"q\"} 2.5 1700000000.123\n"),
-            "{text}"
-        );
+        assert!(text.contains("queue_depth{queue=\"q\"} 2.5 1700000000123\n# EOF\n"));
         assert!(text.ends_with("# EOF\n"));
     }
 

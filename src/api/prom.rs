@@ -50,11 +50,11 @@ pub async fn metrics(
         )));
     };
     let st = state.clone();
-    let text = super::blocking(move || Ok(gather(&st, all).render(format))).await?;
+    let text = super::blocking(move || Ok(gather(&st, all, format).render(format))).await?;
     Ok(warp::reply::with_header(text, "content-type", format.content_type()).into_response())
 }
 
-fn gather(state: &AppState, all: bool) -> Exposition {
+fn gather(state: &AppState, all: bool, format: Format) -> Exposition {
     let mut e = Exposition::default();
     e.family("mlsec_build_info", "The running release.", Kind::Gauge)
         .add(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
@@ -303,33 +303,47 @@ fn gather(state: &AppState, all: bool) -> Exposition {
     }
 
     if all {
-        series(&mut e, state);
+        series(&mut e, state, format);
     }
     e
 }
 
 /// The newest sample of every stored gauge series, one family per metric
-/// name (the series' names and labels follow Prometheus's rules already).
-fn series(e: &mut Exposition, state: &AppState) {
-    let mut newest = state.store.newest_samples();
-    newest.sort_by(|a, b| a.0.metric.cmp(&b.0.metric));
-    let mut current: Option<String> = None;
-    for (key, at, value) in &newest {
-        if current.as_deref() != Some(key.metric.as_str()) {
-            e.family(
-                &key.metric,
-                "A stored series: its newest sample.",
-                Kind::Gauge,
-            );
-            current = Some(key.metric.clone());
+/// name, written straight from the series' canonical text (it is already
+/// the exposition's `metric{label="value"}` with `\\` and `"` escaped; a
+/// value with a newline is escaped here). Sorted by that text, the series
+/// of one metric are contiguous (they share the prefix `metric{`).
+fn series(e: &mut Exposition, state: &AppState, format: Format) {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut current = String::new();
+    state.store.newest_samples(|text, at, value| {
+        let metric = text.split('{').next().unwrap_or(text);
+        if metric != current {
+            let _ = writeln!(out, "# HELP {metric} A stored series: its newest sample.");
+            let _ = writeln!(out, "# TYPE {metric} gauge");
+            current.clear();
+            current.push_str(metric);
         }
-        let labels: Vec<(&str, &str)> = key
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        if let Some(f) = e.last() {
-            f.add_at(&labels, *value, *at);
+        let series = text.strip_suffix("{}").unwrap_or(text);
+        if series.contains('\n') {
+            out.push_str(&series.replace('\n', "\\n"));
+        } else {
+            out.push_str(series);
         }
-    }
+        out.push(' ');
+        if value.is_finite() {
+            let _ = write!(out, "{value}");
+        } else {
+            out.push_str(&super::exposition::number(value));
+        }
+        let _ = match format {
+            Format::Text => writeln!(out, " {at}"),
+            // OpenMetrics timestamps are seconds.
+            Format::OpenMetrics => {
+                writeln!(out, " {}.{:03}", at.div_euclid(1000), at.rem_euclid(1000))
+            }
+        };
+    });
+    e.push_raw(&out);
 }

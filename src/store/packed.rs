@@ -53,6 +53,15 @@ impl OpenBlock {
         }
     }
 
+    /// The newest slot, read without unpacking the block (`None`: empty,
+    /// or a histogram block).
+    pub fn newest(&self) -> Option<Agg> {
+        match self {
+            OpenBlock::Packed(p) => p.hot.map(|(_, a)| a),
+            OpenBlock::Full(_) => None,
+        }
+    }
+
     pub fn base(&self) -> i64 {
         match self {
             OpenBlock::Packed(p) => p.base,

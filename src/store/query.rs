@@ -159,28 +159,38 @@ impl Store {
     }
 
     /// The newest sample of every gauge series written since start, from
-    /// the open raw blocks in memory (no disk read), with its key:
-    /// (key, timestamp, value). For `GET /metrics?series=all`.
-    pub fn newest_samples(&self) -> Vec<(super::SeriesKey, i64, f64)> {
-        let spec = &self.inner.layout.tiers[0];
+    /// the newest slot of its open raw block in memory (no disk read, no
+    /// unpacking), handed to `f` with the series' canonical text
+    /// (`metric{a="b"}`), the series of one metric together (metrics in
+    /// name order). For `GET /metrics?series=all`; `f` runs under the
+    /// registry's read lock (a new series waits for it).
+    pub fn newest_samples(&self, mut f: impl FnMut(&str, i64, f64)) {
         let found: Vec<(SeriesId, i64, f64)> = {
             let head = self.head();
             head.newest_ms
                 .iter()
                 .enumerate()
                 .filter(|(_, ts)| **ts != i64::MIN)
-                .filter_map(|(s, ts)| {
-                    let open = head.open.get(&(s as SeriesId, 0))?;
-                    let slot = spec.slot_of(*ts);
-                    let a = open.block.block(spec).get(slot, spec.step_ms)?;
+                .filter_map(|(s, _)| {
+                    let a = head.open.get(&(s as SeriesId, 0))?.block.newest()?;
                     Some((s as SeriesId, a.last_ts_ms, a.last))
                 })
                 .collect()
         };
         let registry = self.registry();
-        found
-            .into_iter()
-            .map(|(id, ts, v)| (registry.key(id), ts, v))
-            .collect()
+        // Grouped by metric, not sorted: a few groups, no string compares
+        // along long shared prefixes.
+        let mut by_metric: std::collections::BTreeMap<&str, Vec<(&str, i64, f64)>> =
+            std::collections::BTreeMap::new();
+        for (id, ts, v) in found {
+            if (id as usize) < registry.len() {
+                let text = registry.text(id);
+                let metric = text.split('{').next().unwrap_or(text);
+                by_metric.entry(metric).or_default().push((text, ts, v));
+            }
+        }
+        for (text, ts, v) in by_metric.into_values().flatten() {
+            f(text, ts, v);
+        }
     }
 }

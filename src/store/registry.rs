@@ -100,6 +100,11 @@ impl Registry {
     }
 
     /// The key of series `id`.
+    /// The canonical text of series `id` (`metric{a="b"}`, `SeriesKey`'s `Display`).
+    pub(super) fn text(&self, id: SeriesId) -> &str {
+        &self.keys[id as usize]
+    }
+
     pub(super) fn key(&self, id: SeriesId) -> SeriesKey {
         let text = &self.keys[id as usize];
         SeriesKey::parse(text).unwrap_or_else(|| SeriesKey::new(text))
