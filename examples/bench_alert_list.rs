@@ -15,26 +15,10 @@
 mod support;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ALERTS: usize = 1000;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
 
 fn start_alertmanager(dir: &std::path::Path) -> (Child, u16) {
     let cfg = dir.join("am.yml");
@@ -43,7 +27,7 @@ fn start_alertmanager(dir: &std::path::Path) -> (Child, u16) {
         "route:\n  receiver: none\nreceivers:\n  - name: none\n",
     )
     .expect("am config");
-    let port = free_port();
+    let port = support::free_port();
     let bin = ["/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager"]
         .into_iter()
         .find(|p| std::path::Path::new(p).is_file())
@@ -60,19 +44,11 @@ fn start_alertmanager(dir: &std::path::Path) -> (Child, u16) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start alertmanager");
-    let started = Instant::now();
-    while agent()
-        .get(&format!("http://127.0.0.1:{port}/-/ready"))
-        .call()
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "alertmanager did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::wait_ready(
+        &format!("http://127.0.0.1:{port}/-/ready"),
+        "alertmanager",
+        20,
+    );
     (child, port)
 }
 
@@ -139,7 +115,7 @@ fn main() {
             })
         })
         .collect();
-    let r = agent()
+    let r = support::agent()
         .post(&am_url)
         .header("content-type", "application/json")
         .send(serde_json::Value::from(alerts).to_string())
@@ -148,7 +124,7 @@ fn main() {
     let samples: Vec<serde_json::Value> = (0..ALERTS)
         .map(|i| serde_json::json!({"metric": "bench_level", "labels": {"id": i.to_string()}, "value": 1.0}))
         .collect();
-    let r = agent()
+    let r = support::agent()
         .post(&format!("http://{addr}/ingest/metrics"))
         .header("content-type", "application/json")
         .send(serde_json::json!({ "samples": samples }).to_string())
@@ -156,7 +132,7 @@ fn main() {
     assert_eq!(r.status(), 200, "the daemon took the samples");
     let started = Instant::now();
     loop {
-        let body: serde_json::Value = agent()
+        let body: serde_json::Value = support::agent()
             .get(&format!("http://{addr}/alerts?status=active&limit=1"))
             .call()
             .ok()
@@ -172,7 +148,7 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let am_count = agent()
+    let am_count = support::agent()
         .get(&am_url)
         .call()
         .ok()

@@ -11,20 +11,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
 fn body(url: &str) -> String {
-    agent()
+    support::agent()
         .get(url)
         .call()
         .ok()
@@ -53,7 +44,7 @@ fn main() {
                 serde_json::json!({"metric": "bench_value", "labels": {"instance": format!("i{i}"), "job": "bench"}, "value": i as f64})
             })
             .collect();
-        let r = agent()
+        let r = support::agent()
             .post(&format!("http://{addr}/ingest/metrics"))
             .header("content-type", "application/json")
             .send(serde_json::json!({ "samples": samples }).to_string())
@@ -61,10 +52,7 @@ fn main() {
         assert_eq!(r.status(), 200);
     }
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = support::free_port();
     let mut node = Command::new("/usr/bin/prometheus-node-exporter")
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())

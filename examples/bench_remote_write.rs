@@ -12,30 +12,14 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SERIES: usize = 10_000;
 const PER_REQUEST: usize = 1_000;
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
 fn prometheus(dir: &std::path::Path) -> (Child, u16) {
-    let port = free_port();
+    let port = support::free_port();
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 1m\n").expect("config");
     let child = Command::new("/usr/bin/prometheus")
@@ -50,19 +34,11 @@ fn prometheus(dir: &std::path::Path) -> (Child, u16) {
         .stderr(Stdio::null())
         .spawn()
         .expect("apt-get install prometheus");
-    let started = Instant::now();
-    while agent()
-        .get(&format!("http://127.0.0.1:{port}/-/ready"))
-        .call()
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "prometheus did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::wait_ready(
+        &format!("http://127.0.0.1:{port}/-/ready"),
+        "prometheus",
+        30,
+    );
     (child, port)
 }
 
@@ -98,7 +74,7 @@ fn request(first: usize, at_ms: i64, value: f64) -> String {
 }
 
 fn push(addr: &str, body: String) {
-    let r = agent()
+    let r = support::agent()
         .post(&format!("http://{addr}/ingest/metrics"))
         .header("content-type", "application/json")
         .send(body)
@@ -107,7 +83,7 @@ fn push(addr: &str, body: String) {
 }
 
 fn sent(addr: &str) -> u64 {
-    let text = agent()
+    let text = support::agent()
         .get(&format!("http://{addr}/health"))
         .call()
         .ok()

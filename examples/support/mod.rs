@@ -191,3 +191,36 @@ pub fn wrk_rate(url: &str, connections: u32, strict: bool) -> f64 {
     }
     (requests - errors) / secs
 }
+
+/// A client for the benchmarks: long timeout, statuses as answers.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Waits until `url` answers 200 (an anchor's `/-/ready`), at most `secs`.
+pub fn wait_ready(url: &str, what: &str, secs: u64) {
+    let started = std::time::Instant::now();
+    while agent()
+        .get(url)
+        .call()
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(secs),
+            "{what} did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
