@@ -315,10 +315,10 @@ fn gather(state: &AppState, all: bool, format: Format) -> Exposition {
 /// of one metric are contiguous (they share the prefix `metric{`).
 fn series(e: &mut Exposition, state: &AppState, format: Format) {
     use std::fmt::Write;
-    let mut out = String::new();
+    let mut out = String::with_capacity(state.store.stats().series * 64);
     let mut current = String::new();
-    state.store.newest_samples(|text, at, value| {
-        let metric = text.split('{').next().unwrap_or(text);
+    let (mut floats, mut ints) = (ryu::Buffer::new(), itoa::Buffer::new());
+    state.store.newest_samples(|metric, text, at, value| {
         if metric != current {
             let _ = writeln!(out, "# HELP {metric} A stored series: its newest sample.");
             let _ = writeln!(out, "# TYPE {metric} gauge");
@@ -326,24 +326,28 @@ fn series(e: &mut Exposition, state: &AppState, format: Format) {
             current.push_str(metric);
         }
         let series = text.strip_suffix("{}").unwrap_or(text);
-        if series.contains('\n') {
+        if series.bytes().any(|b| b == b'\n') {
             out.push_str(&series.replace('\n', "\\n"));
         } else {
             out.push_str(series);
         }
         out.push(' ');
         if value.is_finite() {
-            let _ = write!(out, "{value}");
+            out.push_str(floats.format_finite(value));
         } else {
             out.push_str(&super::exposition::number(value));
         }
-        let _ = match format {
-            Format::Text => writeln!(out, " {at}"),
+        out.push(' ');
+        match format {
+            Format::Text => out.push_str(ints.format(at)),
             // OpenMetrics timestamps are seconds.
             Format::OpenMetrics => {
-                writeln!(out, " {}.{:03}", at.div_euclid(1000), at.rem_euclid(1000))
+                out.push_str(ints.format(at.div_euclid(1000)));
+                let ms = at.rem_euclid(1000);
+                let _ = write!(out, ".{ms:03}");
             }
-        };
+        }
+        out.push('\n');
     });
     e.push_raw(&out);
 }
