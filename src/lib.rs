@@ -11,6 +11,7 @@
 //! - `time`     the one timestamp format written (RFC 3339, ms, `Z`)
 //! - `log`      the text log: control characters escaped, one line per event
 //! - `names`    the naming rules of metrics and labels (Prometheus's)
+//! - `digest`   SHA-256 and hex, the one way anything is hashed
 //! - `telemetry` the daemon's measurements of itself: latency histograms, counters
 //! - `collect`  collectors producing plain data: `system` (sysinfo + /proc)
 //! - `health`   the health check engine: probes, back-off, the live registry
@@ -35,6 +36,7 @@ pub mod blocking;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod health;
 pub mod log;

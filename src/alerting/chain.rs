@@ -46,16 +46,7 @@ impl Link {
     };
 }
 
-pub fn sha256(bytes: &[u8]) -> Hash {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut h = GENESIS;
-    h.copy_from_slice(d.as_ref());
-    h
-}
-
-pub fn hex(h: &Hash) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::digest::{hex, sha256};
 
 /// Whether a key of the audit tree is a record's (the rest are the ends).
 pub fn is_record_key(k: &[u8]) -> bool {

@@ -49,8 +49,8 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
         .iter()
         .map(|(k, v)| format!("{k}\u{0}{v}\u{0}"))
         .collect();
-    let h = crate::alerting::chain::sha256(canonical.as_bytes());
-    format!("{PREFIX}{}", &crate::alerting::chain::hex(&h)[..16])
+    let h = crate::digest::sha256(canonical.as_bytes());
+    format!("{PREFIX}{}", crate::digest::hex(&h[..8]))
 }
 
 pub struct External {

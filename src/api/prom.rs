@@ -245,7 +245,7 @@ fn gather(state: &AppState, all: bool, format: Format) -> Exposition {
         "HTTP requests answered, by route, method and status.",
         Kind::Counter,
     );
-    for ((route, method, status), n) in state.http.requests.snapshot() {
+    for ((route, method, status), n) in state.http.requests() {
         let status = status.to_string();
         requests.add(
             &[("route", route), ("method", method), ("status", &status)],

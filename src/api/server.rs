@@ -16,7 +16,7 @@ use super::AppState;
 use super::reject::error_response;
 use super::tls::Certificates;
 use crate::config::HttpLimits;
-use crate::telemetry::{Counters, Histogram, HistogramSnapshot};
+use crate::telemetry::{Histogram, HistogramSnapshot};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::collections::BTreeMap;
@@ -35,26 +35,45 @@ use warp::http::{Method, StatusCode};
 pub struct Peer(pub SocketAddr);
 
 /// Requests answered, by route pattern, method and status, and how long
-/// they took by route (`GET /metrics`).
+/// they took by route (`GET /metrics`): one lock per request.
 #[derive(Default)]
 pub struct HttpTelemetry {
-    pub requests: Counters<(&'static str, &'static str, u16)>,
-    durations: Mutex<BTreeMap<&'static str, Arc<Histogram>>>,
+    routes: Mutex<BTreeMap<&'static str, RouteStats>>,
+}
+
+#[derive(Default)]
+struct RouteStats {
+    by_outcome: BTreeMap<(&'static str, u16), u64>,
+    durations: Histogram,
 }
 
 impl HttpTelemetry {
     fn record(&self, route: &'static str, method: &'static str, status: u16, took: Duration) {
-        self.requests.add((route, method, status), 1);
-        let h = {
-            let mut d = self.durations.lock().unwrap_or_else(|p| p.into_inner());
-            d.entry(route).or_default().clone()
-        };
-        h.observe(took);
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let r = routes.entry(route).or_default();
+        *r.by_outcome.entry((method, status)).or_insert(0) += 1;
+        r.durations.observe(took);
+    }
+
+    /// Requests by (route, method, status).
+    pub fn requests(&self) -> Vec<((&'static str, &'static str, u16), u64)> {
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes
+            .iter()
+            .flat_map(|(route, r)| {
+                r.by_outcome
+                    .iter()
+                    .map(move |((m, s), n)| ((*route, *m, *s), *n))
+            })
+            .collect()
     }
 
     pub fn durations(&self) -> Vec<(&'static str, HistogramSnapshot)> {
-        let d = self.durations.lock().unwrap_or_else(|p| p.into_inner());
-        d.iter().map(|(r, h)| (*r, h.snapshot())).collect()
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes
+            .iter()
+            .map(|(r, s)| (*r, s.durations.snapshot()))
+            .collect()
     }
 }
 

@@ -69,9 +69,7 @@ pub struct Tokens {
 }
 
 fn sha256(secret: &str) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
-        .as_ref()
-        .to_vec()
+    crate::digest::sha256(secret.as_bytes()).to_vec()
 }
 
 fn new_secret() -> Result<String> {
@@ -80,8 +78,7 @@ fn new_secret() -> Result<String> {
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| Error::Internal("the operating system gave no random bytes".into()))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{PREFIX}{hex}"))
+    Ok(format!("{PREFIX}{}", crate::digest::hex(&bytes)))
 }
 
 /// A token name: 1-64 letters, digits, `-`, `_`, `.`.
