@@ -363,9 +363,13 @@ impl Store {
     }
 
     fn resolve_kind(&self, key: &SeriesKey, hist: bool) -> Result<SeriesId> {
-        if let Some(id) = self.registry().lookup(key)
-            && self.is_hist(id) == hist
-        {
+        // One read guard for both questions: a second read while holding
+        // the first waits behind a queued writer, who waits for the first.
+        let known = {
+            let reg = self.registry();
+            reg.lookup(key).filter(|id| reg.is_hist(*id) == hist)
+        };
+        if let Some(id) = known {
             return Ok(id);
         }
         let tree = &self.inner.series_tree;

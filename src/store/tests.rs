@@ -652,3 +652,35 @@ fn a_checkpoint_kept_in_sled_is_read_and_moved_to_its_file() {
         );
     }
 }
+
+/// `resolve_hist` of a known series once held the registry's read lock while
+/// taking it again; with a writer waiting between the two (a new series
+/// being registered), the second read waited for the writer and the writer
+/// for the first read: every ingest and probe stopped for good.
+#[test]
+fn resolving_known_series_while_new_ones_register_never_deadlocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path(), 1);
+    let known = SeriesKey::new("http_requests").with("service", "a");
+    store.resolve_hist(&known).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for t in 0..4 {
+        let (s, k, done) = (store.clone(), known.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            for i in 0..2_000 {
+                if t % 2 == 0 {
+                    s.resolve_hist(&k).unwrap();
+                } else {
+                    let fresh = SeriesKey::new("up").with("n", &format!("{t}-{i}"));
+                    s.resolve_all(&[fresh]).unwrap();
+                }
+            }
+            let _ = done.send(());
+        });
+    }
+    for _ in 0..4 {
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a thread resolving series is stuck: the registry lock deadlocked");
+    }
+}

@@ -322,10 +322,41 @@ impl Daemon {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        match self.thread.take() {
-            Some(t) => t.join().expect("daemon thread panicked"),
-            None => Ok(()),
+        let Some(t) = self.thread.take() else {
+            return Ok(());
+        };
+        // A daemon that does not stop is a hang to report, not to wait out
+        // until the CI's limit: every thread's stack, then abort.
+        let end = Instant::now() + STOP_WITHIN;
+        while !t.is_finished() {
+            if Instant::now() > end {
+                eprintln!("the daemon did not stop within {STOP_WITHIN:?}; its threads:");
+                dump_threads();
+                std::process::abort();
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        t.join().expect("daemon thread panicked")
+    }
+}
+
+/// How long a graceful stop may take (the HTTP drain is 10 s).
+const STOP_WITHIN: Duration = Duration::from_secs(60);
+
+/// Prints every thread's stack of this process with gdb, when installed.
+pub fn dump_threads() {
+    let out = Command::new("gdb")
+        .args([
+            "-p",
+            &std::process::id().to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .output();
+    match out {
+        Ok(o) => eprintln!("{}", String::from_utf8_lossy(&o.stdout)),
+        Err(e) => eprintln!("(no stacks: gdb: {e})"),
     }
 }
 
