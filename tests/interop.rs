@@ -299,7 +299,15 @@ fn a_posted_alert_resolves_by_its_ends_at_or_by_the_resolve_timeout() {
         (no_end["service"].as_str(), no_end["severity"].as_str()),
         (Some("batch"), Some("info"))
     );
-    assert_eq!(open("Ends").expect("fired")["message"], "disk filling");
+    let ends = open("Ends").expect("fired");
+    assert_eq!(ends["message"], "disk filling");
+    // It has no value or threshold of ours: its history says none, not NaN.
+    let page = d.get(&format!("/alerts/{}", ends["alert_id"].as_str().unwrap()));
+    assert_eq!(
+        page.body["history"][0]["comment"], "disk filling",
+        "{}",
+        page.text
+    );
     // Posted again: still one alert each.
     post(json!([{"labels": {"alertname": "Ends", "severity": "warning"}, "endsAt": later}]));
     // Not posted again within the resolve timeout: resolved by the sweep.

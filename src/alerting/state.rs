@@ -439,10 +439,15 @@ impl AlertState {
         a.silenced = Self::is_silenced(&inner, &a, now);
         // A failed write skips this number; none is ever used twice.
         inner.next_alert += 1;
-        let why = format!(
-            "{} (value {}, threshold {})",
-            a.message, a.value, a.threshold
-        );
+        // An alert posted from outside has no value or threshold of ours.
+        let why = if a.value.is_finite() && a.threshold.is_finite() {
+            format!(
+                "{} (value {}, threshold {})",
+                a.message, a.value, a.threshold
+            )
+        } else {
+            a.message.clone()
+        };
         let change = Change {
             action: AuditAction::Fired,
             actor: Actor::from("system"),
