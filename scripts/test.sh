@@ -2,8 +2,9 @@
 # The test command: installs what the tests need on a fresh Debian machine
 # (redis-server, PostgreSQL, Prometheus and its Alertmanager, which the tests
 # start themselves on free loopback ports; Chromium and playwright-core for
-# the dashboard test), checks formatting and lints, then runs the whole
-# suite. Safe to run again.
+# the dashboard test; schemathesis from PyPI for the fuzzing of the OpenAPI
+# document), checks formatting and lints, then runs the whole suite. Safe to
+# run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 # Only for a hang: the harness prints every thread's stack before it aborts.
 command -v gdb >/dev/null 2>&1 || need+=(gdb)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# schemathesis (tests/schemathesis.rs) runs from a virtual environment.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -26,6 +29,15 @@ fi
 # (no browser download), pinned by tests/e2e/package-lock.json.
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+fi
+# schemathesis from PyPI, every package pinned by tests/schemathesis/requirements.txt
+# (reinstalled when that file changes).
+st_env=target/schemathesis
+if ! cmp -s tests/schemathesis/requirements.txt "$st_env/requirements.txt"; then
+  rm -rf "$st_env"
+  python3 -m venv "$st_env"
+  "$st_env/bin/pip" install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
+  cp tests/schemathesis/requirements.txt "$st_env/requirements.txt"
 fi
 # Style and lints first: the house stays formatted and warning-free
 # (Cargo.toml's [lints] deny unwrap outside tests and unsafe code).

@@ -9,7 +9,7 @@ use serde::Serialize;
 pub const STABLE_BAND: f64 = 0.05;
 pub const MIN_POINTS: usize = 3;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Trend {
     Up,

@@ -177,10 +177,11 @@ pub fn principal(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
+    #[schemars(with = "crate::auth::Role")]
     role: String,
     expires_at: Option<DateTime<Utc>>,
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use warp::reply::{Reply, Response};
 
 /// One alert as Alertmanager's API takes it.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostableAlert {
     #[serde(default)]

@@ -7,10 +7,9 @@
 use super::AppState;
 use super::dto::*;
 use super::params;
-use super::reject::{ApiError, error_response, fail};
+use super::reject::{ApiError, error_response};
 use crate::alerting::state::{ActionError, AlertFilter, AuditFilter};
 use crate::alerting::{Actor, AlertStatus, AuditAction, silence::Silence};
-use crate::error::Error;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -86,18 +85,15 @@ pub async fn get(id: String, state: AppState) -> Result<Response, warp::Rejectio
             StatusCode::NOT_FOUND,
             &format!("no alert with alert_id '{id}'"),
         )),
-        Some((a, history)) => {
-            let mut v = serde_json::to_value(AlertView::from(&a))
-                .map_err(|e| fail(Error::Internal(e.to_string())))?;
-            v["history"] =
-                serde_json::to_value(history.iter().map(AuditView::from).collect::<Vec<_>>())
-                    .map_err(|e| fail(Error::Internal(e.to_string())))?;
-            Ok(warp::reply::json(&v).into_response())
-        }
+        Some((a, history)) => Ok(warp::reply::json(&AlertWithHistory {
+            alert: AlertView::from(&a),
+            history: history.iter().map(AuditView::from).collect(),
+        })
+        .into_response()),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgeRequest {
     alert_id: String,
@@ -105,7 +101,7 @@ pub struct AcknowledgeRequest {
     comment: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     alert_id: String,
@@ -260,7 +256,7 @@ pub async fn audit_export(state: AppState, q: ExportQuery) -> Result<Response, w
     Ok(r)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceRequest {
     matchers: BTreeMap<String, String>,

@@ -5,6 +5,7 @@
 /// Method and path pattern of every route (`*` matches one segment).
 const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/"),
+    ("GET", "/openapi.json"),
     ("GET", "/health"),
     ("GET", "/health/services"),
     ("GET", "/health/dependencies"),
@@ -39,6 +40,11 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/ui"),
     ("GET", "/ui/*"),
 ];
+
+/// Every route as (method, path pattern).
+pub fn endpoints() -> &'static [(&'static str, &'static str)] {
+    ENDPOINTS
+}
 
 /// Segment by segment, without allocating: it runs on every request
 /// (`route_of`, for the request counters).

@@ -2,12 +2,13 @@
 //! and collector types are never serialised directly. `Option` fields are
 //! `null` when the value is unknown, never a made-up 0.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub use crate::time::{ts, ts_ms};
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct RootResponse {
     pub service: &'static str,
     pub version: &'static str,
@@ -17,7 +18,7 @@ pub struct RootResponse {
     pub uptime_seconds: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct HealthResponse {
     pub status: &'static str,
     pub service: &'static str,
@@ -36,7 +37,7 @@ pub struct HealthResponse {
 }
 
 /// One remote-write destination: its durable queue and what it shipped.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct RemoteWriteHealth {
     pub name: String,
     pub queued_batches: u64,
@@ -53,7 +54,7 @@ pub struct RemoteWriteHealth {
 }
 
 /// Access control at a glance (counts only; no token names).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuthHealth {
     /// Whether tokens are required (`AUTH`).
     pub enabled: bool,
@@ -64,7 +65,7 @@ pub struct AuthHealth {
 }
 
 /// The system collector's own ticks (the spec's `metrics` counts service checks).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct CollectorHealth {
     pub ticks: u64,
     pub failed_ticks: u64,
@@ -72,7 +73,7 @@ pub struct CollectorHealth {
     pub last_error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct HealthDependencies {
     /// `null` when REDIS_URL is not set.
     pub redis: Option<bool>,
@@ -81,7 +82,7 @@ pub struct HealthDependencies {
     pub data_collector: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct HealthMetrics {
     pub total_checks: u64,
     pub successful_checks: u64,
@@ -90,7 +91,7 @@ pub struct HealthMetrics {
     pub average_response_time_ms: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct StoreHealth {
     pub writable: bool,
     pub series: usize,
@@ -105,7 +106,7 @@ pub struct StoreHealth {
     pub corrupt_log_records: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SystemMetrics {
     pub cpu_usage: Option<f64>,
     pub memory_usage_mb: Option<f64>,
@@ -156,13 +157,13 @@ impl SystemMetrics {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DiskUsage {
     pub mount: String,
     pub usage_percent: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct IngestResponse {
     /// Samples stored in at least one tier.
     pub accepted: u64,
@@ -171,7 +172,7 @@ pub struct IngestResponse {
     pub series: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DetailedMetrics {
     pub time_range: String,
     /// As asked.
@@ -188,7 +189,7 @@ pub struct DetailedMetrics {
     pub truncated: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DetailedSeries {
     pub metric: String,
     pub labels: BTreeMap<String, String>,
@@ -197,7 +198,7 @@ pub struct DetailedSeries {
     pub points: Vec<DetailedPoint>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DetailedPoint {
     pub timestamp: String,
     pub avg: Option<f64>,
@@ -206,7 +207,7 @@ pub struct DetailedPoint {
     pub count: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ServiceHealthEntry {
     pub status: crate::health::HealthStatus,
     /// The last check's response time when the service answered; `null`
@@ -231,7 +232,8 @@ pub struct ServiceHealthEntry {
 
 /// `GET /service-health` (`services` by name) and `GET /health/services`
 /// (`services` a list of `NamedServiceHealth`): the same summary.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "ServicesOverviewOf{S}")]
 pub struct ServicesOverview<S> {
     pub services: S,
     pub overall_status: crate::health::HealthStatus,
@@ -243,14 +245,14 @@ pub struct ServicesOverview<S> {
 pub type ServiceHealth = ServicesOverview<BTreeMap<String, ServiceHealthEntry>>;
 pub type ServicesHealthList = ServicesOverview<Vec<NamedServiceHealth>>;
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct NamedServiceHealth {
     pub name: String,
     #[serde(flatten)]
     pub health: ServiceHealthEntry,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DependencyHealth {
     /// `healthy` when it answers (a degraded service still answers).
     pub status: &'static str,
@@ -262,7 +264,7 @@ pub struct DependencyHealth {
     pub error_message: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DependenciesHealth {
     pub dependencies: BTreeMap<String, DependencyHealth>,
     pub overall_status: &'static str,
@@ -270,7 +272,7 @@ pub struct DependenciesHealth {
     pub total_dependencies: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DashboardService {
     pub status: crate::health::HealthStatus,
     pub response_time_ms: Option<f64>,
@@ -285,7 +287,7 @@ pub struct DashboardService {
     pub throughput: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DashboardSystem {
     pub total_cpu_usage: Option<f64>,
     pub total_memory_usage_mb: Option<f64>,
@@ -318,7 +320,7 @@ impl DashboardSystem {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AlertCounts {
     pub active: u64,
     pub critical: u64,
@@ -337,14 +339,14 @@ impl From<crate::alerting::state::AlertCounts> for AlertCounts {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DashboardTrends {
     pub cpu_trend: crate::analysis::trend::Trend,
     pub memory_trend: crate::analysis::trend::Trend,
     pub response_time_trend: crate::analysis::trend::Trend,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct DashboardData {
     pub services: BTreeMap<String, DashboardService>,
     pub system_metrics: DashboardSystem,
@@ -357,9 +359,10 @@ pub struct DashboardData {
     pub built_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ModelEntry {
     pub name: String,
+    #[schemars(with = "crate::platform::models::ModelStatus")]
     pub status: &'static str,
     pub progress: f64,
     pub memory_usage_mb: f64,
@@ -373,7 +376,7 @@ pub struct ModelEntry {
     pub updated_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ModelLoadingStatus {
     pub models: Vec<ModelEntry>,
     pub total_models: usize,
@@ -383,7 +386,7 @@ pub struct ModelLoadingStatus {
     pub total_memory_usage_mb: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct JobResources {
     pub cpu_usage: f64,
     pub memory_usage_mb: f64,
@@ -391,10 +394,11 @@ pub struct JobResources {
     pub gpu_usage: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct JobEntry {
     pub job_id: String,
     pub model_name: String,
+    #[schemars(with = "crate::platform::training::JobStatus")]
     pub status: &'static str,
     pub progress: f64,
     pub started_at: String,
@@ -411,7 +415,7 @@ pub struct JobEntry {
     pub error_message: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct QueueStatus {
     pub pending_jobs: usize,
     pub running_jobs: usize,
@@ -419,7 +423,7 @@ pub struct QueueStatus {
     pub failed_jobs: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ResourceUtilization {
     pub total_cpu_usage: f64,
     pub total_memory_usage_mb: f64,
@@ -427,14 +431,14 @@ pub struct ResourceUtilization {
     pub gpu_utilization: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TrainingStatus {
     pub jobs: Vec<JobEntry>,
     pub queue_status: QueueStatus,
     pub resource_utilization: ResourceUtilization,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ServiceSummary {
     /// `null` when the service recorded no request statistics (a probed
     /// service that pushes none), not 0.
@@ -452,7 +456,7 @@ pub struct ServiceSummary {
     pub throughput_per_second: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SummaryTrends {
     pub requests_trend: crate::analysis::trend::Trend,
     pub response_time_trend: crate::analysis::trend::Trend,
@@ -469,7 +473,7 @@ pub fn trend_method() -> String {
     )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TrendsBasis {
     pub method: String,
     pub step_seconds: i64,
@@ -480,7 +484,7 @@ pub struct TrendsBasis {
     pub error_rate_floor_percent: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct MetricsSummary {
     pub time_range: String,
     pub total_requests: u64,
@@ -503,10 +507,12 @@ pub struct MetricsSummary {
     pub to: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AlertView {
     pub alert_id: String,
+    #[schemars(with = "crate::config::alerting::Severity")]
     pub severity: &'static str,
+    #[schemars(with = "crate::alerting::AlertStatus")]
     pub status: &'static str,
     pub service: String,
     pub message: String,
@@ -549,7 +555,7 @@ impl From<&crate::alerting::Alert> for AlertView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AlertsResponse {
     pub alerts: Vec<AlertView>,
     pub total_count: u64,
@@ -559,7 +565,7 @@ pub struct AlertsResponse {
     pub info_count: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuditView {
     pub seq: u64,
     pub timestamp: String,
@@ -592,17 +598,25 @@ impl From<&crate::alerting::AuditRecord> for AuditView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AlertEnvelope {
     pub alert: AlertView,
 }
 
-#[derive(Serialize)]
+/// `GET /alerts/{id}`: the alert and every record of its history.
+#[derive(Serialize, JsonSchema)]
+pub struct AlertWithHistory {
+    #[serde(flatten)]
+    pub alert: AlertView,
+    pub history: Vec<AuditView>,
+}
+
+#[derive(Serialize, JsonSchema)]
 pub struct AuditList {
     pub records: Vec<AuditView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SilenceView {
     pub id: String,
     pub matchers: BTreeMap<String, String>,
@@ -633,25 +647,25 @@ impl SilenceView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SilenceList {
     pub silences: Vec<SilenceView>,
 }
 
 /// The answer of the ingest endpoints that take events or statistics.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Accepted {
     pub accepted: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct RequestsIngestResponse {
     pub accepted: u64,
     pub dropped: u64,
 }
 
 /// The live feed's `alert` message.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LiveAlert {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -662,7 +676,7 @@ pub struct LiveAlert {
 }
 
 /// The live feed's `snapshot` and `metrics` messages.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LiveMetrics {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -686,14 +700,14 @@ pub struct LiveMetrics {
     pub services: LiveServices,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LiveAlertCounts {
     pub critical: u64,
     pub warning: u64,
     pub info: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LiveServices {
     pub total: usize,
     pub healthy: usize,
@@ -705,7 +719,7 @@ pub struct LiveServices {
 
 /// One Chart.js dataset; its colour is picked by a hash of its label, so it
 /// stays the same across calls.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Dataset {
     pub label: String,
     pub data: Vec<Option<f64>>,
@@ -747,7 +761,7 @@ pub fn chart_labels(g: crate::query::Grid) -> Vec<String> {
     g.starts().map(ts_ms).collect()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ModelLoadingChart {
     pub labels: Vec<String>,
     pub datasets: Vec<Dataset>,
@@ -756,7 +770,7 @@ pub struct ModelLoadingChart {
     pub loading_trend: crate::analysis::trend::Trend,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TrainingProgressChart {
     pub labels: Vec<String>,
     pub datasets: Vec<Dataset>,
@@ -765,7 +779,7 @@ pub struct TrainingProgressChart {
     pub running_jobs: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LineSummary {
     pub label: String,
     pub current: Option<f64>,
@@ -786,7 +800,7 @@ impl From<crate::query::charts::LineSummary> for LineSummary {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SystemMetricsChart {
     pub labels: Vec<String>,
     pub datasets: Vec<Dataset>,
@@ -795,7 +809,7 @@ pub struct SystemMetricsChart {
     pub summary: Vec<LineSummary>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ServiceHealthChart {
     pub labels: Vec<String>,
     pub datasets: Vec<Dataset>,
@@ -804,7 +818,7 @@ pub struct ServiceHealthChart {
     pub uptime_percent: BTreeMap<String, Option<f64>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AlertsTimelineChart {
     pub labels: Vec<String>,
     pub datasets: Vec<Dataset>,
@@ -816,7 +830,7 @@ pub struct AlertsTimelineChart {
 // ---- access control ------------------------------------------------------
 
 /// A token as `GET /auth/tokens` shows it: never the secret.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TokenView {
     pub name: String,
     pub role: crate::auth::Role,
@@ -837,13 +851,13 @@ impl From<&crate::auth::tokens::TokenRecord> for TokenView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }
 
 /// The answer to a creation: the only time the secret is shown.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub view: TokenView,
@@ -852,7 +866,7 @@ pub struct CreatedToken {
 
 /// `GET /auth/session`: who is signed in and what they may do (every `can_`
 /// true when access control is off).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Session {
     /// Whether access control is on.
     pub auth: bool,

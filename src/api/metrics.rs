@@ -19,16 +19,17 @@ use crate::time::MAX_FUTURE_MS;
 /// Errors listed in one 400 answer.
 const MAX_LISTED_ERRORS: usize = 10;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestRequest {
     /// Each sample is parsed on its own, so one bad sample is named by its
     /// index; kept as its JSON text until then (a `Value` tree per sample
     /// was most of the daemon's allocations under steady ingest).
+    #[schemars(with = "Vec<SampleIn>")]
     samples: Vec<Box<serde_json::value::RawValue>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SampleIn {
     metric: String,

@@ -17,6 +17,7 @@ pub mod dto;
 mod encoded;
 mod exposition;
 mod metrics;
+mod openapi;
 pub mod params;
 mod platform;
 mod prom;
@@ -301,10 +302,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and_then(access::session);
     let tokens = tokens_list.or(tokens_new).or(tokens_del).or(session);
 
+    let openapi = warp::path("openapi.json")
+        .and(end())
+        .and(warp::get())
+        .map(|| warp::reply::with_header(openapi::document(), "content-type", "application/json"));
     let ui_page = warp::path("ui").and(end()).and(warp::get()).map(ui::page);
     let ui_asset = warp::path!("ui" / String).and(warp::get()).map(ui::asset);
 
     let api = root
+        .or(openapi)
         .or(tokens)
         .or(ui_page)
         .or(ui_asset)

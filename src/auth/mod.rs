@@ -11,7 +11,19 @@ pub mod tokens;
 use serde::{Deserialize, Serialize};
 
 /// A token's role. `Viewer` < `Operator` < `Admin`; `Ingest` only pushes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Every read and the live feed.
@@ -96,6 +108,7 @@ pub fn required(method: &str, path: &str, policy: &Policy) -> Access {
         ("OPTIONS", _) => Access::Public,
         ("GET", [""]) | ("GET", ["health"]) if policy.public_health => Access::Public,
         ("GET", ["ui"]) | ("GET", ["ui", _]) | ("GET", ["auth", "session"]) => Access::Public,
+        ("GET", ["openapi.json"]) => Access::Public,
         (_, ["ingest", ..]) => Access::Ingest,
         ("POST", ["api", "v2", "alerts"]) => Access::Ingest,
         ("POST", ["alerts", "acknowledge" | "resolve"]) => Access::Operate,

@@ -24,7 +24,7 @@ pub fn is_error(status: u16) -> bool {
     status >= 500
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestBatch {
     pub service: String,
@@ -33,7 +33,7 @@ pub struct RequestBatch {
     pub aggregate: Option<AggregateObservation>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestObservation {
     pub duration_ms: f64,
@@ -43,7 +43,7 @@ pub struct RequestObservation {
     pub error: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateObservation {
     /// The end of the interval (default: when received).
@@ -57,7 +57,7 @@ pub struct AggregateObservation {
     pub sum_ms: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeightedValue {
     pub value: f64,

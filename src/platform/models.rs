@@ -28,7 +28,7 @@ pub const SERIES: [&str; 5] = [
     HELD_METRIC,
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelStatus {
     Loading,
@@ -55,7 +55,7 @@ impl ModelStatus {
 }
 
 /// `POST /ingest/models` body (one event).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEvent {
     pub name: String,
