@@ -96,7 +96,10 @@ fn queue(f: &Fixture, at: DateTime<Utc>, v: f64) {
 
 fn ours(f: &Fixture, rule: &str) -> Vec<Alert> {
     // Oldest first.
-    let all = f.engine.state.list(&AlertFilter::default(), usize::MAX);
+    let all = f
+        .engine
+        .state
+        .list(&AlertFilter::default(), usize::MAX, Utc::now());
     all.alerts
         .into_iter()
         .rev()
@@ -204,7 +207,7 @@ fn rate_rules_and_restart_without_duplicates() {
     engine.evaluate_at(t + Duration::seconds(245)).unwrap();
     let n = engine
         .state
-        .list(&AlertFilter::default(), usize::MAX)
+        .list(&AlertFilter::default(), usize::MAX, Utc::now())
         .alerts
         .iter()
         .filter(|a| a.rule == "errors_fast")
@@ -236,10 +239,10 @@ fn resolved_alerts_are_purged_after_the_retention() {
         .unwrap();
     // 89 days later it is still there, with its audit trail.
     f.engine.evaluate_at(now + Duration::days(89)).unwrap();
-    assert!(f.engine.state.history(&id).is_some());
+    assert!(f.engine.state.history(&id, Utc::now()).is_some());
     // 91 days later it is gone, audit records included.
     f.engine.evaluate_at(now + Duration::days(91)).unwrap();
-    assert!(f.engine.state.history(&id).is_none());
+    assert!(f.engine.state.history(&id, Utc::now()).is_none());
     assert!(
         !f.engine
             .state

@@ -370,6 +370,46 @@ fn silenced_alerts_are_recorded_but_not_notified() {
         request(d.addr, "DELETE", &format!("/silences/{sid}"), &[]).status,
         404
     );
+    // Expired: the open alert is no longer shown silenced.
+    let path = format!("/alerts/{}", a["alert_id"].as_str().unwrap());
+    assert_eq!(d.get(&path).body["metadata"]["silenced"], false);
+}
+
+/// `silenced` said what held when the alert fired: a silence made for an
+/// alert already open (the usual order) left it shown unsilenced.
+#[test]
+fn a_silence_made_after_the_alert_fired_shows_it_silenced() {
+    let rx = Receiver::start(None);
+    let d = Daemon::start_with_config(&config(rx.port), &FAST);
+    push(d.addr, 300.0);
+    let a = wait_alert(d.addr, "active");
+    assert_eq!(a["metadata"]["silenced"], false);
+    let path = format!("/alerts/{}", a["alert_id"].as_str().unwrap());
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let r = d.post(
+        "/silences",
+        &json!({"matchers": {"alertname": "queue_high"}, "ends_at": soon.to_rfc3339(),
+                "created_by": "amy", "comment": "on it"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(d.get(&path).body["metadata"]["silenced"], true);
+    let id = a["alert_id"].clone();
+    let listed = |d: &Daemon| {
+        let all = d.get("/alerts?status=active&limit=100").body;
+        let ours = all["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["alert_id"] == id)
+            .cloned();
+        ours.expect("still active")["metadata"]["silenced"].clone()
+    };
+    assert_eq!(listed(&d), true);
+    // It ends by itself: the (cached) list follows without any other change.
+    wait_for(Duration::from_secs(10), || {
+        (listed(&d) == false).then_some(())
+    });
+    assert_eq!(d.get(&path).body["metadata"]["silenced"], false);
 }
 
 #[test]

@@ -860,13 +860,10 @@ impl AlertState {
     }
 
     /// An alert and its history (every audit record about it, oldest first).
-    pub fn history(&self, id: &str) -> Option<(Alert, Vec<AuditRecord>)> {
+    pub fn history(&self, id: &str, now: DateTime<Utc>) -> Option<(Alert, Vec<AuditRecord>)> {
         let inner = self.lock();
-        let a = inner
-            .by_id
-            .get(id)
-            .and_then(|s| inner.alerts.get(s))?
-            .clone();
+        let a = inner.by_id.get(id).and_then(|s| inner.alerts.get(s))?;
+        let a = Self::as_of(&inner, a, now);
         let history = inner
             .audit
             .iter()
@@ -878,17 +875,39 @@ impl AlertState {
 
     /// The newest `limit` alerts that `filter` keeps, and the counts over
     /// every one it keeps.
-    pub fn list(&self, filter: &AlertFilter, limit: usize) -> AlertList {
+    pub fn list(&self, filter: &AlertFilter, limit: usize, now: DateTime<Utc>) -> AlertList {
         let inner = self.lock();
         let mut out = AlertList::default();
         // Newest first: alerts are keyed by creation order.
         for a in inner.alerts.values().rev().filter(|a| filter.keeps(a)) {
             out.counts.add(a);
             if out.alerts.len() < limit {
-                out.alerts.push(a.clone());
+                out.alerts.push(Self::as_of(&inner, a, now));
             }
         }
         out
+    }
+
+    /// A copy of `a` as it stands at `now`: an open alert is `silenced`
+    /// while a silence matches it (a silence made after it fired counts, an
+    /// expired one no longer does); a resolved one keeps what it was.
+    fn as_of(inner: &Inner, a: &Alert, now: DateTime<Utc>) -> Alert {
+        let mut a = a.clone();
+        if a.status != AlertStatus::Resolved {
+            a.silenced = Self::is_silenced(inner, &a, now);
+        }
+        a
+    }
+
+    /// How many silence starts and ends have passed by `now`: an alert's
+    /// `silenced` can change only when this or `version` does (a cache key).
+    pub fn silence_epoch(&self, now: DateTime<Utc>) -> u64 {
+        let inner = self.lock();
+        inner
+            .silences
+            .values()
+            .map(|s| u64::from(s.starts_at <= now) + u64::from(s.ends_at <= now))
+            .sum()
     }
 
     /// The counts over every stored alert (what `list` counts with no
@@ -1079,13 +1098,16 @@ mod tests {
             st.delivered(&d, false, Some(500), Some("boom".into()), t(60), t(3))
                 .unwrap();
             (
-                st.list(&AlertFilter::default(), 10).alerts,
+                st.list(&AlertFilter::default(), 10, Utc::now()).alerts,
                 st.counts(),
                 st.audit_records(&AuditFilter::default(), 100),
             )
         };
         let (_store, st) = open(dir.path());
-        assert_eq!(st.list(&AlertFilter::default(), 10).alerts, list);
+        assert_eq!(
+            st.list(&AlertFilter::default(), 10, Utc::now()).alerts,
+            list
+        );
         assert_eq!(st.counts(), counts);
         assert_eq!(st.audit_records(&AuditFilter::default(), 100), audit);
         assert_eq!(
@@ -1179,7 +1201,7 @@ mod tests {
             records: 1,
         };
         assert_eq!(st.purge(t(11), t(20)).unwrap(), both);
-        assert!(st.history(&a.alert_id).is_none());
+        assert!(st.history(&a.alert_id, Utc::now()).is_none());
         assert_eq!(actions(&st), ["purged", "purged"]);
         assert_eq!(st.purge(t(11), t(30)).unwrap(), Purged::default());
         let only_purges = AuditFilter {

@@ -63,10 +63,14 @@ pub async fn list(
         service: q.service,
     };
     let key = format!("alerts {filter:?} {limit}");
-    let version = vec![state.alerts.state.version() as i64];
+    let now = chrono::Utc::now();
+    let version = vec![
+        state.alerts.state.version() as i64,
+        state.alerts.state.silence_epoch(now) as i64,
+    ];
     let st = state.alerts.state.clone();
     super::cache::cached(&state, want_gzip, key, version, move || {
-        let list = st.list(&filter, limit);
+        let list = st.list(&filter, limit, now);
         Ok(AlertsResponse {
             alerts: list.alerts.iter().map(AlertView::from).collect(),
             total_count: list.counts.total,
@@ -80,7 +84,7 @@ pub async fn list(
 }
 
 pub async fn get(id: String, state: AppState) -> Result<Response, warp::Rejection> {
-    match state.alerts.state.history(&id) {
+    match state.alerts.state.history(&id, chrono::Utc::now()) {
         None => Ok(error_response(
             StatusCode::NOT_FOUND,
             &format!("no alert with alert_id '{id}'"),
