@@ -30,6 +30,10 @@ fi
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi
+# The dashboard's Chart.js is vendored in assets/vendor; its lockfile's
+# release is installed beside it (every run: three small packages) so a
+# test can compare them byte for byte.
+(cd assets/vendor && npm ci --no-audit --no-fund --silent)
 # schemathesis from PyPI, every package pinned by tests/schemathesis/requirements.txt
 # (reinstalled when that file changes).
 st_env=target/schemathesis

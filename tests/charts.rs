@@ -240,6 +240,8 @@ fn the_dashboard_is_served_from_the_binary_and_fetches_nothing_outside() {
         "/alerts/acknowledge",
         "/alerts/resolve",
         "/service-health",
+        "/silences",
+        "/audit?",
     ] {
         assert!(js.text.contains(needle), "{needle}");
     }
@@ -253,6 +255,44 @@ fn the_dashboard_is_served_from_the_binary_and_fetches_nothing_outside() {
         );
     }
     assert_eq!(d.get("/ui/missing.js").status, 404);
+}
+
+/// The dashboard's Chart.js and time adapter are the npm releases that
+/// assets/vendor/package-lock.json pins (scripts/test.sh runs `npm ci`
+/// there), byte for byte, as the daemon serves them.
+#[test]
+fn the_chart_library_served_is_the_pinned_npm_release() {
+    let vendor = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/vendor");
+    let lock: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{vendor}/package-lock.json")).unwrap(),
+    )
+    .unwrap();
+    let d = Daemon::start(&[]);
+    for (served, package, file) in [
+        ("/ui/chart.js", "chart.js", "dist/chart.umd.min.js"),
+        (
+            "/ui/chart-adapter.js",
+            "chartjs-adapter-date-fns",
+            "dist/chartjs-adapter-date-fns.bundle.min.js",
+        ),
+    ] {
+        let dir = format!("{vendor}/node_modules/{package}");
+        let installed: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{dir}/package.json"))
+                .unwrap_or_else(|e| panic!("{dir}: {e} (scripts/test.sh installs it with npm ci)")),
+        )
+        .unwrap();
+        assert_eq!(
+            installed["version"],
+            lock["packages"][format!("node_modules/{package}")]["version"],
+            "{package}"
+        );
+        let release = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+        let r = d.get(served);
+        assert_eq!(r.status, 200);
+        assert!(r.headers["content-type"].starts_with("text/javascript"));
+        assert!(r.text == release, "{served} is not {package}'s {file}");
+    }
 }
 
 /// Charts are cached until the data behind them changes: every write shows

@@ -2,10 +2,15 @@
 //! driven by playwright-core from npm; both installed by scripts/test.sh),
 //! with access control on: a bad token is refused on the sign-in form, a
 //! viewer sees alerts without controls, sign-out returns to the form, and
-//! as an operator the page loads without console errors, live values arrive, clicking
-//! Acknowledge on a real alert acknowledges it (checked through the API),
-//! and screenshots are saved to target/dashboard*.png for people to look at
-//! (also at a phone's and a wall screen's width, checked for one and three columns).
+//! as an operator the page loads without console errors and live values
+//! arrive; every chart is drawn by Chart.js with a time axis and exactly the
+//! points its endpoint answers, gaps drawn as gaps, for two ranges; an
+//! alert acknowledged with a comment on its page shows it in its history
+//! (checked through the API too), a silence made from it shows it silenced,
+//! the silences and audit pages list them; no request leaves the origin and
+//! the first load stays under 300 KB. Screenshots are saved to
+//! target/dashboard*.png for people to look at (also at a phone's and a
+//! wall screen's width, checked for one and three columns).
 
 mod common;
 
@@ -73,6 +78,8 @@ fn the_dashboard_in_headless_chromium() {
     );
     let seen: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("result line");
+    // What the browser saw, for `cargo test -- --nocapture`.
+    println!("{seen}");
     // Signed out, nothing but the form; a bad token answered on it; a
     // viewer without controls; then the operator.
     assert_eq!(seen["signedOut"]["dashboardHidden"], true, "{seen}");
@@ -97,8 +104,78 @@ fn the_dashboard_in_headless_chromium() {
         .collect();
     assert!(errors.is_empty(), "console errors: {seen}");
     assert!(seen["loadMs"].as_u64().unwrap() < 3_000, "{seen}");
+    assert_eq!(seen["foreignRequests"], json!([]), "{seen}");
+    let first = seen["firstLoadBytes"].as_u64().unwrap();
+    assert!(
+        (10_000..300_000).contains(&first),
+        "first load {first} B: {seen}"
+    );
+    // Every chart drawn from its endpoint: a time axis, the same points.
+    for range in ["charts24h", "charts1h"] {
+        let charts = seen[range]["charts"].as_object().unwrap();
+        assert_eq!(charts.len(), 5, "{seen}");
+        for (name, c) in charts {
+            assert_eq!(c["xScale"], "time", "{name}: {c}");
+            assert_eq!(c["points"], c["apiPoints"], "{name}: {c}");
+            assert!(c["points"].as_u64().unwrap() >= 12, "{name}: {c}");
+            let lens = c["datasets"].as_array().unwrap();
+            assert_eq!(
+                lens.len() as u64,
+                c["apiDatasets"].as_u64().unwrap(),
+                "{name}: {c}"
+            );
+            assert!(lens.iter().all(|n| *n == c["points"]), "{name}: {c}");
+            assert_eq!(
+                c["nulls"], c["skipped"],
+                "{name}: a null drawn as a value: {c}"
+            );
+            assert_eq!(c["spanGaps"], true, "{name}: {c}");
+        }
+    }
+    assert_eq!(seen["charts1h"]["range"], "1h");
+    // The daemon started seconds ago: a day's system chart is mostly gap.
+    let sys = &seen["charts24h"]["charts"]["system-metrics"];
+    assert!(sys["nulls"].as_u64().unwrap() > 100, "{sys}");
+    assert_eq!(
+        seen["charts24h"]["charts"]["alerts-timeline"]["type"],
+        "bar"
+    );
+    assert_eq!(seen["legendToggle"], true, "{seen}");
+    assert!(
+        seen["overviewChartPoints"].as_u64().unwrap() >= 12,
+        "{seen}"
+    );
     assert_eq!(seen["liveMessages"], 2, "live values arrive: {seen}");
     assert!(seen["services"].as_u64().unwrap() >= 1);
+    assert!(seen["alertRows"].as_u64().unwrap() >= 1, "{seen}");
+    assert!(
+        seen["status"].as_str().unwrap().starts_with("acknowledged"),
+        "{seen}"
+    );
+    assert!(
+        seen["prefilledMatchers"]
+            .as_str()
+            .unwrap()
+            .contains("alertname=queue_high"),
+        "{seen}"
+    );
+    let silences = seen["silences"].as_array().unwrap();
+    assert!(
+        silences.iter().any(|s| {
+            let s = s.as_str().unwrap();
+            s.contains("maintenance window") && s.contains("active")
+        }),
+        "{seen}"
+    );
+    let actions = seen["auditActions"].as_array().unwrap();
+    assert!(
+        !actions.is_empty() && actions.iter().all(|a| a == "acknowledged"),
+        "{seen}"
+    );
+    assert_ne!(
+        seen["background"]["light"], seen["background"]["dark"],
+        "light and dark follow the system: {seen}"
+    );
     // One column on a phone, three on a wall screen, nothing wider than either.
     assert_eq!(seen["phone"]["columns"], 1, "{seen}");
     assert_eq!(seen["wall"]["columns"], 3, "{seen}");
@@ -121,6 +198,7 @@ fn the_dashboard_in_headless_chromium() {
         .unwrap()
         .clone();
     assert_eq!(ack["comment"], "acknowledged from the browser test");
+    assert_eq!(a["metadata"]["silenced"], true, "{a}");
     assert!(
         std::fs::metadata(shot).unwrap().len() > 10_000,
         "a screenshot was saved"
