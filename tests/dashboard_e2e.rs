@@ -110,6 +110,11 @@ fn the_dashboard_in_headless_chromium() {
         (10_000..300_000).contains(&first),
         "first load {first} B: {seen}"
     );
+    let signed_in = seen["signedInLoadBytes"].as_u64().unwrap();
+    assert!(
+        (first..300_000).contains(&signed_in),
+        "signed-in load {signed_in} B: {seen}"
+    );
     // Every chart drawn from its endpoint: a time axis, the same points.
     for range in ["charts24h", "charts1h"] {
         let charts = seen[range]["charts"].as_object().unwrap();
