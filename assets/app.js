@@ -366,7 +366,8 @@ async function drawAlert(id) {
       <dt>Labels</dt><dd>${labels.map(([k, v]) => `<code>${esc(k)}=${esc(v)}</code>`).join(' ') || '–'}</dd>
     </dl>`;
   $('alert-history').innerHTML = a.history.map((r) => `<li><b>${esc(r.action)}</b> by ${esc(r.actor)}
-    <span class="muted">${esc(when(r.timestamp))}</span>${r.comment ? `<div class="comment">${esc(r.comment)}</div>` : ''}</li>`).join('');
+    <span class="muted">${esc(when(r.timestamp))}</span>${r.comment ? `<div class="comment">${esc(r.comment)}</div>` : ''}
+    ${r.details ? `<div class="muted">${Object.entries(r.details).map(([k, v]) => `${esc(k)}: ${esc(v)}`).join(' · ')}</div>` : ''}</li>`).join('');
   const open = a.status !== 'resolved';
   $('alert-actions').hidden = !(session.can_operate && open);
   $('do-ack').hidden = a.status !== 'active';

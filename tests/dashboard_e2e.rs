@@ -29,10 +29,14 @@ fn the_dashboard_in_headless_chromium() {
         "playwright-core is not installed: run scripts/test.sh, which installs it"
     );
     let api = HttpTarget::start(Behavior::Json(r#"{"status":"healthy"}"#));
+    // Where the alerts' notifications go: their delivery is in each history.
+    let hook = HttpTarget::start(Behavior::Json("{}"));
     let cfg = format!(
         "[[services]]\nname = \"model-api\"\nkind = \"http\"\ntarget = \"{}\"\ninterval = 1\n\n\
-         [[rules]]\nname = \"queue_high\"\nmetric = \"queue_depth\"\naggregation = \"last\"\nwindow = 600\nthreshold = 10\nseverity = \"critical\"\nclear_after = 600\n",
-        api.url()
+         [[rules]]\nname = \"queue_high\"\nmetric = \"queue_depth\"\naggregation = \"last\"\nwindow = 600\nthreshold = 10\nseverity = \"critical\"\nclear_after = 600\n\n\
+         [[channels]]\nname = \"pager\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n",
+        api.url(),
+        hook.port
     );
     let d = Daemon::start_with_config(
         &cfg,
@@ -153,6 +157,14 @@ fn the_dashboard_in_headless_chromium() {
     assert_eq!(seen["liveMessages"], 2, "live values arrive: {seen}");
     assert!(seen["services"].as_u64().unwrap() >= 1);
     assert!(seen["alertRows"].as_u64().unwrap() >= 1, "{seen}");
+    let history = seen["history"].as_array().unwrap();
+    assert!(
+        history.iter().any(|h| {
+            let h = h.as_str().unwrap();
+            h.starts_with("notified") && h.contains("pager")
+        }),
+        "the delivery attempt is in the alert's history: {seen}"
+    );
     assert!(
         seen["status"].as_str().unwrap().starts_with("acknowledged"),
         "{seen}"

@@ -146,6 +146,10 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll('#alert-history li')]
     .some((li) => /acknowledged/.test(li.textContent) && /from the browser test/.test(li.textContent)), null, T);
   out.status = await page.textContent('#alert-status');
+  // Its delivery to the webhook is in its history too, with the channel.
+  await page.waitForFunction(() => [...document.querySelectorAll('#alert-history li')]
+    .some((li) => /^\s*notified/.test(li.textContent)), null, T);
+  out.history = await page.$$eval('#alert-history li', (l) => l.map((x) => x.textContent.trim().replace(/\s+/g, ' ')));
   // Silence it from its page: matchers prefilled from its labels.
   out.prefilledMatchers = await page.inputValue('#silence-form textarea[name="matchers"]');
   await page.fill('#silence-form input[name="comment"]', 'maintenance window');
