@@ -90,3 +90,39 @@ fn every_sample_arrives_once_through_an_outage_and_a_restart() {
         "{m}"
     );
 }
+
+/// A receiver that accepts and never answers held the daemon's stop for the
+/// whole send timeout (30 s, where systemd is waiting); the stop now waits
+/// at most two seconds for it, and the batch stays queued for the next start.
+#[test]
+fn a_hanging_receiver_does_not_hold_the_shutdown() {
+    use common::servers::{Behavior, HttpTarget};
+    let receiver = HttpTarget::start(Behavior::Hang);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[remote_write]]\nname = \"stuck\"\nurl = \"http://127.0.0.1:{}/api/v1/write\"\n",
+            receiver.port
+        ),
+    )
+    .expect("config");
+    let cfg_s = cfg.display().to_string();
+    let data = dir.path().join("data");
+    let d = Process::spawn(&data, &[("CONFIG_FILE", cfg_s.as_str())]);
+    push(d.addr, chrono::Utc::now().timestamp_millis() - 60_000, 0, 5);
+    // A send is in flight: the receiver took the connection.
+    wait_for(Duration::from_secs(10), || {
+        (receiver.hits() >= 1).then_some(())
+    });
+    let h = get(d.addr, "/health").body;
+    assert!(
+        h["remote_write"][0]["queued_batches"].as_u64() >= Some(1),
+        "{h}"
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(d.terminate(), 0);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "the stop took {took:?}");
+}
