@@ -270,8 +270,12 @@ async fn run_flusher(store: Store, interval: Duration, mut shutdown: Shutdown) {
             continue;
         }
         let st = store.clone();
-        flushed = crate::blocking::run("store flush", move || st.flush())
-            .await
-            .map(|()| generation);
+        flushed = crate::blocking::run("store flush", move || {
+            st.flush()?;
+            st.measure_size_on_disk();
+            Ok::<(), Error>(())
+        })
+        .await
+        .map(|()| generation);
     }
 }

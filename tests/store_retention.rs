@@ -49,6 +49,7 @@ fn disk_use_stops_growing_once_every_tier_has_wrapped() {
             store.flush().unwrap();
         }
         if hour % 24 == 23 {
+            store.measure_size_on_disk();
             sizes.push(store.size_on_disk());
         }
     }

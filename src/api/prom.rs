@@ -114,7 +114,7 @@ fn gather(state: &AppState, all: bool, format: Format) -> Exposition {
     }
     e.family(
         "mlsec_store_size_bytes",
-        "The data directory's size on disk.",
+        "The data directory's size on disk, measured after the last flush.",
         Kind::Gauge,
     )
     .add(&[], state.store.size_on_disk() as f64);

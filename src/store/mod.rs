@@ -216,6 +216,8 @@ struct Inner {
     tap_dropped: AtomicU64,
     writable: AtomicBool,
     last_flush_error: Mutex<Option<String>>,
+    /// Bytes the data directory took when last measured (`measure_size_on_disk`).
+    size_on_disk: AtomicU64,
 }
 
 impl Store {
@@ -306,6 +308,7 @@ impl Store {
                 tap_dropped: AtomicU64::new(0),
                 writable: AtomicBool::new(true),
                 last_flush_error: Mutex::new(None),
+                size_on_disk: AtomicU64::new(dir_size(dir)),
             }),
         })
     }
@@ -650,14 +653,22 @@ impl Store {
         }
     }
 
-    /// Bytes the data directory takes on disk.
     /// How long the flushes since start took.
     pub fn flush_durations(&self) -> crate::telemetry::HistogramSnapshot {
         self.inner.flush_durations.snapshot()
     }
 
+    /// Bytes the data directory took on disk when last measured: at open
+    /// and after each periodic flush. No directory walk on a request's path.
     pub fn size_on_disk(&self) -> u64 {
-        dir_size(&self.inner.dir)
+        self.inner.size_on_disk.load(Ordering::Relaxed)
+    }
+
+    /// Walks the data directory and notes its size (blocking).
+    pub fn measure_size_on_disk(&self) {
+        self.inner
+            .size_on_disk
+            .store(dir_size(&self.inner.dir), Ordering::Relaxed);
     }
 }
 

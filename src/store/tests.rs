@@ -684,3 +684,20 @@ fn resolving_known_series_while_new_ones_register_never_deadlocks() {
             .expect("a thread resolving series is stuck: the registry lock deadlocked");
     }
 }
+
+/// The size `/health` and `/metrics` report is measured after flushes, off
+/// the request path, and follows what was written.
+#[test]
+fn the_size_on_disk_is_measured_when_asked_not_on_every_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path(), 1);
+    let at_open = store.size_on_disk();
+    assert!(at_open > 0);
+    let id = series(&store, "a");
+    let points: Vec<(i64, f64)> = (0..20_000).map(|i| (T0 + i * 5_000, i as f64)).collect();
+    put(&store, id, &points);
+    store.checkpoint().unwrap();
+    assert_eq!(store.size_on_disk(), at_open, "a read walks no directory");
+    store.measure_size_on_disk();
+    assert!(store.size_on_disk() > at_open);
+}
