@@ -1,6 +1,7 @@
 //! `GET /metrics?series=all` with 10,000 stored series beside
 //! node_exporter's own `/metrics`, side by side in one run (`cargo build
-//! --release && cargo run --release --example bench_metrics [SERIES]`;
+//! --release && cargo run --release --example bench_metrics [SERIES]
+//! [whole|fractional]`;
 //! needs `apt-get install prometheus-node-exporter wrk`).
 //!
 //! Pushes SERIES gauge series (default 10,000) into the daemon, then loads
@@ -34,6 +35,24 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
+    // Whole numbers (counts, bytes: written as integers) or fractions
+    // (latencies, ratios: written in their shortest exact float form).
+    let fractional = std::env::args().nth(2).as_deref() == Some("fractional");
+    let value = |i: usize| {
+        if fractional {
+            i as f64 * 1.000_37 + 0.123_456_789
+        } else {
+            i as f64
+        }
+    };
+    println!(
+        "values: {}",
+        if fractional {
+            "fractional"
+        } else {
+            "whole numbers"
+        }
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut daemon, addr) =
         support::spawn_daemon(&["serve"], &[("DATA_DIR", dir.path().as_os_str())]);
@@ -41,7 +60,7 @@ fn main() {
     for start in (0..series).step_by(1000) {
         let samples: Vec<serde_json::Value> = (start..(start + 1000).min(series))
             .map(|i| {
-                serde_json::json!({"metric": "bench_value", "labels": {"instance": format!("i{i}"), "job": "bench"}, "value": i as f64})
+                serde_json::json!({"metric": "bench_value", "labels": {"instance": format!("i{i}"), "job": "bench"}, "value": value(i)})
             })
             .collect();
         let r = support::agent()

@@ -43,7 +43,7 @@ fn a_real_prometheus_scrapes_the_daemon_and_its_stored_series() {
     let all = with_token(d.addr, &viewer, "GET", "/metrics?series=all", None);
     assert!(
         all.text
-            .contains("queue_depth{queue=\"jobs \\\"a\\\"\"} 42.0 "),
+            .contains("queue_depth{queue=\"jobs \\\"a\\\"\"} 42 "),
         "{}",
         all.text
     );

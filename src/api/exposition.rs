@@ -114,8 +114,6 @@ impl Family {
 #[derive(Default)]
 pub struct Exposition {
     families: Vec<Family>,
-    /// Families already written in the chosen format (`push_raw`).
-    raw: String,
 }
 
 impl Exposition {
@@ -133,12 +131,16 @@ impl Exposition {
 
     /// Text already in the exposition format, written after the families
     /// (before OpenMetrics' `# EOF`): for many series at once.
-    pub fn push_raw(&mut self, text: &str) {
-        self.raw.push_str(text);
-    }
-
-    pub fn render(&self, format: Format) -> String {
-        let mut out = String::new();
+    /// The families, then what `tail` writes straight into the answer
+    /// (about `tail_len` bytes, reserved up front: a large tail is not
+    /// copied from buffer to buffer), then the end marker.
+    pub fn render_with(
+        &self,
+        format: Format,
+        tail_len: usize,
+        tail: impl FnOnce(&mut String),
+    ) -> String {
+        let mut out = String::with_capacity(self.families.len() * 256 + tail_len + 8);
         for f in &self.families {
             let type_name = match (f.kind, format) {
                 (Kind::Counter, Format::Text) => format!("{}_total", f.name),
@@ -176,7 +178,7 @@ impl Exposition {
                 }
             }
         }
-        out.push_str(&self.raw);
+        tail(&mut out);
         if format == Format::OpenMetrics {
             out.push_str("# EOF\n");
         }
@@ -203,6 +205,22 @@ fn line(out: &mut String, name: &str, labels: &[(String, String)], le: Option<&s
         out.push('}');
     }
     let _ = writeln!(out, " {}", number(value));
+}
+
+/// Below 2^53 every whole f64 is exactly an i64.
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// Appends a sample value the fast way, as `number` would write it: a whole
+/// number (counts, bytes) as an integer (`42`, several times cheaper than a
+/// float's shortest form), other finite values in their shortest exact form.
+pub fn push_number(out: &mut String, v: f64, ints: &mut itoa::Buffer, floats: &mut ryu::Buffer) {
+    if v.fract() == 0.0 && v.abs() < MAX_EXACT_INT && (v != 0.0 || v.is_sign_positive()) {
+        out.push_str(ints.format(v as i64));
+    } else if v.is_finite() {
+        out.push_str(floats.format_finite(v));
+    } else {
+        out.push_str(&number(v));
+    }
 }
 
 /// A sample value as the formats write it.
@@ -250,15 +268,45 @@ mod tests {
                     count: 4,
                 },
             );
-        e.push_raw(
-            "# HELP queue_depth A stored series.\nqueue_depth{queue=\"q\"} 2.5 1700000000123\n",
-        );
         e
+    }
+
+    /// The families, then lines written straight into the answer.
+    fn rendered(format: Format) -> String {
+        const TAIL: &str =
+            "# HELP queue_depth A stored series.\nqueue_depth{queue=\"q\"} 2.5 1700000000123\n";
+        sample().render_with(format, TAIL.len(), |out| out.push_str(TAIL))
+    }
+
+    #[test]
+    fn numbers_are_written_exactly_and_whole_ones_as_integers() {
+        let (mut ints, mut floats) = (itoa::Buffer::new(), ryu::Buffer::new());
+        for (v, want) in [
+            (42.0, "42"),
+            (-3.0, "-3"),
+            (0.0, "0"),
+            (-0.0, "-0.0"),
+            (0.5, "0.5"),
+            (1e-7, "1e-7"),
+            (1e300, "1e300"),
+            (9_007_199_254_740_991.0, "9007199254740991"),
+            (9_007_199_254_740_992.0, "9007199254740992.0"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            let mut out = String::new();
+            push_number(&mut out, v, &mut ints, &mut floats);
+            assert_eq!(out, want, "{v}");
+            if v.is_finite() {
+                assert_eq!(out.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{v}");
+            }
+        }
     }
 
     #[test]
     fn the_text_format() {
-        let text = sample().render(Format::Text);
+        let text = rendered(Format::Text);
         assert_eq!(
             text,
             "# HELP app_requests_total Requests \\\\ answered\\nso far.\n\
@@ -278,7 +326,7 @@ mod tests {
 
     #[test]
     fn openmetrics_names_counters_without_total_and_ends_with_eof() {
-        let text = sample().render(Format::OpenMetrics);
+        let text = rendered(Format::OpenMetrics);
         assert!(text.contains("# TYPE app_requests counter\n"), "{text}");
         assert!(text.contains("\napp_requests_total{"), "{text}");
         assert!(text.contains("queue_depth{queue=\"q\"} 2.5 1700000000123\n# EOF\n"));

@@ -50,11 +50,22 @@ pub async fn metrics(
         )));
     };
     let st = state.clone();
-    let text = super::blocking(move || Ok(gather(&st, all, format).render(format))).await?;
+    let text = super::blocking(move || {
+        let e = gather(&st);
+        // The stored series go straight into the answer (64 B a line is
+        // about what they take).
+        let tail_len = if all { st.store.stats().series * 64 } else { 0 };
+        Ok(e.render_with(format, tail_len, |out| {
+            if all {
+                series(out, &st, format);
+            }
+        }))
+    })
+    .await?;
     Ok(warp::reply::with_header(text, "content-type", format.content_type()).into_response())
 }
 
-fn gather(state: &AppState, all: bool, format: Format) -> Exposition {
+fn gather(state: &AppState) -> Exposition {
     let mut e = Exposition::default();
     e.family("mlsec_build_info", "The running release.", Kind::Gauge)
         .add(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
@@ -301,10 +312,6 @@ fn gather(state: &AppState, all: bool, format: Format) -> Exposition {
         )
         .add(&[], state.store.tap_dropped() as f64);
     }
-
-    if all {
-        series(&mut e, state, format);
-    }
     e
 }
 
@@ -313,9 +320,8 @@ fn gather(state: &AppState, all: bool, format: Format) -> Exposition {
 /// the exposition's `metric{label="value"}` with `\\` and `"` escaped; a
 /// value with a newline is escaped here). Sorted by that text, the series
 /// of one metric are contiguous (they share the prefix `metric{`).
-fn series(e: &mut Exposition, state: &AppState, format: Format) {
+fn series(out: &mut String, state: &AppState, format: Format) {
     use std::fmt::Write;
-    let mut out = String::with_capacity(state.store.stats().series * 64);
     let mut current = String::new();
     let (mut floats, mut ints) = (ryu::Buffer::new(), itoa::Buffer::new());
     state.store.newest_samples(|metric, text, at, value| {
@@ -332,11 +338,7 @@ fn series(e: &mut Exposition, state: &AppState, format: Format) {
             out.push_str(series);
         }
         out.push(' ');
-        if value.is_finite() {
-            out.push_str(floats.format_finite(value));
-        } else {
-            out.push_str(&super::exposition::number(value));
-        }
+        super::exposition::push_number(out, value, &mut ints, &mut floats);
         out.push(' ');
         match format {
             Format::Text => out.push_str(ints.format(at)),
@@ -349,5 +351,4 @@ fn series(e: &mut Exposition, state: &AppState, format: Format) {
         }
         out.push('\n');
     });
-    e.push_raw(&out);
 }
