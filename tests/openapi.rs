@@ -99,6 +99,21 @@ fn every_route_is_documented_and_every_documented_route_answers() {
             .any(|(m, _, p)| m == method && mlsec_monitor::api::allow::route_of(p) == *path);
         assert!(found, "{method} {path} is served but not documented");
     }
+    // Bodies carry the ranges the daemon enforces.
+    let body = |path: &str| {
+        doc.doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let model = &body("/ingest/models")["oneOf"][0]["properties"];
+    assert_eq!(model["progress"]["maximum"], 100.0, "{model}");
+    assert_eq!(model["name"]["maxLength"], 200, "{model}");
+    let requests = &body("/ingest/requests")["properties"]["requests"];
+    assert_eq!(requests["maxItems"], 10_000, "{requests}");
+    assert_eq!(requests["items"]["properties"]["status"]["maximum"], 599);
+    assert_eq!(
+        body("/ingest/metrics")["properties"]["samples"]["maxItems"],
+        10_000
+    );
     for (method, template, path) in &documented {
         assert_ne!(
             mlsec_monitor::api::allow::route_of(path),

@@ -25,7 +25,7 @@ pub struct IngestRequest {
     /// Each sample is parsed on its own, so one bad sample is named by its
     /// index; kept as its JSON text until then (a `Value` tree per sample
     /// was most of the daemon's allocations under steady ingest).
-    #[schemars(with = "Vec<SampleIn>")]
+    #[schemars(with = "Vec<SampleIn>", length(max = MAX_BATCH))]
     samples: Vec<Box<serde_json::value::RawValue>>,
 }
 

@@ -27,8 +27,10 @@ pub fn is_error(status: u16) -> bool {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestBatch {
+    #[schemars(length(min = 1, max = 64))]
     pub service: String,
     #[serde(default)]
+    #[schemars(length(max = MAX_REQUESTS))]
     pub requests: Vec<RequestObservation>,
     pub aggregate: Option<AggregateObservation>,
 }
@@ -36,7 +38,9 @@ pub struct RequestBatch {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestObservation {
+    #[schemars(range(min = 0.0, max = MAX_LATENCY_MS))]
     pub duration_ms: f64,
+    #[schemars(range(min = 100, max = 599))]
     pub status: u16,
     pub timestamp: Option<DateTime<Utc>>,
     /// Overrides the status rule (for example a 200 carrying an error).
@@ -48,18 +52,21 @@ pub struct RequestObservation {
 pub struct AggregateObservation {
     /// The end of the interval (default: when received).
     pub timestamp: Option<DateTime<Utc>>,
+    #[schemars(range(max = MAX_AGGREGATE_COUNT))]
     pub count: u64,
     pub errors: u64,
     /// The latency histogram as weighted values: `[{"value": 12.5, "count": 30}, ...]`.
     #[serde(default)]
     pub latency_ms: Vec<WeightedValue>,
     /// Exact latency sum, when known (else the weighted values' sum).
+    #[schemars(range(min = 0.0))]
     pub sum_ms: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeightedValue {
+    #[schemars(range(min = 0.0, max = MAX_LATENCY_MS))]
     pub value: f64,
     pub count: u64,
 }

@@ -58,10 +58,14 @@ impl ModelStatus {
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEvent {
+    #[schemars(length(min = 1, max = 200))]
     pub name: String,
     pub status: ModelStatus,
+    #[schemars(range(min = 0.0, max = 100.0))]
     pub progress: f64,
+    #[schemars(range(min = 0.0, max = super::MAX_RESOURCE))]
     pub memory_usage_mb: f64,
+    #[schemars(range(min = 0.0, max = 1e12))]
     pub loading_time_ms: Option<f64>,
     pub error_message: Option<String>,
     /// When it happened (default: when received).

@@ -62,8 +62,12 @@ impl JobStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceUsage {
+    #[schemars(range(min = 0.0, max = super::MAX_RESOURCE))]
     pub cpu_usage: f64,
+    #[schemars(range(min = 0.0, max = super::MAX_RESOURCE))]
     pub memory_usage_mb: f64,
+    /// A utilisation in percent.
+    #[schemars(range(min = 0.0, max = 100.0))]
     pub gpu_usage: Option<f64>,
 }
 
@@ -71,9 +75,12 @@ pub struct ResourceUsage {
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobEvent {
+    #[schemars(length(min = 1, max = 200))]
     pub job_id: String,
+    #[schemars(length(min = 1, max = 200))]
     pub model_name: String,
     pub status: JobStatus,
+    #[schemars(range(min = 0.0, max = 100.0))]
     pub progress: f64,
     pub started_at: DateTime<Utc>,
     pub estimated_completion: Option<DateTime<Utc>>,
