@@ -5,9 +5,9 @@
 //! value hovering at the threshold does not flap. Open alerts are loaded
 //! from sled at start, so a restart neither duplicates nor re-notifies.
 
+use super::Alert;
 use super::rule::{effective_rules, evaluate, render};
 use super::state::AlertState;
-use super::{Alert, AlertStatus};
 use crate::config::Config;
 use crate::config::alerting::RuleSpec;
 use crate::error::Result;
@@ -99,26 +99,19 @@ impl Engine {
                             {
                                 let service = service_of(r, &key.labels);
                                 let a = Alert {
-                                    seq: 0,
-                                    alert_id: String::new(),
-                                    fingerprint: fingerprint.clone(),
-                                    rule: r.name.clone(),
-                                    severity: r.severity,
-                                    status: AlertStatus::Active,
                                     message: render(&r.message, r, &key, &service, v),
                                     description: render(&r.description, r, &key, &service, v),
                                     service,
                                     labels: key.labels.clone(),
                                     value: v,
                                     threshold: r.threshold,
-                                    fired_at: now,
-                                    acknowledged_at: None,
-                                    acknowledged_by: None,
-                                    resolved_at: None,
-                                    resolved_by: None,
-                                    escalated: false,
-                                    silenced: false,
-                                    updated_at: now,
+                                    ..Alert::firing(
+                                        fingerprint.clone(),
+                                        r.name.clone(),
+                                        r.severity,
+                                        now,
+                                        now,
+                                    )
                                 };
                                 changed.push(self.state.fire(a, now)?);
                                 p.since = None;

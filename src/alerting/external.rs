@@ -6,8 +6,8 @@
 //! sends one a few resend intervals ahead) or, without one, within the
 //! resolve timeout, as Alertmanager does.
 
+use super::Alert;
 use super::state::AlertState;
-use super::{Alert, AlertStatus};
 use crate::config::alerting::Severity;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
@@ -149,28 +149,14 @@ fn alert(p: &Posted, fingerprint: String, now: DateTime<Utc>) -> Alert {
     }
     // A start in the future is taken as now.
     let fired_at = p.starts_at.filter(|s| *s <= now).unwrap_or(now);
+    // No value or threshold travels with an external alert: both stay
+    // NaN, answered as `null`.
     Alert {
-        seq: 0,
-        alert_id: String::new(),
-        fingerprint,
-        rule: name,
-        severity: severity_of(&p.labels),
-        status: AlertStatus::Active,
         message,
         description,
         service,
         labels: p.labels.clone(),
-        // No value or threshold travels with an external alert: `null`.
-        value: f64::NAN,
-        threshold: f64::NAN,
-        fired_at,
-        acknowledged_at: None,
-        acknowledged_by: None,
-        resolved_at: None,
-        resolved_by: None,
-        escalated: false,
-        silenced: false,
-        updated_at: now,
+        ..Alert::firing(fingerprint, name, severity_of(&p.labels), fired_at, now)
     }
 }
 

@@ -71,12 +71,47 @@ pub struct Alert {
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<String>,
     pub escalated: bool,
-    /// Matched a silence when it fired: recorded, not notified.
+    /// Stored: whether a silence matched when it fired (recorded, not
+    /// notified). Answers say whether one matches now (`AlertState::as_of`).
     pub silenced: bool,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Alert {
+    /// A new active alert of `rule`, fired at `fired_at`, with no id yet
+    /// (`AlertState::fire` gives it one) and nothing said about it yet:
+    /// callers fill in service, message, description, labels and value.
+    pub fn firing(
+        fingerprint: String,
+        rule: String,
+        severity: Severity,
+        fired_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Alert {
+        Alert {
+            seq: 0,
+            alert_id: String::new(),
+            fingerprint,
+            rule,
+            severity,
+            status: AlertStatus::Active,
+            service: String::new(),
+            message: String::new(),
+            description: String::new(),
+            labels: BTreeMap::new(),
+            value: f64::NAN,
+            threshold: f64::NAN,
+            fired_at,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            escalated: false,
+            silenced: false,
+            updated_at: now,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.status != AlertStatus::Resolved
     }
