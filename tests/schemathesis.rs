@@ -68,9 +68,16 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "schemathesis failed:\n{report}");
+    // "Test cases: 2040 generated, 2040 passed": thousands of requests ran.
+    let generated: u64 = report
+        .split(" generated,")
+        .next()
+        .and_then(|before| before.rsplit(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     assert!(
-        report.contains("passed") && !report.contains("0 generated"),
-        "schemathesis ran no case:\n{report}"
+        generated >= 500,
+        "schemathesis ran {generated} cases:\n{report}"
     );
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
