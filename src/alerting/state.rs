@@ -1008,26 +1008,12 @@ mod tests {
 
     fn alert(fingerprint: &str, severity: Severity) -> Alert {
         Alert {
-            seq: 0,
-            alert_id: String::new(),
-            fingerprint: fingerprint.into(),
-            rule: "r".into(),
-            severity,
-            status: AlertStatus::Active,
             message: "m".into(),
             description: "d".into(),
             service: "api".into(),
-            labels: BTreeMap::new(),
             value: 2.0,
             threshold: 1.0,
-            fired_at: t(0),
-            acknowledged_at: None,
-            acknowledged_by: None,
-            resolved_at: None,
-            resolved_by: None,
-            escalated: false,
-            silenced: false,
-            updated_at: t(0),
+            ..Alert::firing(fingerprint.into(), "r".into(), severity, t(0), t(0))
         }
     }
 

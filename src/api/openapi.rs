@@ -139,11 +139,21 @@ impl Op {
         self.content(status, why, "application/json", schema)
     }
 
+    /// An answer's body in `media`; another media type for the same status
+    /// joins it (`why` is kept from the first).
     fn content(mut self, status: u16, why: &str, media: &str, schema: Value) -> Op {
-        self.responses().insert(
-            status.to_string(),
-            json!({"description": why, "content": {media: {"schema": schema}}}),
-        );
+        let answer = self
+            .responses()
+            .entry(status.to_string())
+            .or_insert_with(|| json!({"description": why, "content": {}}));
+        answer["content"][media] = json!({"schema": schema});
+        self
+    }
+
+    /// An answer without a body.
+    fn bare(mut self, status: u16, why: &str) -> Op {
+        self.responses()
+            .insert(status.to_string(), json!({"description": why}));
         self
     }
 
@@ -282,9 +292,8 @@ fn build() -> Value {
         406,
         "The Accept header takes neither the text format nor OpenMetrics.",
     )
-    .content(200, "The exposition.", "text/plain", text.clone());
-    let mut op = op;
-    op.responses()["200"]["content"]["application/openmetrics-text"] = json!({"schema": text});
+    .content(200, "The exposition.", "text/plain", text.clone())
+    .content(200, "", "application/openmetrics-text", text.clone());
     d.add(op);
     let s = d.answer::<dto::MetricsSummary>();
     let op = Op::new(
@@ -531,12 +540,8 @@ fn build() -> Value {
         "The live feed: a websocket (snapshot, periodic metrics, alert events).",
     )
     .error(400, "Not a websocket upgrade.")
-    .error(503, "Too many live clients (WS_MAX_CLIENTS).");
-    let mut op = op;
-    op.responses().insert(
-        "101".into(),
-        json!({"description": "Switched to the websocket."}),
-    );
+    .error(503, "Too many live clients (WS_MAX_CLIENTS).")
+    .bare(101, "Switched to the websocket.");
     d.add(op);
 
     let s = d.answer::<dto::TokenList>();
