@@ -1,6 +1,7 @@
 //! Command-line interface: `serve`, `config`, `check`, `rules`, `token`,
-//! `audit`, `version`. The `token` commands talk to the running daemon's API as an
-//! admin (the daemon holds the database, so nothing else may open it).
+//! `backup`, `restore`, `audit`, `version`. The `token` and `backup` commands
+//! talk to the running daemon's API as an admin (the daemon holds the
+//! database, so nothing else may open it).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,6 +42,46 @@ pub enum Command {
         /// DATA_DIR/admin.token).
         #[arg(long, global = true, value_name = "PATH")]
         token_file: Option<PathBuf>,
+    },
+    /// Take a backup of the running daemon (as an admin) into a file.
+    Backup {
+        /// The archive to write (written beside as FILE.partial until whole).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        server: ServeArgs,
+        /// The daemon's URL (default: http://127.0.0.1:SERVICE_PORT).
+        #[arg(long)]
+        url: Option<String>,
+        /// A file holding an admin token (default: MLSEC_TOKEN, else
+        /// DATA_DIR/admin.token).
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
+    },
+    /// Make a data directory from a backup (the archive is checked whole first).
+    Restore {
+        /// The archive to restore.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "at",
+            conflicts_with = "at"
+        )]
+        from: Option<PathBuf>,
+        /// Restore the newest backup in BACKUP_DIR taken at or before this
+        /// time (RFC 3339, such as 2026-12-01T10:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Where the scheduled backups are (default: BACKUP_DIR).
+        #[arg(long, value_name = "PATH")]
+        backup_dir: Option<PathBuf>,
+        /// The directory to restore into (default: DATA_DIR); it must be
+        /// empty or missing.
+        #[arg(long, value_name = "PATH")]
+        data_dir: Option<PathBuf>,
+        /// Replace what the data directory holds (never while a daemon runs on it).
+        #[arg(long)]
+        force: bool,
     },
     /// Work with the audit trail of a stopped daemon's data directory.
     Audit {

@@ -23,6 +23,13 @@ pub enum Error {
     /// A cap was reached (for example the number of distinct series).
     #[error("{0}")]
     Capacity(String),
+    /// The request clashes with work in progress (a backup already running).
+    #[error("{0}")]
+    Conflict(String),
+    /// A backup or a restore cannot go on: a damaged archive, a directory
+    /// that is not empty. The message says which and why.
+    #[error("{0}")]
+    Backup(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// A bug of ours (a task panicked); never caused by input.

@@ -21,6 +21,7 @@
 //! - `alerting` rules, the alert state machine, audit, silences, notifications
 //! - `platform` ML platform state pushed by the services: models, training jobs
 //! - `auth`     API tokens with roles, who may call what, failed sign-ins slowed
+//! - `backup`   consistent archives of everything while it runs, scheduled ones, restore
 //! - `remote_write` every stored sample shipped out (Prometheus remote write 1.0), durable queue
 //! - `api`      the HTTP server (own accept loop, TLS), route table, handlers, wire types,
 //!   error mapping, `/metrics` exposition and the Alertmanager API in
@@ -32,6 +33,7 @@ pub mod alerting;
 pub mod analysis;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod blocking;
 pub mod cli;
 pub mod collect;
@@ -195,6 +197,7 @@ pub async fn run(
         .map_err(|e| Error::Internal(e.to_string()))??
     };
     let (tokens, first_admin) = tokens;
+    let tokens = Arc::new(tokens);
     if let Some(path) = first_admin {
         tracing::warn!(
             file = %path.display(),
@@ -210,6 +213,19 @@ pub async fn run(
         platform::Sweep::from_config(&config),
         down.clone(),
     ));
+    let backups = Arc::new(backup::Backups::new(backup::Sources {
+        store: store.clone(),
+        alerts: engine.state.clone(),
+        platform: platform.clone(),
+        tokens: tokens.clone(),
+    }));
+    if let Some(schedule) = config.backup.clone() {
+        tasks.spawn(backup::schedule::run(
+            backups.clone(),
+            schedule,
+            down.clone(),
+        ));
+    }
     let state = api::AppState {
         config: config.clone(),
         store: store.clone(),
@@ -223,10 +239,11 @@ pub async fn run(
         hub: Arc::new(api::ws::Hub::new(config.ws_max_clients)),
         shutdown: down.clone(),
         started: Instant::now(),
-        tokens: Arc::new(tokens),
+        tokens,
         limiter: Arc::new(auth::limiter::Limiter::new(config.auth_failure_limit)),
         http: Arc::default(),
         remote_write: remote_write.clone(),
+        backups,
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));
     tasks.spawn(api::ws::run_publisher(

@@ -87,6 +87,32 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Backup {
+            out,
+            server,
+            url,
+            token_file,
+        } => match Config::load(overrides(cli.config, server)) {
+            Ok(config) => backup(&config, &out, url, token_file),
+            Err(e) => fail(&e),
+        },
+        Command::Restore {
+            from,
+            at,
+            backup_dir,
+            data_dir,
+            force,
+        } => {
+            private_files();
+            let args = ServeArgs {
+                data_dir,
+                ..ServeArgs::default()
+            };
+            match Config::load(overrides(cli.config, args)) {
+                Ok(config) => restore(&config, from, at, backup_dir, force),
+                Err(e) => fail(&e),
+            }
+        }
         Command::Token {
             action,
             server,
@@ -99,14 +125,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// `token ...`: the admin token from MLSEC_TOKEN, `--token-file` or the
-/// first-run file, then the daemon's API.
-fn token(
-    action: &mlsec_monitor::cli::TokenAction,
+/// The running daemon's URL (`--url`, else the configured address) and an
+/// admin token from MLSEC_TOKEN, `--token-file` or the first-run file.
+fn daemon(
     config: &Config,
     url: Option<String>,
     token_file: Option<std::path::PathBuf>,
-) -> ExitCode {
+) -> Result<(String, String), ExitCode> {
     let host = if config.host.is_unspecified() {
         "127.0.0.1".to_string()
     } else if config.host.is_ipv6() {
@@ -115,27 +140,39 @@ fn token(
         config.host.to_string()
     };
     let url = url.unwrap_or_else(|| format!("http://{host}:{}", config.port));
-    let admin = match std::env::var("MLSEC_TOKEN").ok().filter(|t| !t.is_empty()) {
-        Some(t) => t,
-        None => {
-            let file = token_file.unwrap_or_else(|| {
-                config
-                    .data_dir
-                    .join(mlsec_monitor::auth::tokens::ADMIN_TOKEN_FILE)
-            });
-            match std::fs::read_to_string(&file) {
-                Ok(t) => t.trim().to_string(),
-                Err(e) => {
-                    eprintln!(
-                        "error: no admin token: set MLSEC_TOKEN or --token-file ({}: {e})",
-                        file.display()
-                    );
-                    return ExitCode::from(2);
-                }
-            }
+    let url = url.trim_end_matches('/').to_string();
+    if let Some(t) = std::env::var("MLSEC_TOKEN").ok().filter(|t| !t.is_empty()) {
+        return Ok((url, t));
+    }
+    let file = token_file.unwrap_or_else(|| {
+        config
+            .data_dir
+            .join(mlsec_monitor::auth::tokens::ADMIN_TOKEN_FILE)
+    });
+    match std::fs::read_to_string(&file) {
+        Ok(t) => Ok((url, t.trim().to_string())),
+        Err(e) => {
+            eprintln!(
+                "error: no admin token: set MLSEC_TOKEN or --token-file ({}: {e})",
+                file.display()
+            );
+            Err(ExitCode::from(2))
         }
+    }
+}
+
+/// `token ...`: the daemon's API as an admin.
+fn token(
+    action: &mlsec_monitor::cli::TokenAction,
+    config: &Config,
+    url: Option<String>,
+    token_file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let (url, admin) = match daemon(config, url, token_file) {
+        Ok(d) => d,
+        Err(code) => return code,
     };
-    match mlsec_monitor::cli::token(action, url.trim_end_matches('/'), &admin) {
+    match mlsec_monitor::cli::token(action, &url, &admin) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -144,6 +181,144 @@ fn token(
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// What an archive holds, in one line.
+fn holds(m: &mlsec_monitor::backup::archive::Manifest) -> String {
+    let n = |tree: &str| m.trees.get(tree).copied().unwrap_or(0);
+    let blocks: u64 = ["raw", "1m", "1h"]
+        .iter()
+        .map(|t| n(&format!("{t}/blocks")))
+        .sum();
+    format!(
+        "{} series, {blocks} blocks, {} alerts, {} audit records, {} silences, {} deliveries queued, {} models, {} training jobs, {} tokens; {} items",
+        n("db/series"),
+        n("db/alerts"),
+        n("db/audit"),
+        n("db/silences"),
+        n("db/outbox"),
+        n("db/models"),
+        n("db/training_jobs"),
+        n("db/tokens"),
+        m.items
+    )
+}
+
+/// `backup --out FILE`: an archive from the running daemon.
+fn backup(
+    config: &Config,
+    out: &std::path::Path,
+    url: Option<String>,
+    token_file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    use mlsec_monitor::backup::{fetch, progress};
+    let (url, admin) = match daemon(config, url, token_file) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let mut shown: Option<progress::Progress> = None;
+    let result = fetch::fetch(&url, &admin, out, &mut |bytes, items, estimate| {
+        shown
+            .get_or_insert_with(|| progress::Progress::new("backup", estimate))
+            .update(bytes, items);
+    });
+    match result {
+        Ok(m) => {
+            let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+            let line = format!(
+                "{} ({}), taken {}: {}",
+                out.display(),
+                progress::size(size),
+                m.created_at,
+                holds(&m)
+            );
+            match &shown {
+                Some(p) => p.finish(&line),
+                None => eprintln!("backup: {line}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: backup failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `restore`: the archive (`--from`, or picked by `--at`) checked, then
+/// written into the data directory.
+fn restore(
+    config: &Config,
+    from: Option<std::path::PathBuf>,
+    at: Option<String>,
+    backup_dir: Option<std::path::PathBuf>,
+    force: bool,
+) -> ExitCode {
+    use mlsec_monitor::backup::{progress, restore, schedule};
+    let archive = match (from, at) {
+        (Some(f), _) => f,
+        (None, Some(at)) => {
+            let Ok(t) = chrono::DateTime::parse_from_rfc3339(&at) else {
+                eprintln!(
+                    "error: --at '{at}' is not an RFC 3339 time such as 2026-12-01T10:00:00Z"
+                );
+                return ExitCode::from(2);
+            };
+            let Some(dir) = backup_dir.or_else(|| config.backup.as_ref().map(|b| b.dir.clone()))
+            else {
+                eprintln!("error: --at needs the backups' directory: --backup-dir or BACKUP_DIR");
+                return ExitCode::from(2);
+            };
+            match schedule::pick(&dir, t.with_timezone(&chrono::Utc)) {
+                Ok(p) => {
+                    eprintln!("restore: picked {}", p.display());
+                    p
+                }
+                Err(e) => return fail(&e),
+            }
+        }
+        (None, None) => {
+            eprintln!("error: restore needs --from FILE or --at TIME");
+            return ExitCode::from(2);
+        }
+    };
+    let total = std::fs::metadata(&archive).map(|m| m.len()).ok();
+    let mut shown: Option<(restore::Pass, progress::Progress)> = None;
+    let result = restore::restore(
+        &archive,
+        &config.data_dir,
+        force,
+        &mut |pass, bytes, items| {
+            if shown.as_ref().is_none_or(|(p, _)| *p != pass) {
+                let what = match pass {
+                    restore::Pass::Check => "restore (checking)",
+                    restore::Pass::Write => "restore (writing)",
+                };
+                shown = Some((pass, progress::Progress::new(what, total)));
+            }
+            if let Some((_, p)) = &mut shown {
+                p.update(bytes, items);
+            }
+        },
+    );
+    match result {
+        Ok(m) => {
+            let line = format!(
+                "{} restored into {} (taken {} by {}): {}",
+                archive.display(),
+                config.data_dir.display(),
+                m.created_at,
+                m.daemon_version,
+                holds(&m)
+            );
+            match &shown {
+                Some((_, p)) => p.finish(&line),
+                None => eprintln!("restore: {line}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

@@ -229,6 +229,32 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
             "Training job {label.job} ({label.model}) stopped reporting",
         ),
     ]);
+    if let Some(b) = &config.backup {
+        // The schedule writes both series at least every 30 s.
+        let stale = 2.0 * b.interval.as_secs_f64() + 60.0;
+        rules.extend([
+            rule(
+                "backup_failed",
+                crate::config::BACKUP_OK_METRIC,
+                Last,
+                300.0,
+                Lt,
+                1.0,
+                Warning,
+                "The last scheduled backup failed (GET /health says why)",
+            ),
+            rule(
+                "backup_stale",
+                crate::config::BACKUP_AGE_METRIC,
+                Last,
+                300.0,
+                Gt,
+                stale,
+                Critical,
+                "No backup has succeeded for {value} s",
+            ),
+        ]);
+    }
     // The collector rule must not wait for the default clear-after either way.
     rules.extend(config.rules.iter().cloned());
     rules

@@ -260,6 +260,21 @@ impl AlertState {
         })
     }
 
+    /// Alerts, audit trail, silences and outbox, copied together while no
+    /// change can reach them (a backup).
+    pub fn copy_trees(&self) -> Result<Vec<crate::store::frozen::TreeCopy>> {
+        let _no_change = self.lock();
+        [
+            &self.alerts_tree,
+            &self.audit_tree,
+            &self.silences_tree,
+            &self.outbox_tree,
+        ]
+        .into_iter()
+        .map(|t| crate::store::frozen::copy_tree(t).map_err(|e| store_err(&self.store, e)))
+        .collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -37,6 +37,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/auth/tokens"),
     ("DELETE", "/auth/tokens/*"),
     ("GET", "/auth/session"),
+    ("POST", "/admin/backup"),
     ("GET", "/ui"),
     ("GET", "/ui/*"),
 ];

@@ -124,6 +124,7 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
                 last_error: s.last_error,
             })
             .collect(),
+        backup: backup_health(&state),
     };
     // 503 when unhealthy, so load balancers and `curl -f` see it too.
     let status = if body.status == "healthy" {
@@ -132,6 +133,25 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+}
+
+fn backup_health(state: &AppState) -> BackupHealth {
+    let schedule = state.config.backup.as_ref();
+    BackupHealth {
+        scheduled: schedule.is_some(),
+        interval_seconds: schedule.map(|s| s.interval.as_secs_f64()),
+        keep: schedule.map(|s| s.keep),
+        last: state.backups.last().map(|o| BackupRun {
+            started_at: ts(o.started_at),
+            duration_seconds: (o.took.as_secs_f64() * 1000.0).round() / 1000.0,
+            size_bytes: o.bytes,
+            items: o.items,
+            ok: o.error.is_none(),
+            error: o.error,
+            scheduled: o.scheduled,
+        }),
+        last_success_at: state.backups.last_success().map(|o| ts(o.started_at)),
+    }
 }
 
 pub async fn system_metrics(state: AppState) -> Result<Response, warp::Rejection> {

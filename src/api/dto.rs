@@ -34,6 +34,39 @@ pub struct HealthResponse {
     pub auth: AuthHealth,
     /// Each `[[remote_write]]` destination (empty when none).
     pub remote_write: Vec<RemoteWriteHealth>,
+    pub backup: BackupHealth,
+}
+
+/// Backups: the schedule, and the last ones taken since start.
+#[derive(Serialize, JsonSchema)]
+pub struct BackupHealth {
+    /// Whether `BACKUP_DIR` schedules backups.
+    pub scheduled: bool,
+    /// `BACKUP_INTERVAL` in seconds; `null` when not scheduled.
+    pub interval_seconds: Option<f64>,
+    /// `BACKUP_KEEP`; `null` when not scheduled.
+    pub keep: Option<usize>,
+    /// The last backup since start, scheduled or requested, whatever its
+    /// outcome; `null` before the first.
+    pub last: Option<BackupRun>,
+    /// When the last backup since start that succeeded began; `null` before one.
+    pub last_success_at: Option<String>,
+}
+
+/// One backup taken.
+#[derive(Serialize, JsonSchema)]
+pub struct BackupRun {
+    pub started_at: String,
+    pub duration_seconds: f64,
+    /// Archive bytes written (of a failed backup: as far as it got).
+    pub size_bytes: u64,
+    /// Tree entries and files in the archive; 0 when it failed.
+    pub items: u64,
+    pub ok: bool,
+    /// Why it failed; `null` when it succeeded.
+    pub error: Option<String>,
+    /// Taken by the schedule (else on request).
+    pub scheduled: bool,
 }
 
 /// One remote-write destination: its durable queue and what it shipped.

@@ -6,6 +6,7 @@
 //! `params.rs` the query/body parsing, `reject.rs` the error mapping.
 
 pub mod access;
+mod admin;
 mod alertmanager;
 mod alerts;
 pub mod allow;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub http: Arc<server::HttpTelemetry>,
     /// Shipping to `[[remote_write]]` destinations, when configured.
     pub remote_write: Option<Arc<crate::remote_write::RemoteWrite>>,
+    /// Backups on request and on schedule, one at a time.
+    pub backups: Arc<crate::backup::Backups>,
 }
 
 impl AppState {
@@ -301,6 +304,10 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(access::principal(state.clone()))
         .and_then(access::session);
     let tokens = tokens_list.or(tokens_new).or(tokens_del).or(session);
+    let backup = warp::path!("admin" / "backup")
+        .and(warp::post())
+        .and(s())
+        .and_then(admin::backup);
 
     let openapi = warp::path("openapi.json")
         .and(end())
@@ -312,6 +319,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
     let api = root
         .or(openapi)
         .or(tokens)
+        .or(backup)
         .or(ui_page)
         .or(ui_asset)
         .or(ws_plain)

@@ -579,6 +579,20 @@ fn build() -> Value {
         )
         .ok(200, "The session.", s),
     );
+    d.add(
+        Op::new(
+            "POST",
+            "/admin/backup",
+            "A consistent backup of everything (series, blocks, alerts, audit trail, silences, outbox, platform state, tokens), streamed as it is written; restore it with `mlsec-monitor restore`.",
+        )
+        .error(409, "A backup is already running.")
+        .content(
+            200,
+            "The archive (see the README's Backup and restore). A stream that ends early is a failed backup; `restore` refuses it. `x-backup-estimate-bytes` gives an upper bound of its content, for progress.",
+            "application/octet-stream",
+            json!({"type": "string", "contentMediaType": "application/octet-stream"}),
+        ),
+    );
     let op = Op::new("GET", "/ui", "The dashboard.").content(
         200,
         "The page.",

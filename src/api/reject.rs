@@ -43,9 +43,12 @@ impl From<Error> for ApiError {
         let status = match &e {
             Error::BadRequest(_) | Error::Config(_) => StatusCode::BAD_REQUEST,
             Error::Capacity(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::DataDirInUse(_) | Error::Store { .. } | Error::Io(_) | Error::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::DataDirInUse(_)
+            | Error::Store { .. }
+            | Error::Io(_)
+            | Error::Internal(_)
+            | Error::Backup(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }

@@ -115,6 +115,12 @@ impl Tokens {
         })
     }
 
+    /// The tree copied whole while no change can reach it (a backup).
+    pub fn copy_tree(&self, store: &Store) -> Result<crate::store::frozen::TreeCopy> {
+        let _no_change = self.by_hash.read().unwrap_or_else(|p| p.into_inner());
+        crate::store::frozen::copy_tree(&self.tree).map_err(|e| store_err(store, e))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_hash
             .read()

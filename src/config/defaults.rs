@@ -43,6 +43,12 @@ pub const PUBLIC_READ: bool = false;
 pub const PUBLIC_HEALTH: bool = true;
 /// Days finished training jobs and unloaded models are kept.
 pub const PLATFORM_RETENTION_DAYS: u32 = 7;
+/// Seconds between scheduled backups (when `BACKUP_DIR` is set): daily.
+pub const BACKUP_INTERVAL_SECS: f64 = 86_400.0;
+/// The longest `BACKUP_INTERVAL`: 30 days.
+pub const BACKUP_INTERVAL_MAX_SECS: f64 = 30.0 * 86_400.0;
+/// Scheduled backups kept in `BACKUP_DIR`; older ones are deleted.
+pub const BACKUP_KEEP: u32 = 7;
 
 // A `[[services]]` entry.
 /// Seconds before a check counts as failed.

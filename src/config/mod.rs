@@ -61,6 +61,22 @@ pub struct HttpLimits {
     pub max_connections: usize,
 }
 
+/// Scheduled backups (`BACKUP_DIR`, `BACKUP_INTERVAL`, `BACKUP_KEEP`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupSchedule {
+    pub dir: PathBuf,
+    pub interval: Duration,
+    /// Backups kept; the oldest beyond this are deleted.
+    pub keep: usize,
+}
+
+/// 1 when the last scheduled backup succeeded, 0 when it failed (written
+/// by the schedule; the built-in rule `backup_failed` watches it).
+pub const BACKUP_OK_METRIC: &str = "backup_ok";
+/// Seconds since the last scheduled backup that succeeded (or since the
+/// schedule started, before the first); `backup_stale` watches it.
+pub const BACKUP_AGE_METRIC: &str = "backup_age_seconds";
+
 /// The files of HTTPS (`TLS_CERT_FILE`, `TLS_KEY_FILE`) and, for mutual
 /// TLS, the CA client certificates must be signed by (`TLS_CLIENT_CA_FILE`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +140,8 @@ pub struct Config {
     pub escalation: Option<alerting::EscalationSpec>,
     /// Where every sample is shipped (`[[remote_write]]`).
     pub remote_write: Vec<remote_write::RemoteWriteSpec>,
+    /// Scheduled backups, when `BACKUP_DIR` is set.
+    pub backup: Option<BackupSchedule>,
     /// The file the settings came from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -215,6 +233,7 @@ impl Config {
             alerting::build_channels(&file.channels, &file.routes, file.escalation.as_ref())
                 .map_err(in_file)?;
 
+        let backup = backup(&src, &data_dir)?;
         Ok(Config {
             host,
             port,
@@ -331,9 +350,52 @@ impl Config {
             routes,
             escalation,
             remote_write: remote_write::build(&file.remote_write).map_err(in_file)?,
+            backup,
             config_file,
         })
     }
+}
+
+/// `BACKUP_DIR`, `BACKUP_INTERVAL` and `BACKUP_KEEP`: no schedule without
+/// the directory, and the directory not inside the data directory (a
+/// backup there is lost with it).
+fn backup(src: &Source, data_dir: &std::path::Path) -> Result<Option<BackupSchedule>> {
+    let interval = src.interval_up_to(
+        "BACKUP_INTERVAL",
+        src.file.backup_interval,
+        defaults::BACKUP_INTERVAL_SECS,
+        defaults::BACKUP_INTERVAL_MAX_SECS,
+    )?;
+    let keep = src.count(
+        "BACKUP_KEEP",
+        src.file.backup_keep,
+        defaults::BACKUP_KEEP.into(),
+        100_000,
+    )? as usize;
+    let Some((dir, from)) = src.pick(None, "BACKUP_DIR", src.file.backup_dir.clone()) else {
+        for key in ["BACKUP_INTERVAL", "BACKUP_KEEP"] {
+            if src.env_value(key).is_some() {
+                return Err(Error::config(format!(
+                    "{key} is set but BACKUP_DIR is not: no backup would be taken"
+                )));
+            }
+        }
+        return Ok(None);
+    };
+    let dir = PathBuf::from(dir);
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if absolute(&dir).starts_with(absolute(data_dir)) {
+        return Err(Error::config(format!(
+            "{from}: '{}' is inside DATA_DIR '{}': a backup kept there is lost with the data",
+            dir.display(),
+            data_dir.display()
+        )));
+    }
+    Ok(Some(BackupSchedule {
+        dir,
+        interval,
+        keep,
+    }))
 }
 
 /// `SERVICE_HOST` and `SERVICE_PORT`.

@@ -55,6 +55,12 @@ struct Printed {
     public_read: bool,
     public_health: bool,
     auth_failure_limit: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_interval: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_keep: Option<usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     services: Vec<PrintedService>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -292,6 +298,9 @@ impl Config {
             public_read: self.access.public_read,
             public_health: self.access.public_health,
             auth_failure_limit: self.auth_failure_limit,
+            backup_dir: self.backup.as_ref().map(|b| b.dir.display().to_string()),
+            backup_interval: self.backup.as_ref().map(|b| secs(b.interval)),
+            backup_keep: self.backup.as_ref().map(|b| b.keep),
             // The URL-configured dependencies are the two URLs above.
             services: self
                 .services

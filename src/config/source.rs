@@ -52,14 +52,23 @@ impl Source<'_> {
     }
 
     pub fn interval(&self, key: &str, file: Option<f64>, default: f64) -> Result<Duration> {
+        self.interval_up_to(key, file, default, MAX_INTERVAL_SECS)
+    }
+
+    /// A number of seconds in (0, max].
+    pub fn interval_up_to(
+        &self,
+        key: &str,
+        file: Option<f64>,
+        default: f64,
+        max: f64,
+    ) -> Result<Duration> {
         match self.pick(None, key, file.map(|v| v.to_string())) {
             None => Ok(Duration::from_secs_f64(default)),
             Some((v, from)) => match v.parse::<f64>() {
-                Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_INTERVAL_SECS => {
-                    Ok(Duration::from_secs_f64(s))
-                }
+                Ok(s) if s.is_finite() && s > 0.0 && s <= max => Ok(Duration::from_secs_f64(s)),
                 _ => Err(Error::config(format!(
-                    "{from}: '{v}' is not a positive number of seconds (at most {MAX_INTERVAL_SECS})"
+                    "{from}: '{v}' is not a positive number of seconds (at most {max})"
                 ))),
             },
         }

@@ -24,6 +24,15 @@ impl Platform {
             jobs: training::Jobs::open(store)?,
         })
     }
+
+    /// The models' and the jobs' trees, each copied while no change can
+    /// reach it (a backup).
+    pub fn copy_trees(&self, store: &Store) -> Result<Vec<crate::store::frozen::TreeCopy>> {
+        Ok(vec![
+            self.models.state.copy_tree(store)?,
+            self.jobs.state.copy_tree(store)?,
+        ])
+    }
 }
 
 /// When platform state goes stale and how long finished state is kept.

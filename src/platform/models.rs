@@ -188,7 +188,7 @@ pub fn went_stale(m: &ModelState) -> ModelState {
 }
 
 pub struct Models {
-    state: Persisted<ModelState>,
+    pub(super) state: Persisted<ModelState>,
 }
 
 impl Models {

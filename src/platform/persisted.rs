@@ -70,6 +70,12 @@ impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
             .collect()
     }
 
+    /// The tree copied whole while no change can reach it (a backup).
+    pub fn copy_tree(&self, store: &Store) -> Result<crate::store::frozen::TreeCopy> {
+        let _no_change = self.state.read().unwrap_or_else(|p| p.into_inner());
+        crate::store::frozen::copy_tree(&self.tree).map_err(|e| err(store, e))
+    }
+
     pub fn len(&self) -> usize {
         self.state.read().unwrap_or_else(|p| p.into_inner()).len()
     }

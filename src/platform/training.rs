@@ -272,7 +272,7 @@ pub struct SweepReport {
 }
 
 pub struct Jobs {
-    state: Persisted<JobState>,
+    pub(super) state: Persisted<JobState>,
 }
 
 impl Jobs {

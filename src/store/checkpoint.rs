@@ -33,7 +33,7 @@ const FRAME: usize = 4 + 1 + 4 + 4;
 const MAX_ENTRY: u32 = 64 << 20;
 
 pub(super) fn path(dir: &Path) -> PathBuf {
-    dir.join("checkpoint")
+    dir.join(super::frozen::CHECKPOINT_FILE)
 }
 
 /// One entry read back.

@@ -111,11 +111,25 @@ impl Store {
     }
 
     fn flush_as(&self, kind: Kind) -> Result<()> {
-        let _one_at_a_time = self
-            .inner
+        let _one_at_a_time = self.flush_lock();
+        self.flush_holding_lock(kind)
+    }
+
+    /// One flush at a time: held by each flush, and by a backup for as long
+    /// as it reads the databases (`frozen.rs`).
+    pub(super) fn flush_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
             .flush_lock
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A checkpoint by a caller that holds `flush_lock`.
+    pub(super) fn checkpoint_holding_lock(&self) -> Result<()> {
+        self.flush_holding_lock(Kind::Checkpoint)
+    }
+
+    fn flush_holding_lock(&self, kind: Kind) -> Result<()> {
         let started = Instant::now();
         let plan = {
             let mut head = self.head();

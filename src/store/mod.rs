@@ -18,7 +18,8 @@
 //!   statistics;
 //! - `disk.rs`: the sled trees and reading blocks back, damaged ones as empty;
 //! - `query.rs`: points on a grid from any tier;
-//! - `migrate.rs`: format upgrades and layout changes at start.
+//! - `migrate.rs`: format upgrades and layout changes at start;
+//! - `frozen.rs`: the databases held still for a backup.
 //!
 //! Other modules (platform state, alerts) get their own trees through
 //! [`Store::tree`], so that one sled database and one lock serve everything.
@@ -29,6 +30,7 @@ pub mod codec;
 pub mod column;
 mod disk;
 mod flush;
+pub mod frozen;
 mod head;
 pub mod histogram;
 pub mod keys;

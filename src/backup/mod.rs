@@ -1,0 +1,277 @@
+//! Backups: one consistent archive of everything the daemon keeps, taken
+//! while it runs, and a data directory restored from one.
+//!
+//! - `archive.rs`: the file format, written as a stream and checked whole
+//!   when read;
+//! - `mod.rs` (here): what an archive holds and how each part is held still
+//!   while it is read; one backup at a time, and the last one's outcome;
+//! - `schedule.rs`: backups every `BACKUP_INTERVAL` into `BACKUP_DIR`,
+//!   pruned to `BACKUP_KEEP`, and picking one by time (`restore --at`);
+//! - `restore.rs`: an archive checked whole, then written into a new data
+//!   directory;
+//! - `fetch.rs`: `backup --out`, an archive from the running daemon;
+//! - `progress.rs`: what the command line shows while either runs.
+//!
+//! An archive holds the store as of a checkpoint taken when the backup
+//! starts (series registry, layout, every tier's blocks, open blocks), then
+//! the alert state (alerts, audit trail, silences, outbox), the platform
+//! state (models, training jobs) and the API tokens, each part copied while
+//! its own lock keeps changes out, so each is consistent in itself and
+//! none waits for the others. Ingest and alerting go on meanwhile: samples
+//! wait in memory for the next flush while the store's part is read. The
+//! remote-write queues are not kept (a restored daemon starts them empty),
+//! nor the first-run admin token file (the token itself is in the archive,
+//! hashed).
+
+pub mod archive;
+pub mod fetch;
+pub mod progress;
+pub mod restore;
+pub mod schedule;
+
+use crate::alerting::state::AlertState;
+use crate::auth::tokens::Tokens;
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+use crate::store::Store;
+use crate::store::frozen::{self, TreeCopy};
+use archive::{Header, Manifest, Writer};
+use chrono::{DateTime, Utc};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything a backup reads.
+#[derive(Clone)]
+pub struct Sources {
+    pub store: Store,
+    pub alerts: Arc<AlertState>,
+    pub platform: Arc<Platform>,
+    pub tokens: Arc<Tokens>,
+}
+
+/// How a backup ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub started_at: DateTime<Utc>,
+    pub took: Duration,
+    /// Archive bytes written (of a failed backup: as far as it got).
+    pub bytes: u64,
+    pub items: u64,
+    /// Why it failed; `None` when it succeeded.
+    pub error: Option<String>,
+    /// Whether the schedule took it (or a request).
+    pub scheduled: bool,
+}
+
+/// Counts the bytes that pass through to `W`.
+struct Counted<W> {
+    out: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// One backup at a time, and the outcome of the last ones.
+pub struct Backups {
+    sources: Sources,
+    running: AtomicBool,
+    last: Mutex<Option<Outcome>>,
+    last_success: Mutex<Option<Outcome>>,
+}
+
+/// The right to take the one backup that may run; let go when dropped.
+pub struct Running {
+    backups: Arc<Backups>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.backups.running.store(false, Ordering::Release);
+    }
+}
+
+impl Running {
+    /// Writes the backup to `out` (blocking).
+    pub fn take<W: Write>(
+        self,
+        out: W,
+        now: DateTime<Utc>,
+        scheduled: bool,
+    ) -> Result<(W, Manifest)> {
+        self.backups.write_noting(out, now, scheduled)
+    }
+}
+
+impl Backups {
+    pub fn new(sources: Sources) -> Backups {
+        Backups {
+            sources,
+            running: AtomicBool::new(false),
+            last: Mutex::new(None),
+            last_success: Mutex::new(None),
+        }
+    }
+
+    /// Claims the one backup that may run: `Conflict` when one is.
+    pub fn start(self: &Arc<Self>) -> Result<Running> {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return Err(Error::Conflict(
+                "a backup is already running; try again when it ends".into(),
+            ));
+        }
+        Ok(Running {
+            backups: self.clone(),
+        })
+    }
+
+    /// Bytes the data directory took when last measured: an upper bound
+    /// of an archive's content, for a progress estimate.
+    pub fn estimate_bytes(&self) -> u64 {
+        self.sources.store.size_on_disk()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.sources.store
+    }
+
+    /// The last backup taken since start, whatever its outcome.
+    pub fn last(&self) -> Option<Outcome> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The last backup since start that succeeded.
+    pub fn last_success(&self) -> Option<Outcome> {
+        self.last_success
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Writes a backup to `out` (blocking). `Conflict` when one is running.
+    pub fn take<W: Write>(
+        self: &Arc<Self>,
+        out: W,
+        now: DateTime<Utc>,
+        scheduled: bool,
+    ) -> Result<(W, Manifest)> {
+        self.start()?.take(out, now, scheduled)
+    }
+
+    /// Notes that the backup begun at `started_at` failed outside the
+    /// archive's writing (its file could not be made, synced or renamed).
+    pub fn note_failure(&self, started_at: DateTime<Utc>, scheduled: bool, error: &Error) {
+        tracing::warn!(error = %error, scheduled, "backup failed");
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut outcome = last
+            .clone()
+            .filter(|o| o.started_at == started_at)
+            .unwrap_or(Outcome {
+                started_at,
+                took: Duration::ZERO,
+                bytes: 0,
+                items: 0,
+                error: None,
+                scheduled,
+            });
+        outcome.error = Some(error.to_string());
+        outcome.items = 0;
+        let mut success = self.last_success.lock().unwrap_or_else(|p| p.into_inner());
+        if success.as_ref().is_some_and(|o| o.started_at == started_at) {
+            *success = None;
+        }
+        *last = Some(outcome);
+    }
+
+    fn write_noting<W: Write>(
+        &self,
+        out: W,
+        now: DateTime<Utc>,
+        scheduled: bool,
+    ) -> Result<(W, Manifest)> {
+        let started = Instant::now();
+        let mut out = Counted { out, bytes: 0 };
+        let result = write(&self.sources, &mut out, now);
+        let outcome = Outcome {
+            started_at: now,
+            took: started.elapsed(),
+            bytes: out.bytes,
+            items: result.as_ref().map_or(0, |m| m.items),
+            error: result.as_ref().err().map(ToString::to_string),
+            scheduled,
+        };
+        match &outcome.error {
+            None => tracing::info!(
+                bytes = outcome.bytes,
+                items = outcome.items,
+                seconds = outcome.took.as_secs_f64(),
+                scheduled,
+                "backup taken"
+            ),
+            Some(e) => tracing::warn!(error = %e, scheduled, "backup failed"),
+        }
+        if outcome.error.is_none() {
+            *self.last_success.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome.clone());
+        }
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        let manifest = result?;
+        Ok((out.out, manifest))
+    }
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    Error::Backup(format!("backup: {e}"))
+}
+
+fn write_copy<W: Write>(w: &mut Writer<W>, db: &str, (name, entries): TreeCopy) -> Result<()> {
+    w.tree(db, &name).map_err(io_err)?;
+    for (k, v) in entries {
+        w.entry(&k, &v).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// Writes one archive of everything in `src` to `out` (blocking).
+pub fn write<W: Write>(src: &Sources, out: W, now: DateTime<Utc>) -> Result<Manifest> {
+    let header = Header {
+        format: archive::FORMAT,
+        created_at: crate::time::ts(now),
+        daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let mut w = Writer::new(out, &header).map_err(io_err)?;
+    let store = &src.store;
+    store.frozen(|f| -> Result<()> {
+        write_copy(&mut w, frozen::MAIN_DB, f.series()?)?;
+        for (db, tree) in f.trees() {
+            w.tree(db, &tree.name()).map_err(io_err)?;
+            for kv in tree.iter() {
+                let (k, v) = kv.map_err(|e| Error::Backup(format!("backup: reading {db}: {e}")))?;
+                w.entry(&k, &v).map_err(io_err)?;
+            }
+        }
+        let path = f.checkpoint_file();
+        let file = std::fs::File::open(&path)
+            .map_err(|e| Error::Backup(format!("backup: {}: {e}", path.display())))?;
+        let len = file.metadata().map_err(io_err)?.len();
+        w.file(frozen::CHECKPOINT_FILE, len, file).map_err(io_err)
+    })??;
+    for copy in src.alerts.copy_trees()? {
+        write_copy(&mut w, frozen::MAIN_DB, copy)?;
+    }
+    for copy in src.platform.copy_trees(store)? {
+        write_copy(&mut w, frozen::MAIN_DB, copy)?;
+    }
+    write_copy(&mut w, frozen::MAIN_DB, src.tokens.copy_tree(store)?)?;
+    let (_, manifest) = w.finish().map_err(io_err)?;
+    Ok(manifest)
+}
