@@ -13,7 +13,7 @@ const POLL_MS = 5000;
 const CHART_REFRESH_MS = 30000;
 const AUDIT_ACTIONS = ['fired', 'acknowledged', 'resolved', 'escalated', 'silenced', 'notified',
   'notification_failed', 'silence_created', 'silence_deleted', 'purged', 'token_created',
-  'token_revoked', 'sign_in_blocked'];
+  'token_revoked', 'sign_in_blocked', 'config_reloaded', 'config_reload_failed'];
 
 // ---- sign-in: an API token kept for this browser session ------------------
 // /auth/session says who the token is and what this page may offer them;

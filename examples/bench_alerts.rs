@@ -83,7 +83,7 @@ fn evaluation() {
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let t = Instant::now();
-    for r in &engine.rules {
+    for r in engine.rules().iter() {
         mlsec_monitor::alerting::rule::evaluate(r, &store, now_ms).expect("evaluate");
     }
     let queries_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -92,7 +92,7 @@ fn evaluation() {
     times.sort_by(f64::total_cmp);
     println!(
         "rule evaluation, 10,000 series x {} rules: median {:.1} ms, max {:.1} ms per cycle ({open} alerts open; the store queries alone {queries_ms:.1} ms)",
-        engine.rules.len(),
+        engine.rules().len(),
         times[times.len() / 2],
         times[times.len() - 1]
     );

@@ -126,22 +126,14 @@ pub async fn run(
     ));
 
     let registry = Arc::new(health::registry::Registry::new(&config.services));
-    health::engine::spawn(
-        &mut tasks,
+    let services = health::engine::Services::start(
         &config.services,
         store.clone(),
         registry.clone(),
         down.clone(),
     );
-    for spec in config.services.iter().filter(|s| s.scrape.is_some()) {
-        tasks.spawn(collect::scrape::run(
-            spec.clone(),
-            store.clone(),
-            down.clone(),
-        ));
-    }
     tasks.spawn(health::resources::run(
-        config.services.clone(),
+        services.clone(),
         store.clone(),
         registry.clone(),
         config.system_metrics_interval,
@@ -175,7 +167,6 @@ pub async fn run(
     ));
     tasks.spawn(alerting::notify::run(
         engine.state.clone(),
-        config.channels.clone(),
         format!("{scheme}://{addr}"),
         down.clone(),
     ));
@@ -226,6 +217,13 @@ pub async fn run(
             down.clone(),
         ));
     }
+    let reloader = Arc::new(api::reload::Reloader::new(
+        config.clone(),
+        services.clone(),
+        engine.clone(),
+        tls.clone(),
+    ));
+    tasks.spawn(api::reload::on_hangup(reloader.clone(), down.clone()));
     let state = api::AppState {
         config: config.clone(),
         store: store.clone(),
@@ -244,6 +242,7 @@ pub async fn run(
         http: Arc::default(),
         remote_write: remote_write.clone(),
         backups,
+        reloader,
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));
     tasks.spawn(api::ws::run_publisher(
@@ -263,6 +262,7 @@ pub async fn run(
     api::server::serve(state, listener, config.http, tls, stop).await;
 
     while tasks.join_next().await.is_some() {}
+    services.join().await;
     if let Some(rw) = remote_write {
         // What is batched goes into the queues before the checkpoint.
         let _ = tokio::task::spawn_blocking(move || rw.stop()).await;

@@ -29,7 +29,8 @@ struct Pending {
 }
 
 pub struct Engine {
-    pub rules: Vec<RuleSpec>,
+    /// Swapped whole by a configuration reload.
+    rules: std::sync::RwLock<Arc<Vec<RuleSpec>>>,
     pub state: Arc<AlertState>,
     /// Alerts posted by other engines (`POST /api/v2/alerts`).
     pub external: super::external::External,
@@ -61,7 +62,7 @@ impl Engine {
                 state.clone(),
                 config.external_resolve_timeout,
             ),
-            rules: effective_rules(config),
+            rules: std::sync::RwLock::new(Arc::new(effective_rules(config))),
             state,
             store,
             retention: chrono::Duration::days(config.alert_retention_days as i64),
@@ -70,13 +71,25 @@ impl Engine {
         }
     }
 
+    /// The rules evaluated now: the built-in ones, then the configured.
+    pub fn rules(&self) -> Arc<Vec<RuleSpec>> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies reloaded rules from the next evaluation on. The open alerts
+    /// of a rule that is gone resolve then, `resolved_by: config`.
+    pub fn set_rules(&self, config: &Config) {
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(effective_rules(config));
+    }
+
     /// One evaluation cycle at `now`. Returns the alerts that changed.
     pub fn evaluate_at(&self, now: DateTime<Utc>) -> Result<Vec<Alert>> {
         let now_ms = now.timestamp_millis();
+        let rules = self.rules();
         let mut changed = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for r in &self.rules {
+        for r in rules.iter() {
             for (key, value) in evaluate(r, &self.store, now_ms)? {
                 let fingerprint = format!("{}/{key}", r.name);
                 let firing = value.is_some_and(|v| r.op.holds(v, r.threshold));
@@ -136,8 +149,7 @@ impl Engine {
             .into_iter()
             .filter(|(f, _)| !seen.contains(f) && !f.starts_with(super::external::PREFIX));
         for (f, seq) in orphans {
-            let rule = self
-                .rules
+            let rule = rules
                 .iter()
                 .find(|r| f.starts_with(&format!("{}/", r.name)));
             let p = pending.entry(f).or_default();
@@ -145,7 +157,8 @@ impl Engine {
                 if let Some(a) = self.clear(p, seq, r, now)? {
                     changed.push(a);
                 }
-            } else if let Some(a) = self.state.resolve_by_system(seq, now)? {
+            } else if let Some(a) = self.state.resolve_by_config(seq, now)? {
+                // No rule of this name any more: the configuration changed.
                 changed.push(a);
             }
         }

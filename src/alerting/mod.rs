@@ -181,10 +181,14 @@ pub enum AuditAction {
     TokenRevoked,
     /// An address failed to sign in too often and is refused for a while.
     SignInBlocked,
+    /// The configuration was reloaded (what changed in the comment).
+    ConfigReloaded,
+    /// A reload was refused (why in the comment); nothing changed.
+    ConfigReloadFailed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 13] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::Fired,
         AuditAction::Acknowledged,
         AuditAction::Resolved,
@@ -198,6 +202,8 @@ impl AuditAction {
         AuditAction::TokenCreated,
         AuditAction::TokenRevoked,
         AuditAction::SignInBlocked,
+        AuditAction::ConfigReloaded,
+        AuditAction::ConfigReloadFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -215,6 +221,8 @@ impl AuditAction {
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::SignInBlocked => "sign_in_blocked",
+            AuditAction::ConfigReloaded => "config_reloaded",
+            AuditAction::ConfigReloadFailed => "config_reload_failed",
         }
     }
 

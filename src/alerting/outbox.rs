@@ -71,6 +71,11 @@ impl Router {
         out
     }
 
+    /// The configured channels.
+    pub fn channel_specs(&self) -> &[ChannelSpec] {
+        &self.channels
+    }
+
     /// How long an active critical alert may stay unacknowledged before it
     /// escalates (`None`: no escalation configured).
     pub fn escalate_after(&self) -> Option<std::time::Duration> {

@@ -161,7 +161,8 @@ pub struct AlertState {
     audit_tree: sled::Tree,
     silences_tree: sled::Tree,
     outbox_tree: sled::Tree,
-    router: Router,
+    /// Swapped whole by a configuration reload.
+    router: std::sync::RwLock<std::sync::Arc<Router>>,
     inner: Mutex<Inner>,
     /// Bumped by every change, so answers can be cached per version.
     version: AtomicU64,
@@ -252,7 +253,7 @@ impl AlertState {
             audit_tree,
             silences_tree,
             outbox_tree,
-            router,
+            router: std::sync::RwLock::new(std::sync::Arc::new(router)),
             inner: Mutex::new(inner),
             version: AtomicU64::new(0),
             outbox_changed: tokio::sync::Notify::new(),
@@ -273,6 +274,20 @@ impl AlertState {
         .into_iter()
         .map(|t| crate::store::frozen::copy_tree(t).map_err(|e| store_err(&self.store, e)))
         .collect()
+    }
+
+    /// Who gets which notification, as configured now.
+    pub fn router(&self) -> std::sync::Arc<Router> {
+        self.router
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies reloaded channels, routes and escalation: deliveries queued
+    /// from now on follow them.
+    pub fn set_router(&self, router: Router) {
+        *self.router.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(router);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -376,7 +391,7 @@ impl AlertState {
     ) -> Result<()> {
         tracing::warn!(alert_id = %a.alert_id, rule = %a.rule, severity = a.severity.as_str(), service = %a.service,
             event = event.as_str(), message = %a.message, "alert");
-        let channels = self.router.channels(a, event);
+        let channels = self.router().channels(a, event);
         if Self::is_silenced(inner, a, now) {
             if !channels.is_empty() {
                 let why = format!(
@@ -507,18 +522,34 @@ impl AlertState {
 
     /// The condition cleared: resolved by the system.
     pub fn resolve_by_system(&self, seq: u64, now: DateTime<Utc>) -> Result<Option<Alert>> {
+        self.resolve_as(seq, now, "system", "condition cleared")
+    }
+
+    /// Resolves an open alert whose rule a reload removed (`resolved_by: config`).
+    pub fn resolve_by_config(&self, seq: u64, now: DateTime<Utc>) -> Result<Option<Alert>> {
+        self.resolve_as(
+            seq,
+            now,
+            "config",
+            "its rule was removed from the configuration",
+        )
+    }
+
+    fn resolve_as(
+        &self,
+        seq: u64,
+        now: DateTime<Utc>,
+        by: &str,
+        why: &str,
+    ) -> Result<Option<Alert>> {
         let inner = self.lock();
-        let Some(a) = inner
-            .alerts
-            .get(&seq)
-            .and_then(|a| resolved(a, "system", now))
-        else {
+        let Some(a) = inner.alerts.get(&seq).and_then(|a| resolved(a, by, now)) else {
             return Ok(None);
         };
         let change = Change {
             action: AuditAction::Resolved,
-            actor: Actor::from("system"),
-            comment: Some("condition cleared".into()),
+            actor: Actor::from(by),
+            comment: Some(why.into()),
             notify: Some(Event::Resolved),
         };
         self.commit(inner, a, change, now).map(Some)
@@ -527,7 +558,7 @@ impl AlertState {
     /// Escalates every active critical alert not acknowledged within the
     /// configured time (none when no escalation is configured).
     pub fn escalate_due(&self, now: DateTime<Utc>) -> Result<Vec<Alert>> {
-        let Some(after) = self.router.escalate_after() else {
+        let Some(after) = self.router().escalate_after() else {
             return Ok(Vec::new());
         };
         let after = chrono::Duration::from_std(after).unwrap_or_default();

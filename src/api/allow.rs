@@ -38,6 +38,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("DELETE", "/auth/tokens/*"),
     ("GET", "/auth/session"),
     ("POST", "/admin/backup"),
+    ("POST", "/-/reload"),
     ("GET", "/ui"),
     ("GET", "/ui/*"),
 ];

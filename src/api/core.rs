@@ -125,6 +125,20 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
             })
             .collect(),
         backup: backup_health(&state),
+        config: {
+            let last = state.reloader.last();
+            ConfigHealth {
+                file: state
+                    .config
+                    .config_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                last_reload_at: last.as_ref().map(|o| ts(o.at)),
+                last_reload_ok: last.as_ref().map(|o| o.error.is_none()),
+                last_reload_error: last.as_ref().and_then(|o| o.error.clone()),
+                last_reload_changes: last.filter(|o| o.error.is_none()).map(|o| o.changes),
+            }
+        },
     };
     // 503 when unhealthy, so load balancers and `curl -f` see it too.
     let status = if body.status == "healthy" {

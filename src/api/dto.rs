@@ -35,6 +35,22 @@ pub struct HealthResponse {
     /// Each `[[remote_write]]` destination (empty when none).
     pub remote_write: Vec<RemoteWriteHealth>,
     pub backup: BackupHealth,
+    pub config: ConfigHealth,
+}
+
+/// The configuration and its last reload (`SIGHUP`, `POST /-/reload`).
+#[derive(Serialize, JsonSchema)]
+pub struct ConfigHealth {
+    /// The configuration file; `null` without one.
+    pub file: Option<String>,
+    /// When the last reload since start was asked; `null` before one.
+    pub last_reload_at: Option<String>,
+    /// Whether it was applied; `null` before one. `false`: the running
+    /// configuration stayed (see `last_reload_error`).
+    pub last_reload_ok: Option<bool>,
+    pub last_reload_error: Option<String>,
+    /// What it changed, in one line (`services +a; rules -b`, `no change`).
+    pub last_reload_changes: Option<String>,
 }
 
 /// Backups: the schedule, and the last ones taken since start.

@@ -23,6 +23,7 @@ pub mod params;
 mod platform;
 mod prom;
 pub mod reject;
+pub mod reload;
 pub mod server;
 pub mod services;
 pub mod tls;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub remote_write: Option<Arc<crate::remote_write::RemoteWrite>>,
     /// Backups on request and on schedule, one at a time.
     pub backups: Arc<crate::backup::Backups>,
+    /// Configuration reload (`SIGHUP`, `POST /-/reload`).
+    pub reloader: Arc<reload::Reloader>,
 }
 
 impl AppState {
@@ -308,6 +311,11 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(warp::post())
         .and(s())
         .and_then(admin::backup);
+    let reload = warp::path!("-" / "reload")
+        .and(warp::post())
+        .and(s())
+        .and(who())
+        .and_then(reload::handle);
 
     let openapi = warp::path("openapi.json")
         .and(end())
@@ -320,6 +328,7 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .or(openapi)
         .or(tokens)
         .or(backup)
+        .or(reload)
         .or(ui_page)
         .or(ui_asset)
         .or(ws_plain)

@@ -593,6 +593,16 @@ fn build() -> Value {
             json!({"type": "string", "contentMediaType": "application/octet-stream"}),
         ),
     );
+    let s = d.answer::<super::reload::Reloaded>();
+    d.add(
+        Op::new(
+            "POST",
+            "/-/reload",
+            "Reads the configuration file again and applies services, rules, channels, routes, escalation, CORS origins and TLS certificates without a restart.",
+        )
+        .error(400, "The new configuration is invalid, or changes a setting that cannot change while running; nothing was changed.")
+        .ok(200, "Applied; what changed.", s),
+    );
     let op = Op::new("GET", "/ui", "The dashboard.").content(
         200,
         "The page.",

@@ -10,7 +10,8 @@
 //! once (the rest wait in the listen backlog). `HEAD` is answered as `GET`
 //! without the body, and the peer's address travels as a `Peer` extension.
 //! With certificates (`tls.rs`) every connection is TLS first (the
-//! handshake within `header_timeout`), and SIGHUP re-reads them.
+//! handshake within `header_timeout`); a reload (`reload.rs`) re-reads them
+//! and gives new connections a route table built with the new configuration.
 
 use super::AppState;
 use super::reject::error_response;
@@ -103,11 +104,12 @@ pub async fn serve(
     tls: Option<Arc<Certificates>>,
     stop: impl Future<Output = ()>,
 ) {
-    if let Some(certs) = &tls {
-        tokio::spawn(reload_on_hangup(certs.clone(), state.shutdown.clone()));
-    }
     let telemetry = state.http.clone();
-    let routes = warp::service(super::routes(state));
+    // A reload publishes a new configuration: new connections get a route
+    // table built with it (its CORS origins); open ones keep theirs.
+    let mut configs = state.reloader.subscribe();
+    configs.mark_unchanged();
+    let mut routes = warp::service(super::routes(state.clone()));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -149,6 +151,13 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let _ = tcp.set_nodelay(true);
+        if configs.has_changed().unwrap_or(false) {
+            let config = configs.borrow_and_update().clone();
+            routes = warp::service(super::routes(AppState {
+                config,
+                ..state.clone()
+            }));
+        }
         let routes = routes.clone();
         let request_timeout = limits.request_timeout;
         let telemetry = telemetry.clone();
@@ -241,34 +250,6 @@ where
     };
     telemetry.record(route, method, r.status().as_u16(), started.elapsed());
     Ok(r)
-}
-
-/// Re-reads the certificate files on every SIGHUP until shutdown.
-async fn reload_on_hangup(certs: Arc<Certificates>, mut shutdown: crate::shutdown::Shutdown) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP: certificates are read at start only");
-        return;
-    };
-    loop {
-        tokio::select! {
-            s = hangup.recv() => if s.is_none() { return },
-            _ = shutdown.recv() => return,
-        }
-        match crate::blocking::run("reading TLS certificates", {
-            let certs = certs.clone();
-            move || certs.reload()
-        })
-        .await
-        {
-            Some(()) => {
-                tracing::info!("SIGHUP: TLS certificates re-read; new connections use them")
-            }
-            None => tracing::error!(
-                "SIGHUP: the TLS certificates were not changed (see the error above)"
-            ),
-        }
-    }
 }
 
 /// Out of files or memory: say so and wait a little (retrying at once would

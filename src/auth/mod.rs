@@ -114,7 +114,7 @@ pub fn required(method: &str, path: &str, policy: &Policy) -> Access {
         ("POST", ["alerts", "acknowledge" | "resolve"]) => Access::Operate,
         ("POST", ["silences"]) | ("DELETE", ["silences", _]) => Access::Operate,
         (_, ["auth", "tokens", ..]) => Access::Admin,
-        (_, ["admin", ..]) => Access::Admin,
+        (_, ["admin", ..]) | (_, ["-", "reload"]) => Access::Admin,
         ("GET", ["audit", "export"]) => Access::Admin,
         ("GET", _) => read,
         // Any other write: the strictest.

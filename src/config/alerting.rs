@@ -138,7 +138,7 @@ impl Matcher {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RuleSpec {
     pub name: String,
     pub metric: String,
@@ -289,7 +289,7 @@ impl ChannelKind {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ChannelSpec {
     pub name: String,
     pub kind: ChannelKind,
@@ -304,7 +304,7 @@ pub struct RawRoute {
     pub channels: Vec<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RouteSpec {
     pub severity: Option<Severity>,
     pub service: Option<String>,
@@ -319,7 +319,7 @@ pub struct RawEscalation {
     pub channels: Vec<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EscalationSpec {
     pub after: Duration,
     pub channels: Vec<String>,

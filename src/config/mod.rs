@@ -10,6 +10,7 @@
 
 pub mod alerting;
 pub mod defaults;
+pub mod diff;
 mod print;
 pub mod raw;
 pub mod remote_write;
@@ -144,6 +145,24 @@ pub struct Config {
     pub backup: Option<BackupSchedule>,
     /// The file the settings came from, if any.
     pub config_file: Option<PathBuf>,
+    /// The sources it was built from, to build it again (`reload`).
+    pub origin: Origin,
+}
+
+/// The command-line values and the environment a configuration was built
+/// from: a reload reads the file again with the same ones (a running
+/// process's environment does not change).
+#[derive(Clone, Default)]
+pub struct Origin {
+    overrides: Overrides,
+    env: std::sync::Arc<HashMap<String, String>>,
+}
+
+/// Never printed: the environment holds secrets.
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Origin { .. }")
+    }
 }
 
 /// Values given on the command line (highest precedence).
@@ -174,8 +193,18 @@ impl Config {
         Config::from_sources(cli, &std::env::vars().collect())
     }
 
+    /// The configuration built again from the same flags and environment,
+    /// the file read again (`SIGHUP`, `POST /-/reload`).
+    pub fn reload(&self) -> Result<Config> {
+        Config::from_sources(self.origin.overrides.clone(), &self.origin.env)
+    }
+
     /// Builds the configuration from explicit sources (tests pass their own env).
     pub fn from_sources(cli: Overrides, env: &HashMap<String, String>) -> Result<Config> {
+        let origin = Origin {
+            overrides: cli.clone(),
+            env: std::sync::Arc::new(env.clone()),
+        };
         let config_file = cli.config_file.clone().or_else(|| {
             env.get("CONFIG_FILE")
                 .filter(|v| !v.is_empty())
@@ -352,6 +381,7 @@ impl Config {
             remote_write: remote_write::build(&file.remote_write).map_err(in_file)?,
             backup,
             config_file,
+            origin,
         })
     }
 }
@@ -550,13 +580,34 @@ fn read_file(path: &PathBuf) -> Result<RawConfig> {
             path.display()
         ))
     })?;
-    toml::from_str(&text).map_err(|e| {
-        let msg = e.message().to_string();
-        let line = e
-            .span()
+    let at_line = |e: &toml::de::Error| {
+        e.span()
             .map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
-            .unwrap_or_default();
-        Error::config(format!("config file {}{line}: {msg}", path.display()))
+            .unwrap_or_default()
+    };
+    let de = toml::Deserializer::parse(&text).map_err(|e| {
+        Error::config(format!(
+            "config file {}{}: {}",
+            path.display(),
+            at_line(&e),
+            e.message()
+        ))
+    })?;
+    // The path names the setting: `rules[1].threshold: invalid type ...`.
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let setting = e.path().to_string();
+        let inner = e.inner();
+        let setting = if setting == "." {
+            String::new()
+        } else {
+            format!(" {setting}:")
+        };
+        Error::config(format!(
+            "config file {}{}:{setting} {}",
+            path.display(),
+            at_line(inner),
+            inner.message()
+        ))
     })
 }
 

@@ -46,7 +46,7 @@ pub enum Auth {
     Basic { username: String, password: String },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RemoteWriteSpec {
     pub name: String,
     pub url: String,

@@ -80,7 +80,7 @@ pub enum Role {
     Dependency,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServiceSpec {
     pub name: String,
     pub kind: ProbeKind,

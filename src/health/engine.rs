@@ -2,38 +2,112 @@
 //! ever delays its own next check. Each task probes, writes `up` and
 //! `response_time_ms` to the store, records the result in the registry, then
 //! sleeps until its next slot (normal interval, or back-off when failing).
+//! [`Services`] owns those tasks and a service's scrape task, and replaces
+//! them when a reload changes the services.
 
 use super::probe::{self, ProbeResult};
 use super::registry::Registry;
 use super::{HealthStatus, breaker};
 use crate::config::services::ServiceSpec;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Trigger};
 use crate::store::{SeriesKey, Store};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// Starts one checking task per service.
-pub fn spawn(
-    tasks: &mut JoinSet<()>,
-    specs: &[ServiceSpec],
+/// The configured services and their running tasks.
+pub struct Services {
     store: Store,
     registry: Arc<Registry>,
     shutdown: Shutdown,
-) {
-    for (index, spec) in specs.iter().enumerate() {
-        tasks.spawn(service_loop(
-            index,
-            spec.clone(),
-            store.clone(),
-            registry.clone(),
-            shutdown.clone(),
-        ));
+    specs: RwLock<Arc<Vec<ServiceSpec>>>,
+    /// Each running service's spec and the trigger that stops its tasks.
+    running: Mutex<HashMap<String, (ServiceSpec, Trigger)>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Services {
+    /// Starts checking (and scraping) every service in `specs`.
+    pub fn start(
+        specs: &[ServiceSpec],
+        store: Store,
+        registry: Arc<Registry>,
+        shutdown: Shutdown,
+    ) -> Arc<Services> {
+        let s = Arc::new(Services {
+            store,
+            registry,
+            shutdown,
+            specs: RwLock::new(Arc::new(Vec::new())),
+            running: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(JoinSet::new()),
+        });
+        s.apply(specs);
+        s
+    }
+
+    /// The services configured now.
+    pub fn specs(&self) -> Arc<Vec<ServiceSpec>> {
+        self.specs.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies a reloaded list: a removed service's tasks stop, a changed
+    /// one's are started again (checked at once), a new one's start; the
+    /// others run on untouched.
+    pub fn apply(&self, specs: &[ServiceSpec]) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        running.retain(|name, (spec, stop)| {
+            let keep = specs.iter().any(|s| &s.name == name && s == spec);
+            if !keep {
+                stop.fire();
+            }
+            keep
+        });
+        self.registry.set_services(specs);
+        for spec in specs {
+            if running.contains_key(&spec.name) {
+                continue;
+            }
+            let (trigger, own) = crate::shutdown::channel();
+            let stopped = {
+                let (mut own, mut all) = (own.clone(), self.shutdown.clone());
+                async move {
+                    tokio::select! {
+                        _ = own.recv() => {},
+                        _ = all.recv() => {},
+                    }
+                }
+            };
+            let (store, registry, all) = (
+                self.store.clone(),
+                self.registry.clone(),
+                self.shutdown.clone(),
+            );
+            let check = service_loop(spec.clone(), store.clone(), registry, all.clone());
+            let scrape = crate::collect::scrape::run(spec.clone(), store, all);
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = async { tokio::join!(check, scrape) } => {},
+                    _ = stopped => {},
+                }
+            });
+            running.insert(spec.name.clone(), (spec.clone(), trigger));
+        }
+        // Finished tasks leave the set.
+        while tasks.try_join_next().is_some() {}
+        *self.specs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(specs.to_vec());
+    }
+
+    /// Waits for every task to end (after shutdown).
+    pub async fn join(&self) {
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        while tasks.join_next().await.is_some() {}
     }
 }
 
 async fn service_loop(
-    index: usize,
     spec: ServiceSpec,
     store: Store,
     registry: Arc<Registry>,
@@ -60,7 +134,7 @@ async fn service_loop(
             &result,
         )
         .await;
-        let failures = registry.record(index, result);
+        let failures = registry.record(&spec.name, result);
         if failures == breaker::OPEN_AFTER {
             tracing::warn!(service = %spec.name, failures, "service keeps failing; backing off");
         }

@@ -66,30 +66,51 @@ pub struct Registry {
     counters: Mutex<CheckCounters>,
 }
 
+fn view(s: &ServiceSpec) -> ServiceView {
+    ServiceView {
+        name: s.name.clone(),
+        kind: s.kind.as_str(),
+        role: s.role,
+        depends_on: s.depends_on.clone(),
+        last: None,
+        consecutive_failures: 0,
+        cpu_usage: None,
+        memory_usage_mb: None,
+    }
+}
+
 impl Registry {
     pub fn new(specs: &[ServiceSpec]) -> Registry {
         Registry {
-            services: RwLock::new(
-                specs
-                    .iter()
-                    .map(|s| ServiceView {
-                        name: s.name.clone(),
-                        kind: s.kind.as_str(),
-                        role: s.role,
-                        depends_on: s.depends_on.clone(),
-                        last: None,
-                        consecutive_failures: 0,
-                        cpu_usage: None,
-                        memory_usage_mb: None,
-                    })
-                    .collect(),
-            ),
+            services: RwLock::new(specs.iter().map(view).collect()),
             counters: Mutex::new(CheckCounters::default()),
         }
     }
 
-    /// Records one result; returns the failures in a row after it.
-    pub fn record(&self, index: usize, result: ProbeResult) -> u32 {
+    /// The services of a reloaded configuration, in its order: one kept
+    /// by name keeps its last result (it is checked again at once when its
+    /// check changed), a new one starts unchecked, a removed one is gone.
+    pub fn set_services(&self, specs: &[ServiceSpec]) {
+        let mut all = self.services.write().unwrap_or_else(|p| p.into_inner());
+        let mut old: std::collections::HashMap<String, ServiceView> =
+            all.drain(..).map(|v| (v.name.clone(), v)).collect();
+        *all = specs
+            .iter()
+            .map(|s| match old.remove(&s.name) {
+                Some(v) => ServiceView {
+                    kind: s.kind.as_str(),
+                    role: s.role,
+                    depends_on: s.depends_on.clone(),
+                    ..v
+                },
+                None => view(s),
+            })
+            .collect();
+    }
+
+    /// Records one result of service `name`; returns the failures in a row
+    /// after it (0 for a service no longer configured).
+    pub fn record(&self, name: &str, result: ProbeResult) -> u32 {
         let failed = result.status == HealthStatus::Unhealthy;
         {
             let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
@@ -102,7 +123,9 @@ impl Registry {
             }
         }
         let mut all = self.services.write().unwrap_or_else(|p| p.into_inner());
-        let s = &mut all[index];
+        let Some(s) = all.iter_mut().find(|s| s.name == name) else {
+            return 0;
+        };
         if failed {
             s.consecutive_failures += 1;
         } else {
@@ -112,10 +135,12 @@ impl Registry {
         s.consecutive_failures
     }
 
-    pub fn set_resources(&self, index: usize, cpu: Option<f64>, memory_mb: Option<f64>) {
+    pub fn set_resources(&self, name: &str, cpu: Option<f64>, memory_mb: Option<f64>) {
         let mut all = self.services.write().unwrap_or_else(|p| p.into_inner());
-        all[index].cpu_usage = cpu;
-        all[index].memory_usage_mb = memory_mb;
+        if let Some(s) = all.iter_mut().find(|s| s.name == name) {
+            s.cpu_usage = cpu;
+            s.memory_usage_mb = memory_mb;
+        }
     }
 
     pub fn snapshot(&self) -> Vec<ServiceView> {

@@ -60,22 +60,24 @@ fn measure(sys: &System, m: &ProcessMatcher) -> Option<(f64, f64)> {
 
 /// Samples resources every `interval` until shutdown.
 pub async fn run(
-    specs: Vec<ServiceSpec>,
+    services: Arc<super::engine::Services>,
     store: Store,
     registry: Arc<Registry>,
     interval: Duration,
     mut shutdown: Shutdown,
 ) {
-    if specs.is_empty() {
-        return;
-    }
-    let any_matcher = specs.iter().any(|s| s.process.is_some());
     // The outer Option is "not lent to the blocking thread"; the inner one is
     // None where sysinfo does not support the platform.
     let mut sys: Option<Option<System>> = Some(System::new().ok());
     let mut first = true;
     let mut ticker = crate::shutdown::ticker(interval);
     while shutdown.tick(&mut ticker).await {
+        // The services configured now (a reload may change them).
+        let specs = services.specs();
+        if specs.is_empty() {
+            continue;
+        }
+        let any_matcher = specs.iter().any(|s| s.process.is_some());
         let Some(mut s) = sys.take() else { return };
         let (specs2, store2, registry2) = (specs.clone(), store.clone(), registry.clone());
         // CPU is a delta between refreshes: the first tick only primes it.
@@ -116,7 +118,7 @@ fn sample(
 ) {
     let now = chrono::Utc::now().timestamp_millis();
     let mut samples = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
+    for spec in specs {
         let cpu_key = SeriesKey::new(CPU_METRIC).with("service", &spec.name);
         let mem_key = SeriesKey::new(MEMORY_METRIC).with("service", &spec.name);
         let (cpu, mem) = match &spec.process {
@@ -142,7 +144,7 @@ fn sample(
             },
             None => (pushed(store, &cpu_key, now), pushed(store, &mem_key, now)),
         };
-        registry.set_resources(i, cpu, mem);
+        registry.set_resources(&spec.name, cpu, mem);
     }
     if let Err(e) = store.ingest(&samples) {
         tracing::warn!(error = %e, "storing service resources failed");

@@ -65,18 +65,15 @@ fn send(url: &str, body: &serde_json::Value) -> (bool, Option<u16>, Option<Strin
     }
 }
 
-/// Sends due deliveries until shutdown. Sleeps until the earliest retry is
-/// due or a delivery is queued: no polling while the outbox is empty.
-pub async fn run(
-    state: Arc<AlertState>,
-    channels: Vec<ChannelSpec>,
-    external_url: String,
-    mut shutdown: Shutdown,
-) {
+/// Sends due deliveries until shutdown, to the channels configured now
+/// (a reload may change them). Sleeps until the earliest retry is due or a
+/// delivery is queued: no polling while the outbox is empty.
+pub async fn run(state: Arc<AlertState>, external_url: String, mut shutdown: Shutdown) {
     loop {
         let due = state.due(Utc::now());
+        let router = state.router();
         for d in due {
-            deliver(&state, &channels, &external_url, d).await;
+            deliver(&state, router.channel_specs(), &external_url, d).await;
         }
         let wait = state.next_due().map_or(LONGEST_SLEEP, |at| {
             (at - Utc::now())
