@@ -9,7 +9,7 @@
 //! times `mlsec-monitor backup --out` against it (the daemon's own CPU
 //! included), then `mlsec-monitor restore` of each archive into a new
 //! directory. Prints the data directory's size, the archive's, and the
-//! times.
+//! times. `BENCH_BACKUP_KEEP=PATH` keeps the first archive there.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -127,6 +127,9 @@ fn main() {
     }
     let _ = daemon.kill();
     let _ = daemon.wait();
+    if let Some(keep) = std::env::var_os("BENCH_BACKUP_KEEP") {
+        std::fs::copy(tmp.path().join("b1.mlsb"), keep).expect("keep the first archive");
+    }
     for round in 1..=3 {
         let out = tmp.path().join(format!("b{round}.mlsb"));
         let into = tmp.path().join(format!("r{round}"));

@@ -15,29 +15,6 @@ use std::time::Duration;
 const STEP_MS: i64 = 1_500;
 const PER_REQUEST: u64 = 50;
 
-/// Count and highest value of every stored `backup_seq` sample.
-fn stored(addr: std::net::SocketAddr, token: &str) -> (u64, i64) {
-    let r = with_token(
-        addr,
-        token,
-        "GET",
-        "/metrics/detailed?metric=backup_seq&time_range=7d&granularity=1h",
-        None,
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    let mut count = 0;
-    let mut max = -1i64;
-    for s in r.body["series"].as_array().expect("series") {
-        for p in s["points"].as_array().expect("points") {
-            count += p["count"].as_u64().expect("count");
-            if let Some(m) = p["max"].as_f64() {
-                max = max.max(m as i64);
-            }
-        }
-    }
-    (count, max)
-}
-
 /// Runs the binary with `args`; returns (exit code, stderr).
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = binary();
@@ -180,7 +157,7 @@ fn a_backup_taken_while_a_client_writes_restores_everything_acknowledged_before_
     );
     let r = Daemon::start_in(&restored, &[("AUTH", "on")]);
     // The tokens came back: the old admin token and the viewer's work.
-    let (count, max) = stored(r.addr, &viewer);
+    let (count, max) = stored_sequence(r.addr, "backup_seq", Some(&viewer));
     assert_eq!(count as i64, max + 1, "a prefix: no holes, no duplicates");
     assert!(
         count >= before,

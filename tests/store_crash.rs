@@ -43,22 +43,7 @@ fn stored_prefix(addr: std::net::SocketAddr, when: &str) -> u64 {
 
 /// Count and highest value of every stored `crash_seq` sample.
 fn stored(addr: std::net::SocketAddr) -> (u64, i64) {
-    let r = common::get(
-        addr,
-        "/metrics/detailed?metric=crash_seq&time_range=7d&granularity=1h",
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    let mut count = 0;
-    let mut max = -1i64;
-    for s in r.body["series"].as_array().expect("series") {
-        for p in s["points"].as_array().expect("points") {
-            count += p["count"].as_u64().expect("count");
-            if let Some(m) = p["max"].as_f64() {
-                max = max.max(m as i64);
-            }
-        }
-    }
-    (count, max)
+    common::stored_sequence(addr, "crash_seq", None)
 }
 
 #[test]

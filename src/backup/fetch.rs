@@ -7,7 +7,6 @@ use super::archive::{Manifest, Reader};
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -65,19 +64,7 @@ pub fn fetch(url: &str, admin: &str, out: &Path, tick: Tick<'_>) -> Result<Manif
         .get("x-backup-estimate-bytes")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let partial = out.with_file_name(format!(
-        "{}.partial",
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(|e| err(format!("{}: {e}", partial.display())))?;
+    let (partial, file) = super::partial_file(out)?;
     let received = (|| {
         let tee = Tee {
             inner: resp.body_mut().as_reader(),
@@ -103,14 +90,11 @@ pub fn fetch(url: &str, admin: &str, out: &Path, tick: Tick<'_>) -> Result<Manif
             return Err(err("the daemon sent more than one archive"));
         }
         let file = file.into_inner().map_err(|e| err(e.into_error()))?;
-        file.sync_all().map_err(err)?;
+        super::commit(file, &partial, out)?;
         Ok(manifest)
     })();
     match received {
-        Ok(manifest) => {
-            std::fs::rename(&partial, out).map_err(|e| err(format!("{}: {e}", out.display())))?;
-            Ok(manifest)
-        }
+        Ok(manifest) => Ok(manifest),
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
             Err(e)

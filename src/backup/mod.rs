@@ -38,6 +38,7 @@ use crate::store::frozen::{self, TreeCopy};
 use archive::{Header, Manifest, Writer};
 use chrono::{DateTime, Utc};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -227,6 +228,39 @@ impl Backups {
         let manifest = result?;
         Ok((out.out, manifest))
     }
+}
+
+/// Creates `<path>.partial` (mode 0600) to write an archive into before it
+/// takes the name `path` (`commit`): a file with the name is always whole.
+pub fn partial_file(path: &Path) -> Result<(PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!("{name}.partial"));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| Error::Backup(format!("{}: {e}", partial.display())))?;
+    Ok((partial, file))
+}
+
+/// Syncs `file` (written as `partial`) and renames it to `path`, then
+/// syncs the directory, so the name survives a crash.
+pub fn commit(file: std::fs::File, partial: &Path, path: &Path) -> Result<()> {
+    let err = |p: &Path, e: std::io::Error| Error::Backup(format!("{}: {e}", p.display()));
+    file.sync_all().map_err(|e| err(partial, e))?;
+    std::fs::rename(partial, path).map_err(|e| err(path, e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 fn io_err(e: std::io::Error) -> Error {

@@ -19,7 +19,6 @@ use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 use crate::store::SeriesKey;
 use chrono::{DateTime, Utc};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,14 +116,7 @@ fn write_file(
     let err = |p: &Path, e: std::io::Error| Error::Backup(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
     let path = dir.join(file_name(now));
-    let partial = path.with_extension("mlsb.partial");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(|e| err(&partial, e))?;
+    let (partial, file) = super::partial_file(&path)?;
     let written = backups
         .take(std::io::BufWriter::with_capacity(1 << 16, file), now, true)
         .inspect_err(|_| *archive_failed = true)
@@ -132,12 +124,7 @@ fn write_file(
             let file = out
                 .into_inner()
                 .map_err(|e| err(&partial, e.into_error()))?;
-            file.sync_all().map_err(|e| err(&partial, e))?;
-            std::fs::rename(&partial, &path).map_err(|e| err(&path, e))?;
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
+            super::commit(file, &partial, &path)
         });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&partial);

@@ -32,8 +32,11 @@ const FRAME: usize = 4 + 1 + 4 + 4;
 /// No block is near this (a histogram block is tens of kB).
 const MAX_ENTRY: u32 = 64 << 20;
 
+/// The checkpoint's file name in the data directory.
+pub const FILE: &str = "checkpoint";
+
 pub(super) fn path(dir: &Path) -> PathBuf {
-    dir.join(super::frozen::CHECKPOINT_FILE)
+    dir.join(FILE)
 }
 
 /// One entry read back.

@@ -22,7 +22,7 @@ pub const MAIN_DB: &str = "db";
 /// Every database directory a data directory may hold.
 pub const DATABASES: [&str; 5] = ["db", "log", TIER_DIRS[0], TIER_DIRS[1], TIER_DIRS[2]];
 /// The file of open blocks beside the databases.
-pub const CHECKPOINT_FILE: &str = "checkpoint";
+pub use super::checkpoint::FILE as CHECKPOINT_FILE;
 
 /// A tree's name and every entry of it, copied at one moment.
 pub type TreeCopy = (Vec<u8>, Vec<(sled::IVec, sled::IVec)>);

@@ -204,6 +204,36 @@ pub fn raw_http(addr: SocketAddr, request: &[u8]) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// Count and highest value of every stored sample of `metric` over the
+/// last 7 days (hour granularity), as `token`'s holder when given: the
+/// crash and backup tests write a sequence and check what survived.
+pub fn stored_sequence(addr: SocketAddr, metric: &str, token: Option<&str>) -> (u64, i64) {
+    let auth = token.map(bearer);
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("authorization", a)])
+        .unwrap_or_default();
+    let r = send(
+        addr,
+        "GET",
+        &format!("/metrics/detailed?metric={metric}&time_range=7d&granularity=1h"),
+        &headers,
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut count = 0;
+    let mut max = -1i64;
+    for s in r.body["series"].as_array().expect("series") {
+        for p in s["points"].as_array().expect("points") {
+            count += p["count"].as_u64().expect("count");
+            if let Some(m) = p["max"].as_f64() {
+                max = max.max(m as i64);
+            }
+        }
+    }
+    (count, max)
+}
+
 /// Polls `f` until it returns Some or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + timeout;
