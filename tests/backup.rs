@@ -336,6 +336,30 @@ fn scheduled_backups_are_pruned_picked_by_time_and_alert_when_they_fail() {
         "{left:?} {newest:?}"
     );
 
+    // After a restart /health names the newest backup in the directory
+    // (not due again yet: the next is one interval after it).
+    let d = Daemon::start_in(
+        &tmp.path().join("data"),
+        &[("BACKUP_DIR", dir_s.as_str()), ("BACKUP_INTERVAL", "3600")],
+    );
+    let last = wait_for(Duration::from_secs(10), || {
+        let last = d.get("/health").body["backup"]["last"].clone();
+        (!last.is_null()).then_some(last)
+    });
+    let newest = left.last().unwrap();
+    assert_eq!(
+        last["size_bytes"].as_u64(),
+        Some(std::fs::metadata(dir.join(newest)).unwrap().len()),
+        "{last}"
+    );
+    assert_eq!(last["ok"], true);
+    assert!(
+        last["duration_seconds"].is_null() && last["items"].is_null(),
+        "{last}"
+    );
+    drop(d);
+    assert_eq!(names().iter().filter(|n| n.ends_with(".mlsb")).count(), 3);
+
     // --at picks the newest taken at or before the time.
     let name = &left[1];
     let stamp = name

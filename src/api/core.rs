@@ -157,7 +157,7 @@ fn backup_health(state: &AppState) -> BackupHealth {
         keep: schedule.map(|s| s.keep),
         last: state.backups.last().map(|o| BackupRun {
             started_at: ts(o.started_at),
-            duration_seconds: (o.took.as_secs_f64() * 1000.0).round() / 1000.0,
+            duration_seconds: o.took.map(|t| (t.as_secs_f64() * 1000.0).round() / 1000.0),
             size_bytes: o.bytes,
             items: o.items,
             ok: o.error.is_none(),

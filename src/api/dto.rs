@@ -69,15 +69,18 @@ pub struct BackupHealth {
     pub last_success_at: Option<String>,
 }
 
-/// One backup taken.
+/// One backup taken (or, after a restart, the newest found in `BACKUP_DIR`).
 #[derive(Serialize, JsonSchema)]
 pub struct BackupRun {
     pub started_at: String,
-    pub duration_seconds: f64,
+    /// `null` when not known: a backup found in `BACKUP_DIR` at start, or
+    /// one that failed before it began.
+    pub duration_seconds: Option<f64>,
     /// Archive bytes written (of a failed backup: as far as it got).
     pub size_bytes: u64,
-    /// Tree entries and files in the archive; 0 when it failed.
-    pub items: u64,
+    /// Tree entries and files in the archive; `null` when it failed or is
+    /// not known (found at start).
+    pub items: Option<u64>,
     pub ok: bool,
     /// Why it failed; `null` when it succeeded.
     pub error: Option<String>,

@@ -56,10 +56,13 @@ pub struct Sources {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
     pub started_at: DateTime<Utc>,
-    pub took: Duration,
+    /// `None` when not known (a backup found in `BACKUP_DIR` at start, or
+    /// one that failed before it began writing).
+    pub took: Option<Duration>,
     /// Archive bytes written (of a failed backup: as far as it got).
     pub bytes: u64,
-    pub items: u64,
+    /// Items in the archive; `None` when it failed or is not known.
+    pub items: Option<u64>,
     /// Why it failed; `None` when it succeeded.
     pub error: Option<String>,
     /// Whether the schedule took it (or a request).
@@ -169,6 +172,25 @@ impl Backups {
         self.start()?.take(out, now, scheduled)
     }
 
+    /// Notes the newest scheduled backup found in `BACKUP_DIR` at start
+    /// (its time and size; how long it took and its items are not known),
+    /// unless a backup was taken since.
+    pub fn note_existing(&self, started_at: DateTime<Utc>, bytes: u64) {
+        let found = Outcome {
+            started_at,
+            took: None,
+            bytes,
+            items: None,
+            error: None,
+            scheduled: true,
+        };
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none() {
+            *last = Some(found.clone());
+            *self.last_success.lock().unwrap_or_else(|p| p.into_inner()) = Some(found);
+        }
+    }
+
     /// Notes that the backup begun at `started_at` failed outside the
     /// archive's writing (its file could not be made, synced or renamed).
     pub fn note_failure(&self, started_at: DateTime<Utc>, scheduled: bool, error: &Error) {
@@ -179,14 +201,14 @@ impl Backups {
             .filter(|o| o.started_at == started_at)
             .unwrap_or(Outcome {
                 started_at,
-                took: Duration::ZERO,
+                took: None,
                 bytes: 0,
-                items: 0,
+                items: None,
                 error: None,
                 scheduled,
             });
         outcome.error = Some(error.to_string());
-        outcome.items = 0;
+        outcome.items = None;
         let mut success = self.last_success.lock().unwrap_or_else(|p| p.into_inner());
         if success.as_ref().is_some_and(|o| o.started_at == started_at) {
             *success = None;
@@ -205,9 +227,9 @@ impl Backups {
         let result = write(&self.sources, &mut out, now);
         let outcome = Outcome {
             started_at: now,
-            took: started.elapsed(),
+            took: Some(started.elapsed()),
             bytes: out.bytes,
-            items: result.as_ref().map_or(0, |m| m.items),
+            items: result.as_ref().ok().map(|m| m.items),
             error: result.as_ref().err().map(ToString::to_string),
             scheduled,
         };
@@ -215,7 +237,7 @@ impl Backups {
             None => tracing::info!(
                 bytes = outcome.bytes,
                 items = outcome.items,
-                seconds = outcome.took.as_secs_f64(),
+                seconds = started.elapsed().as_secs_f64(),
                 scheduled,
                 "backup taken"
             ),

@@ -139,7 +139,10 @@ pub async fn run(backups: Arc<Backups>, schedule: BackupSchedule, mut shutdown: 
     let newest = {
         let dir = schedule.dir.clone();
         crate::blocking::run("backup schedule", move || match list(&dir) {
-            Ok(all) => Ok(all.last().map(|(t, _)| *t)),
+            Ok(all) => Ok(all.last().map(|(t, path)| {
+                let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+                (*t, bytes)
+            })),
             // The directory is made by the first backup.
             Err(_) if !dir.exists() => Ok(None),
             Err(e) => Err(e),
@@ -147,6 +150,10 @@ pub async fn run(backups: Arc<Backups>, schedule: BackupSchedule, mut shutdown: 
         .await
         .flatten()
     };
+    if let Some((at, bytes)) = newest {
+        backups.note_existing(at, bytes);
+    }
+    let newest = newest.map(|(at, _)| at);
     let interval = chrono::Duration::from_std(schedule.interval).unwrap_or(chrono::Duration::MAX);
     let mut due = newest.map_or(started, |t| t + interval);
     let mut last_success = newest;
