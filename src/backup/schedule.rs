@@ -139,10 +139,9 @@ pub async fn run(backups: Arc<Backups>, schedule: BackupSchedule, mut shutdown: 
     let newest = {
         let dir = schedule.dir.clone();
         crate::blocking::run("backup schedule", move || match list(&dir) {
-            Ok(all) => Ok(all.last().map(|(t, path)| {
-                let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
-                (*t, bytes)
-            })),
+            Ok(all) => Ok(all
+                .last()
+                .map(|(t, path)| (*t, std::fs::metadata(path).ok().map(|m| m.len())))),
             // The directory is made by the first backup.
             Err(_) if !dir.exists() => Ok(None),
             Err(e) => Err(e),
@@ -150,7 +149,7 @@ pub async fn run(backups: Arc<Backups>, schedule: BackupSchedule, mut shutdown: 
         .await
         .flatten()
     };
-    if let Some((at, bytes)) = newest {
+    if let Some((at, Some(bytes))) = newest {
         backups.note_existing(at, bytes);
     }
     let newest = newest.map(|(at, _)| at);
