@@ -331,3 +331,44 @@ pub fn write<W: Write>(src: &Sources, out: W, now: DateTime<Utc>) -> Result<Mani
     let (_, manifest) = w.finish().map_err(io_err)?;
     Ok(manifest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Layout;
+
+    #[test]
+    fn one_backup_at_a_time_and_what_it_writes_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Layout::new(Duration::from_secs(5), 30), 1000).unwrap();
+        store
+            .record([(crate::store::SeriesKey::new("g"), 1_000, 1.5)])
+            .unwrap();
+        let sources = Sources {
+            store: store.clone(),
+            alerts: Arc::new(
+                AlertState::open(&store, crate::alerting::outbox::Router::default()).unwrap(),
+            ),
+            platform: Arc::new(Platform::open(&store).unwrap()),
+            tokens: Arc::new(Tokens::open(&store).unwrap()),
+        };
+        let backups = Arc::new(Backups::new(sources));
+        let first = backups.start().unwrap();
+        assert!(matches!(backups.start(), Err(Error::Conflict(_))));
+        assert!(matches!(
+            backups.take(Vec::new(), Utc::now(), false),
+            Err(Error::Conflict(_))
+        ));
+        drop(first);
+        let (bytes, manifest) = backups.take(Vec::new(), Utc::now(), false).unwrap();
+        assert_eq!(manifest.trees["db/series"], 1);
+        assert!(manifest.files.contains_key(frozen::CHECKPOINT_FILE));
+        let mut r = archive::Reader::open(&bytes[..]).unwrap();
+        while r.next_item().unwrap().is_some() {}
+        assert_eq!(r.manifest(), Some(&manifest));
+        let last = backups.last().unwrap();
+        assert_eq!(last.bytes, bytes.len() as u64);
+        assert_eq!(last.items, Some(manifest.items));
+        assert_eq!(backups.last_success(), Some(last));
+    }
+}
