@@ -89,7 +89,9 @@ pub fn restore(archive: &Path, dir: &Path, force: bool, tick: Tick<'_>) -> Resul
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&staging);
+    // Missing parents are made too (0700 each, as the daemon would).
     std::fs::DirBuilder::new()
+        .recursive(true)
         .mode(0o700)
         .create(&staging)
         .map_err(|e| bad(&staging, format!("cannot create it: {e}")))?;
