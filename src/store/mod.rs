@@ -19,7 +19,8 @@
 //! - `disk.rs`: the sled trees and reading blocks back, damaged ones as empty;
 //! - `query.rs`: points on a grid from any tier;
 //! - `migrate.rs`: format upgrades and layout changes at start;
-//! - `frozen.rs`: the databases held still for a backup.
+//! - `frozen.rs`: the databases held still for a backup;
+//! - `seal.rs`: sealing for encryption at rest (not wired in yet).
 //!
 //! Other modules (platform state, alerts) get their own trees through
 //! [`Store::tree`], so that one sled database and one lock serve everything.
@@ -39,6 +40,7 @@ mod packed;
 mod query;
 mod registry;
 pub mod ring;
+pub mod seal;
 pub mod tier;
 pub mod wal;
 
