@@ -1,5 +1,5 @@
 //! Command-line interface: `serve`, `config`, `check`, `rules`, `token`,
-//! `backup`, `restore`, `audit`, `version`. The `token` and `backup` commands
+//! `backup`, `restore`, `analyze`, `audit`, `version`. The `token` and `backup` commands
 //! talk to the running daemon's API as an admin (the daemon holds the
 //! database, so nothing else may open it).
 
@@ -83,6 +83,11 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Replay the analysis offline on a `timestamp,value` CSV (NAB's format).
+    Analyze {
+        #[command(subcommand)]
+        what: AnalyzeWhat,
+    },
     /// Work with the audit trail of a stopped daemon's data directory.
     Audit {
         #[command(subcommand)]
@@ -90,6 +95,17 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyzeWhat {
+    /// Print `timestamp,value,anomaly_score,is_anomaly` for every row, each
+    /// decided from the rows up to it; bad input is an error naming the
+    /// line (exit code 2).
+    Anomalies {
+        #[arg(long, value_name = "FILE.csv")]
+        input: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,7 +17,7 @@
 //! - `health`   the health check engine: probes, back-off, the live registry
 //! - `store`    the embedded sled time-series store: tiers of ring buffers
 //! - `query`    typed answers from the store at a time: charts, summaries, detailed, dashboard
-//! - `analysis` pure functions over series: trends
+//! - `analysis` pure functions over series: trends, a streaming anomaly detector, its offline replay
 //! - `alerting` rules, the alert state machine, audit, silences, notifications
 //! - `platform` ML platform state pushed by the services: models, training jobs
 //! - `auth`     API tokens with roles, who may call what, failed sign-ins slowed

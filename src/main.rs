@@ -113,6 +113,9 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Analyze {
+            what: mlsec_monitor::cli::AnalyzeWhat::Anomalies { input },
+        } => analyze_anomalies(&input),
         Command::Token {
             action,
             server,
@@ -319,6 +322,31 @@ fn restore(
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// `analyze anomalies --input FILE`: the detector replayed on a CSV.
+fn analyze_anomalies(input: &std::path::Path) -> ExitCode {
+    use mlsec_monitor::analysis::replay;
+    let text = match std::fs::read_to_string(input) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: cannot read it: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    match replay::parse(&text) {
+        Ok(rows) => {
+            use std::io::Write;
+            let out = replay::anomalies(&rows);
+            // A closed pipe (`| head`) is not an error of ours.
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", input.display());
+            ExitCode::from(2)
+        }
     }
 }
 

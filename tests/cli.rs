@@ -405,3 +405,60 @@ fn rules_lists_built_in_and_configured_rules_and_bad_rules_are_named() {
         assert!(err.contains(needle), "{err:?} should contain {needle:?}");
     }
 }
+
+#[test]
+fn analyze_anomalies_replays_a_csv_and_refuses_bad_input_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..1200 {
+        let v = if i == 1000 {
+            90.0
+        } else {
+            10.0 + (i % 5) as f64
+        };
+        text += &format!(
+            "2014-04-{:02} {:02}:{:02}:00,{v}\n",
+            1 + i / 288,
+            i % 288 / 12,
+            i % 12 * 5
+        );
+    }
+    std::fs::write(&good, &text).unwrap();
+    let path = good.display().to_string();
+    let (code, out, err) = run(&["analyze", "anomalies", "--input", &path], &[]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1201);
+    assert_eq!(lines[0], "timestamp,value,anomaly_score,is_anomaly");
+    let flagged: Vec<&&str> = lines.iter().filter(|l| l.ends_with(",1")).collect();
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    assert!(
+        flagged[0].starts_with("2014-04-04 11:20:00,90,"),
+        "{flagged:?}"
+    );
+    let (_, again, _) = run(&["analyze", "anomalies", "--input", &path], &[]);
+    assert_eq!(again, out, "deterministic");
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,x\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(
+        &[
+            "analyze",
+            "anomalies",
+            "--input",
+            &bad.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("line 3: value 'x' is not a finite number"),
+        "{err}"
+    );
+}

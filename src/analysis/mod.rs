@@ -1,3 +1,10 @@
-//! Pure analysis functions over stored series: no I/O, no clocks.
+//! Pure analysis functions over series: no I/O, no clocks.
+//!
+//! - `trend.rs`: the direction of a series over a window;
+//! - `anomaly.rs`: a streaming anomaly detector in constant memory;
+//! - `replay.rs`: the detector replayed on a `timestamp,value` CSV
+//!   (`mlsec-monitor analyze`).
 
+pub mod anomaly;
+pub mod replay;
 pub mod trend;

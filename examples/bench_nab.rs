@@ -1,0 +1,144 @@
+//! The anomaly detector (`analysis::anomaly`, at its one default
+//! sensitivity) scored on the Numenta Anomaly Benchmark corpora in
+//! `../shared/data/nab`, with NAB's standard profile as that folder's
+//! README states it (run with `cargo run --release --example bench_nab
+//! [NAB_DIR]`):
+//!
+//! - the first 15 % of each file (at most 750 rows) is probation: detections
+//!   there do not count;
+//! - the first detection in a labelled window earns `sigmoid(p) / sigmoid(-1)`
+//!   with `p` from -1 (left edge) to 0 (right edge) and
+//!   `sigmoid(x) = 2 / (1 + e^(5x)) - 1`; later ones in the window count for
+//!   nothing; a window without one costs 1;
+//! - a detection outside every window costs `0.11 * sigmoid(d)` (negative),
+//!   `d` its distance past the window before it over that window's width
+//!   less one (the full 0.11 beyond 3, or with no window before it);
+//! - a corpus scores `100 * (raw - null) / (perfect - null)`: `null` misses
+//!   every window, `perfect` finds each at its left edge.
+//!
+//! Prints each corpus's score and the score of the five together.
+
+use mlsec_monitor::analysis::anomaly::Detector;
+use mlsec_monitor::analysis::replay;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn sigmoid(x: f64) -> f64 {
+    if x > 3.0 {
+        -1.0
+    } else {
+        2.0 / (1.0 + (5.0 * x).exp()) - 1.0
+    }
+}
+
+/// Raw score of one file and its number of windows.
+fn score_file(rows: &[replay::Row], windows: &[(usize, usize)], detected: &[bool]) -> f64 {
+    let probation = (rows.len() * 15 / 100).min(750);
+    let mut found = vec![false; windows.len()];
+    let mut raw = 0.0;
+    for (i, _) in detected.iter().enumerate().filter(|(_, d)| **d) {
+        if i < probation {
+            continue;
+        }
+        match windows.iter().position(|(a, b)| (*a..=*b).contains(&i)) {
+            Some(w) => {
+                if !found[w] {
+                    found[w] = true;
+                    let (a, b) = windows[w];
+                    let width = (b - a + 1) as f64;
+                    let p = -((b - i + 1) as f64) / width;
+                    raw += sigmoid(p) / sigmoid(-1.0);
+                }
+            }
+            None => {
+                raw += match windows.iter().rev().find(|(_, b)| *b < i) {
+                    Some((a, b)) => {
+                        let width = (b - a + 1) as f64;
+                        let d = (i - b) as f64 / (width - 1.0).max(1.0);
+                        0.11 * sigmoid(d)
+                    }
+                    None => -0.11,
+                };
+            }
+        }
+    }
+    raw - found.iter().filter(|f| !**f).count() as f64
+}
+
+/// The rows a window's timestamps span, inclusive.
+fn window_rows(rows: &[replay::Row], start: &str, end: &str) -> (usize, usize) {
+    let ms = |s: &str| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+            .expect("a window timestamp")
+            .and_utc()
+            .timestamp_millis()
+    };
+    let (a, b) = (ms(start), ms(end));
+    let first = rows.partition_point(|r| r.ts_ms < a);
+    let last = rows.partition_point(|r| r.ts_ms <= b).saturating_sub(1);
+    (first, last)
+}
+
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nab"));
+    let windows: BTreeMap<String, Vec<(String, String)>> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("windows.json")).expect("windows.json"),
+    )
+    .expect("windows.json is a map of files to windows");
+    // Per corpus: raw, null, perfect, files, rows, detections.
+    let mut corpora: BTreeMap<String, (f64, f64, f64, usize, usize, usize)> = BTreeMap::new();
+    let started = std::time::Instant::now();
+    for (file, spans) in &windows {
+        let text = std::fs::read_to_string(dir.join("data").join(file)).expect("a corpus file");
+        let rows = replay::parse(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let mut d = Detector::new();
+        let detected: Vec<bool> = rows.iter().map(|r| d.step(r.value).is_anomaly).collect();
+        let spans: Vec<(usize, usize)> = spans
+            .iter()
+            .map(|(a, b)| window_rows(&rows, a, b))
+            .collect();
+        let raw = score_file(&rows, &spans, &detected);
+        let corpus = file.split('/').next().unwrap_or("").to_string();
+        let c = corpora.entry(corpus).or_default();
+        c.0 += raw;
+        c.1 -= spans.len() as f64;
+        c.2 += spans.len() as f64;
+        c.3 += 1;
+        c.4 += rows.len();
+        c.5 += detected.iter().filter(|d| **d).count();
+    }
+    let took = started.elapsed();
+    println!(
+        "NAB standard profile, default sensitivity (threshold {}):",
+        mlsec_monitor::analysis::anomaly::THRESHOLD
+    );
+    let mut total = (0.0, 0.0, 0.0, 0, 0, 0);
+    for (name, c) in &corpora {
+        let score = if c.2 > c.1 {
+            format!("{:.1}", 100.0 * (c.0 - c.1) / (c.2 - c.1))
+        } else {
+            format!("(no windows; raw {:.2}: false positives only)", c.0)
+        };
+        println!(
+            "  {name}: {score}  ({} files, {} rows, {} windows, {} detections)",
+            c.3, c.4, c.2, c.5
+        );
+        total.0 += c.0;
+        total.1 += c.1;
+        total.2 += c.2;
+        total.3 += c.3;
+        total.4 += c.4;
+        total.5 += c.5;
+    }
+    println!(
+        "  all five: {:.1}  ({} files, {} rows, {} detections; {:.0} ns per row)",
+        100.0 * (total.0 - total.1) / (total.2 - total.1),
+        total.3,
+        total.4,
+        total.5,
+        took.as_nanos() as f64 / total.4 as f64
+    );
+}
