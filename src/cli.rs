@@ -106,6 +106,17 @@ pub enum AnalyzeWhat {
         #[arg(long, value_name = "FILE.csv")]
         input: PathBuf,
     },
+    /// Print `timestamp,value,target_timestamp,forecast,lower,upper` for
+    /// every row: the forecast made at that row for HORIZON rows ahead, with
+    /// its 95 % interval (empty while warming up); bad input is an error
+    /// naming the line (exit code 2).
+    Forecast {
+        #[arg(long, value_name = "FILE.csv")]
+        input: PathBuf,
+        /// Rows ahead (1 to 10000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        horizon: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

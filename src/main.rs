@@ -113,9 +113,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Analyze {
-            what: mlsec_monitor::cli::AnalyzeWhat::Anomalies { input },
-        } => analyze_anomalies(&input),
+        Command::Analyze { what } => analyze(what),
         Command::Token {
             action,
             server,
@@ -325,9 +323,13 @@ fn restore(
     }
 }
 
-/// `analyze anomalies --input FILE`: the detector replayed on a CSV.
-fn analyze_anomalies(input: &std::path::Path) -> ExitCode {
+/// `analyze anomalies|forecast --input FILE`: the analysis replayed on a CSV.
+fn analyze(what: mlsec_monitor::cli::AnalyzeWhat) -> ExitCode {
     use mlsec_monitor::analysis::replay;
+    use mlsec_monitor::cli::AnalyzeWhat;
+    let input = match &what {
+        AnalyzeWhat::Anomalies { input } | AnalyzeWhat::Forecast { input, .. } => input,
+    };
     let text = match std::fs::read_to_string(input) {
         Ok(t) => t,
         Err(e) => {
@@ -338,7 +340,10 @@ fn analyze_anomalies(input: &std::path::Path) -> ExitCode {
     match replay::parse(&text) {
         Ok(rows) => {
             use std::io::Write;
-            let out = replay::anomalies(&rows);
+            let out = match &what {
+                AnalyzeWhat::Anomalies { .. } => replay::anomalies(&rows),
+                AnalyzeWhat::Forecast { horizon, .. } => replay::forecast(&rows, *horizon as usize),
+            };
             // A closed pipe (`| head`) is not an error of ours.
             let _ = std::io::stdout().lock().write_all(out.as_bytes());
             ExitCode::SUCCESS

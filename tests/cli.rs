@@ -462,3 +462,65 @@ fn analyze_anomalies_replays_a_csv_and_refuses_bad_input_naming_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn analyze_forecast_prints_a_row_for_every_row_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..100 {
+        text += &format!(
+            "2014-04-01 {:02}:{:02}:00,{}\n",
+            i / 12,
+            i % 12 * 5,
+            10 + i % 3
+        );
+    }
+    std::fs::write(&good, &text).unwrap();
+    let path = good.display().to_string();
+    let (code, out, err) = run(
+        &["analyze", "forecast", "--input", &path, "--horizon", "6"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 101);
+    assert_eq!(
+        lines[0],
+        "timestamp,value,target_timestamp,forecast,lower,upper"
+    );
+    assert!(lines[1].ends_with(",,,,"), "{}", lines[1]);
+    assert!(
+        lines[100].starts_with("2014-04-01 08:15:00,10,2014-04-01 08:45:00,"),
+        "{}",
+        lines[100]
+    );
+    let (code, _, err) = run(
+        &["analyze", "forecast", "--input", &path, "--horizon", "0"],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    let backwards = dir.path().join("backwards.csv");
+    std::fs::write(
+        &backwards,
+        "timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,1\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(
+        &[
+            "analyze",
+            "forecast",
+            "--input",
+            &backwards.display().to_string(),
+            "--horizon",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("line 3: timestamp '2014-04-01 00:00:00' goes backwards"),
+        "{err}"
+    );
+}

@@ -2,9 +2,11 @@
 //!
 //! - `trend.rs`: the direction of a series over a window;
 //! - `anomaly.rs`: a streaming anomaly detector in constant memory;
+//! - `forecast.rs`: a streaming forecast some rows ahead, with an interval;
 //! - `replay.rs`: the detector replayed on a `timestamp,value` CSV
 //!   (`mlsec-monitor analyze`).
 
 pub mod anomaly;
+pub mod forecast;
 pub mod replay;
 pub mod trend;

@@ -5,7 +5,12 @@
 //! it, by the same code the daemon runs.
 
 use super::anomaly::Detector;
+use super::forecast::Forecaster;
+use std::collections::VecDeque;
 use std::fmt::Write;
+
+/// Steps between rows a target time is extrapolated from.
+const STEPS_SEEN: usize = 100;
 
 /// One input row.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,9 +113,81 @@ pub fn anomalies(rows: &[Row]) -> String {
     out
 }
 
+/// `timestamp,value,target_timestamp,forecast,lower,upper` for every row:
+/// the forecast made at that row for `horizon` rows ahead with its 95 %
+/// interval (empty while warming up). The target time is the row's plus
+/// `horizon` times the median step between the last 100 rows, written in
+/// the row's own style.
+pub fn forecast(rows: &[Row], horizon: usize) -> String {
+    let mut f = Forecaster::new(horizon);
+    let mut steps: VecDeque<i64> = VecDeque::with_capacity(STEPS_SEEN);
+    let mut out = String::with_capacity(rows.len() * 80);
+    out.push_str("timestamp,value,target_timestamp,forecast,lower,upper\n");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            if steps.len() == STEPS_SEEN {
+                steps.pop_front();
+            }
+            steps.push_back(r.ts_ms - rows[i - 1].ts_ms);
+        }
+        let made = f.step(r.value);
+        let _ = write!(out, "{},{},", r.timestamp, r.text);
+        match made {
+            Some(fc) if !steps.is_empty() => {
+                let mut s: Vec<i64> = steps.iter().copied().collect();
+                s.sort_unstable();
+                let target = r.ts_ms + s[s.len() / 2] * horizon as i64;
+                let at = chrono::DateTime::from_timestamp_millis(target).unwrap_or_default();
+                let target = if r.timestamp.contains('T') {
+                    crate::time::ts(at)
+                } else {
+                    at.format("%Y-%m-%d %H:%M:%S").to_string()
+                };
+                let _ = writeln!(out, "{target},{},{},{}", fc.value, fc.lower, fc.upper);
+            }
+            _ => out.push_str(",,,\n"),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forecast_row_for_every_input_row_with_its_target_time() {
+        let mut text = String::from("timestamp,value\n");
+        for i in 0..200 {
+            text += &format!(
+                "2014-04-01 {:02}:{:02}:00,{}\n",
+                i / 12,
+                i % 12 * 5,
+                10 + i % 3
+            );
+        }
+        let rows = parse(&text).unwrap();
+        let out = forecast(&rows, 12);
+        assert_eq!(out, forecast(&rows, 12), "deterministic");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 201);
+        assert_eq!(
+            lines[0],
+            "timestamp,value,target_timestamp,forecast,lower,upper"
+        );
+        assert_eq!(lines[1], "2014-04-01 00:00:00,10,,,,");
+        let last = lines[200];
+        assert!(
+            last.starts_with("2014-04-01 16:35:00,11,2014-04-01 17:35:00,"),
+            "{last}"
+        );
+        let cells: Vec<f64> = last
+            .split(',')
+            .skip(3)
+            .map(|c| c.parse().unwrap())
+            .collect();
+        assert!(cells[1] <= cells[0] && cells[0] <= cells[2], "{last}");
+    }
 
     #[test]
     fn bad_input_names_its_line() {
