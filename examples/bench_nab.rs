@@ -139,16 +139,20 @@ fn main() {
     // Per corpus: raw, null, perfect, files, rows, detections.
     let mut corpora: BTreeMap<String, (f64, f64, f64, usize, usize, usize)> = BTreeMap::new();
     let started = std::time::Instant::now();
-    for (file, spans) in &windows {
-        let text = std::fs::read_to_string(dir.join("data").join(file)).expect("a corpus file");
-        let rows = replay::parse(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    // Every file read and parsed once.
+    let parsed: Vec<Vec<replay::Row>> = windows
+        .keys()
+        .map(|file| {
+            let text = std::fs::read_to_string(dir.join("data").join(file)).expect("a corpus file");
+            replay::parse(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+        })
+        .collect();
+    for ((file, spans), rows) in windows.iter().zip(&parsed) {
         let mut d = Detector::new();
         let detected: Vec<bool> = rows.iter().map(|r| d.step(r.value).is_anomaly).collect();
-        let spans: Vec<(usize, usize)> = spans
-            .iter()
-            .map(|(a, b)| window_rows(&rows, a, b))
-            .collect();
-        let raw = score_file(&rows, &spans, &detected);
+        let spans: Vec<(usize, usize)> =
+            spans.iter().map(|(a, b)| window_rows(rows, a, b)).collect();
+        let raw = score_file(rows, &spans, &detected);
         let corpus = file.split('/').next().unwrap_or("").to_string();
         let c = corpora.entry(corpus).or_default();
         c.0 += raw;
@@ -161,16 +165,9 @@ fn main() {
     let took = started.elapsed();
     // The detector alone (what the daemon would run per sample), on every
     // value of every file, three times over.
-    let all: Vec<Vec<f64>> = windows
-        .keys()
-        .map(|file| {
-            let text = std::fs::read_to_string(dir.join("data").join(file)).expect("a corpus file");
-            replay::parse(&text)
-                .expect("parsed above")
-                .iter()
-                .map(|r| r.value)
-                .collect()
-        })
+    let all: Vec<Vec<f64>> = parsed
+        .iter()
+        .map(|rows| rows.iter().map(|r| r.value).collect())
         .collect();
     let values: usize = all.iter().map(Vec::len).sum();
     let timed = std::time::Instant::now();
@@ -184,11 +181,8 @@ fn main() {
     let per_step = timed.elapsed().as_nanos() as f64 / (3 * values) as f64;
     let mut mase = [0.0f64; 3];
     let (mut files, mut coverage) = (0usize, 0.0);
-    for file in windows.keys() {
-        let text = std::fs::read_to_string(dir.join("data").join(file)).expect("a corpus file");
-        let rows = replay::parse(&text).expect("parsed above");
-        let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
-        if let Some((m, c)) = forecast_file(&values) {
+    for values in &all {
+        if let Some((m, c)) = forecast_file(values) {
             for (total, m) in mase.iter_mut().zip(m) {
                 *total += m;
             }

@@ -188,9 +188,12 @@ fn token(
 /// What an archive holds, in one line.
 fn holds(m: &mlsec_monitor::backup::archive::Manifest) -> String {
     let n = |tree: &str| m.trees.get(tree).copied().unwrap_or(0);
-    let blocks: u64 = ["raw", "1m", "1h"]
+    // Each tier's database has one `blocks` tree.
+    let blocks: u64 = m
+        .trees
         .iter()
-        .map(|t| n(&format!("{t}/blocks")))
+        .filter(|(tree, _)| tree.ends_with("/blocks"))
+        .map(|(_, n)| n)
         .sum();
     format!(
         "{} series, {blocks} blocks, {} alerts, {} audit records, {} silences, {} deliveries queued, {} models, {} training jobs, {} tokens; {} items",

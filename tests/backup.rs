@@ -17,17 +17,8 @@ const PER_REQUEST: u64 = 50;
 
 /// Runs the binary with `args`; returns (exit code, stderr).
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = binary();
-    cmd.args(args).env_clear();
-    cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run the binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, err) = run_cli(args, env);
+    (code, err)
 }
 
 fn backup_via_cli(d: &Daemon, token_file: &Path, out: &Path) -> (i32, String) {

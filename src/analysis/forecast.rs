@@ -78,9 +78,8 @@ impl Forecaster {
             return None;
         }
         let mut e: Vec<f64> = self.errors.iter().copied().collect();
-        e.sort_by(f64::total_cmp);
         let at = ((e.len() as f64 * COVERAGE).ceil() as usize).clamp(1, e.len()) - 1;
-        let width = e[at];
+        let width = *e.select_nth_unstable_by(at, f64::total_cmp).1;
         Some(Forecast {
             value: point,
             lower: point - width,

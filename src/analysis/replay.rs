@@ -135,8 +135,8 @@ pub fn forecast(rows: &[Row], horizon: usize) -> String {
         match made {
             Some(fc) if !steps.is_empty() => {
                 let mut s: Vec<i64> = steps.iter().copied().collect();
-                s.sort_unstable();
-                let target = r.ts_ms + s[s.len() / 2] * horizon as i64;
+                let mid = s.len() / 2;
+                let target = r.ts_ms + *s.select_nth_unstable(mid).1 * horizon as i64;
                 let at = chrono::DateTime::from_timestamp_millis(target).unwrap_or_default();
                 let target = if r.timestamp.contains('T') {
                     crate::time::ts(at)

@@ -34,8 +34,7 @@ pub struct Outcome {
 }
 
 pub struct Reloader {
-    config: Mutex<Arc<Config>>,
-    /// The route table is rebuilt with each new configuration.
+    /// The configuration in force; the route table is rebuilt with each new one.
     publish: tokio::sync::watch::Sender<Arc<Config>>,
     services: Arc<Services>,
     alerts: Arc<crate::alerting::engine::Engine>,
@@ -53,8 +52,7 @@ impl Reloader {
         tls: Option<Arc<Certificates>>,
     ) -> Reloader {
         Reloader {
-            publish: tokio::sync::watch::Sender::new(config.clone()),
-            config: Mutex::new(config),
+            publish: tokio::sync::watch::Sender::new(config),
             services,
             alerts,
             tls,
@@ -75,11 +73,7 @@ impl Reloader {
     /// Reloads as `actor`; returns what changed, or why nothing did.
     pub async fn reload(&self, actor: &str) -> std::result::Result<Changes, String> {
         let _one = self.running.lock().await;
-        let old = self
-            .config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let old = self.publish.borrow().clone();
         let tls = self.tls.clone();
         let prepared = tokio::task::spawn_blocking(move || prepare(&old, tls.as_deref()))
             .await
@@ -94,9 +88,7 @@ impl Reloader {
                 self.alerts
                     .state
                     .set_router(crate::alerting::outbox::Router::from_config(&new));
-                let new = Arc::new(new);
-                *self.config.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
-                self.publish.send_replace(new);
+                self.publish.send_replace(Arc::new(new));
                 Ok(changes)
             }
             Err(e) => Err(e),

@@ -81,14 +81,8 @@ pub fn fetch(url: &str, admin: &str, out: &Path, tick: Tick<'_>) -> Result<Manif
         }
         tick(r.get_ref().bytes, r.items(), estimate);
         let manifest = r.manifest().cloned().expect("read whole");
-        let Tee {
-            mut inner, file, ..
-        } = r.into_inner();
-        // Whatever the daemon sends after the end is not part of it.
-        let mut rest = [0u8; 1];
-        if inner.read(&mut rest).map_err(err)? != 0 {
-            return Err(err("the daemon sent more than one archive"));
-        }
+        // The reader checked that nothing follows the archive's checksum.
+        let Tee { file, .. } = r.into_inner();
         let file = file.into_inner().map_err(|e| err(e.into_error()))?;
         super::commit(file, &partial, out)?;
         Ok(manifest)

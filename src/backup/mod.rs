@@ -191,11 +191,18 @@ impl Backups {
         }
     }
 
-    /// Notes that the backup begun at `started_at` failed outside the
-    /// archive's writing (its file could not be made, synced or renamed).
+    /// Notes that the backup begun at `started_at` failed: outside the
+    /// archive's writing (its file could not be made, synced or renamed),
+    /// or in it (already noted then: the first cause stands).
     pub fn note_failure(&self, started_at: DateTime<Utc>, scheduled: bool, error: &Error) {
-        tracing::warn!(error = %error, scheduled, "backup failed");
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last
+            .as_ref()
+            .is_some_and(|o| o.started_at == started_at && o.error.is_some())
+        {
+            return;
+        }
+        tracing::warn!(error = %error, scheduled, "backup failed");
         let mut outcome = last
             .clone()
             .filter(|o| o.started_at == started_at)

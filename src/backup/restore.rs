@@ -9,8 +9,9 @@
 //! holds must be a data directory's and no daemon may be running on it.
 
 use super::archive::{Item, Manifest, Reader};
+use crate::auth::tokens::ADMIN_TOKEN_FILE;
 use crate::error::{Error, Result};
-use crate::store::frozen::{self, CHECKPOINT_FILE, DATABASES};
+use crate::store::frozen::{self, CHECKPOINT_FILE, CHECKPOINT_TMP_FILE, DATABASES};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -19,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 /// Entries written to sled per batch.
 const BATCH: usize = 4096;
-/// What else a data directory holds beside its databases and checkpoint.
-const DATA_DIR_FILES: [&str; 3] = ["checkpoint.tmp", "admin.token", "admin.token.tmp"];
+/// The files a data directory holds beside its databases.
+const DATA_DIR_FILES: [&str; 3] = [CHECKPOINT_FILE, CHECKPOINT_TMP_FILE, ADMIN_TOKEN_FILE];
 
 /// How far a pass is: archive bytes read of the file's, items.
 pub type Tick<'a> = &'a mut dyn FnMut(Pass, u64, u64);
@@ -139,9 +140,9 @@ fn prepare(dir: &Path, force: bool) -> Result<bool> {
         )));
     }
     let ours = |p: &PathBuf| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-            DATABASES.contains(&n) || n == CHECKPOINT_FILE || DATA_DIR_FILES.contains(&n)
-        })
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| DATABASES.contains(&n) || DATA_DIR_FILES.contains(&n))
     };
     if let Some(other) = entries.iter().find(|p| !ours(p)) {
         return Err(Error::Backup(format!(

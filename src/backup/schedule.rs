@@ -95,31 +95,25 @@ pub fn prune(dir: &Path, keep: usize) -> Result<usize> {
 }
 
 /// Takes one backup into `dir` at `now` (blocking); returns its path.
-/// Any failure is the backup's outcome (`/health`).
+/// Any failure is the backup's outcome (`/health`), unless another backup
+/// was running (`Conflict`: that one's outcome stands).
 pub fn take_into(backups: &Arc<Backups>, dir: &Path, now: DateTime<Utc>) -> Result<PathBuf> {
-    let mut archive_failed = false;
-    let result = write_file(backups, dir, now, &mut archive_failed);
+    let result = write_file(backups, dir, now);
     if let Err(e) = &result
-        && !archive_failed
+        && !matches!(e, Error::Conflict(_))
     {
         backups.note_failure(now, true, e);
     }
     result
 }
 
-fn write_file(
-    backups: &Arc<Backups>,
-    dir: &Path,
-    now: DateTime<Utc>,
-    archive_failed: &mut bool,
-) -> Result<PathBuf> {
+fn write_file(backups: &Arc<Backups>, dir: &Path, now: DateTime<Utc>) -> Result<PathBuf> {
     let err = |p: &Path, e: std::io::Error| Error::Backup(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
     let path = dir.join(file_name(now));
     let (partial, file) = super::partial_file(&path)?;
     let written = backups
         .take(std::io::BufWriter::with_capacity(1 << 16, file), now, true)
-        .inspect_err(|_| *archive_failed = true)
         .and_then(|(out, _)| {
             let file = out
                 .into_inner()

@@ -34,6 +34,8 @@ const MAX_ENTRY: u32 = 64 << 20;
 
 /// The checkpoint's file name in the data directory.
 pub const FILE: &str = "checkpoint";
+/// The file a checkpoint is written to before it takes `FILE`'s name.
+pub const TMP_FILE: &str = "checkpoint.tmp";
 
 pub(super) fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
@@ -62,7 +64,7 @@ pub(super) fn write(
     count: usize,
     entries: impl Iterator<Item = (SeriesId, u8, Vec<u8>)>,
 ) -> io::Result<u64> {
-    let tmp = dir.join("checkpoint.tmp");
+    let tmp = dir.join(TMP_FILE);
     let file = OpenOptions::new()
         .write(true)
         .create(true)

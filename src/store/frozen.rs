@@ -23,6 +23,8 @@ pub const MAIN_DB: &str = "db";
 pub const DATABASES: [&str; 5] = ["db", "log", TIER_DIRS[0], TIER_DIRS[1], TIER_DIRS[2]];
 /// The file of open blocks beside the databases.
 pub use super::checkpoint::FILE as CHECKPOINT_FILE;
+/// A checkpoint being written (gone once it is whole).
+pub use super::checkpoint::TMP_FILE as CHECKPOINT_TMP_FILE;
 
 /// A tree's name and every entry of it, copied at one moment.
 pub type TreeCopy = (Vec<u8>, Vec<(sled::IVec, sled::IVec)>);

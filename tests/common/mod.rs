@@ -409,6 +409,23 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mlsec-monitor"))
 }
 
+/// Runs the binary with `args` and only `env` (and PATH); returns its exit
+/// code, standard output and standard error.
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = binary();
+    cmd.args(args).env_clear();
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Process {
     /// Starts `serve` with the base env plus `extra`, and waits for "listening on".
     pub fn spawn(data_dir: &Path, extra: &[(&str, &str)]) -> Process {
