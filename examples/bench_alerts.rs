@@ -106,7 +106,7 @@ fn list_latency() {
         let store = mlsec_monitor::open_store(&config).expect("store");
         let tree = store.tree("alerts").expect("tree");
         let now = Utc::now();
-        let mut batch = sled::Batch::default();
+        let mut batch = mlsec_monitor::store::vault::Batch::default();
         for seq in 1..=100_000u64 {
             let a = Alert {
                 seq,

@@ -44,7 +44,7 @@ fn open(dir: &std::path::Path) -> Store {
     let cache = env_num("BENCH_CACHE_MB", 0);
     let layout = Layout::new(Duration::from_secs(5), 30);
     if cache > 0 {
-        Store::open_with_cache(dir, layout, 1_000_000, cache << 20).expect("open")
+        Store::open_with(dir, layout, 1_000_000, cache << 20, None).expect("open")
     } else {
         Store::open(dir, layout, 1_000_000).expect("open")
     }

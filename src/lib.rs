@@ -59,16 +59,28 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Opens the store in the configured data directory (blocking).
+/// Opens the store in the configured data directory (blocking),
+/// encrypted with the configured key if there is one.
 pub fn open_store(config: &Config) -> Result<Store> {
-    Store::open(
+    Store::open_with(
         &config.data_dir,
         Layout::new(
             config.system_metrics_interval,
             config.metrics_retention_days,
         ),
         config.max_series,
+        store::SLED_CACHE_BYTES,
+        cipher(config)?,
     )
+}
+
+/// The key of `ENCRYPTION_KEY_FILE`, if set (an error names the file).
+pub fn cipher(config: &Config) -> Result<Option<Arc<store::cipher::Cipher>>> {
+    config
+        .encryption_key_file
+        .as_deref()
+        .map(|p| store::cipher::Cipher::from_key_file(p).map(Arc::new))
+        .transpose()
 }
 
 /// Runs the daemon until `shutdown` resolves: collectors, flusher, HTTP.

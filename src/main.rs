@@ -361,7 +361,9 @@ fn analyze(what: mlsec_monitor::cli::AnalyzeWhat) -> ExitCode {
 /// `audit verify`: the chain of the data directory, offline.
 fn audit_verify(config: &Config) -> ExitCode {
     use mlsec_monitor::alerting::chain;
-    match chain::verify_dir(&config.data_dir) {
+    let verified =
+        mlsec_monitor::cipher(config).and_then(|c| chain::verify_dir(&config.data_dir, c.as_ref()));
+    match verified {
         Ok(Ok(ok)) => {
             let span = match ok.span {
                 Some((a, b)) => format!("records {a} to {b}"),

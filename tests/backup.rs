@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,28 +18,6 @@ const PER_REQUEST: u64 = 50;
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let (code, _, err) = run_cli(args, env);
     (code, err)
-}
-
-fn backup_via_cli(d: &Daemon, token_file: &Path, out: &Path) -> (i32, String) {
-    run(
-        &[
-            "backup",
-            "--url",
-            &format!("http://{}", d.addr),
-            "--token-file",
-            &token_file.display().to_string(),
-            "--out",
-            &out.display().to_string(),
-        ],
-        &[],
-    )
-}
-
-fn restore_via_cli(archive: &Path, dir: &Path, extra: &[&str]) -> (i32, String) {
-    let (archive, dir) = (archive.display().to_string(), dir.display().to_string());
-    let mut args = vec!["restore", "--from", &archive, "--data-dir", &dir];
-    args.extend_from_slice(extra);
-    run(&args, &[])
 }
 
 #[test]

@@ -314,3 +314,196 @@ fn http_manners_405_names_the_methods_head_works_and_jsonx_is_not_json() {
     );
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// Writes state that names a tenant: a metric label, a model, a training
+/// job and a silence's comment.
+fn write_tenant_state(d: &Daemon) {
+    let r = d.post(
+        "/ingest/metrics",
+        &json!({"samples": [{"metric": "zebra_queue_depth", "labels": {"tenant": "acme-confidential"}, "value": 42.0}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = d.post(
+        "/ingest/models",
+        &json!({"name": "acme-confidential-fraud", "status": "loaded", "progress": 100.0, "memory_usage_mb": 512.0}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = d.post(
+        "/ingest/training",
+        &json!({"job_id": "acme-confidential-job", "model_name": "acme-confidential-fraud",
+                "status": "running", "progress": 10.0, "started_at": chrono::Utc::now().to_rfc3339(),
+                "resource_usage": {"cpu_usage": 50.0, "memory_usage_mb": 100.0}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let r = d.post(
+        "/silences",
+        &json!({"matchers": {"tenant": "acme-confidential"}, "ends_at": ends,
+                "created_by": "amy", "comment": "acme-confidential maintenance"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+/// The files under `dir` (but the admin token) holding `needle`.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p)
+            .expect("a directory")
+            .map(|e| e.expect("an entry"))
+        {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if e.file_name() != "admin.token" {
+                let bytes = std::fs::read(&path).expect("read the file");
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    out.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `serve` that must stop at start: its output, or a panic after 30 s.
+fn serve_refused(data: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let mut cmd = binary();
+    cmd.arg("serve").env_clear();
+    for (k, v) in base_env(data) {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("serve started where it must refuse");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("its output");
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).into_owned()
+}
+
+#[test]
+fn encryption_at_rest_leaves_no_clear_name_on_disk_and_a_wrong_key_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("key");
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .unwrap();
+    std::fs::write(&key, bytes).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key_s = key.display().to_string();
+    let with_key = [("ENCRYPTION_KEY_FILE", key_s.as_str())];
+
+    // The control: without a key the names are on disk as they are.
+    let clear = tmp.path().join("clear");
+    let d = Daemon::start_in(&clear, &[]);
+    write_tenant_state(&d);
+    d.stop().unwrap();
+    assert!(!files_holding(&clear, b"acme-confidential").is_empty());
+    let out = serve_refused(&clear, &with_key);
+    assert!(out.contains("created without encryption"), "{out}");
+
+    let data = tmp.path().join("sealed");
+    let d = Daemon::start_in(&data, &with_key);
+    write_tenant_state(&d);
+    d.stop().unwrap();
+    for needle in [
+        &b"acme-confidential"[..],
+        b"zebra_queue_depth",
+        b"maintenance",
+    ] {
+        let found = files_holding(&data, needle);
+        assert!(
+            found.is_empty(),
+            "{} in {found:?}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+
+    // Read back whole with the key (access control on: a token's name is
+    // a key of its tree).
+    let auth_on = [with_key[0], ("AUTH", "on")];
+    let d = Daemon::start_in(&data, &auth_on);
+    let admin = admin_token(&d);
+    let viewer = create(&d, &admin, "acme-confidential-grafana", "viewer", None);
+    // A backup holds the values as stored, encrypted; it restores with the key.
+    let archive = tmp.path().join("backup.mlsb");
+    let token_file = data.join("admin.token");
+    let (code, err) = backup_via_cli(&d, &token_file, &archive);
+    assert_eq!(code, 0, "{err}");
+    let restored = tmp.path().join("restored");
+    let (code, err) = restore_via_cli(&archive, &restored, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        stored_sequence(d.addr, "zebra_queue_depth", Some(&viewer)),
+        (1, 42)
+    );
+    let read = |addr, path: &str| {
+        with_token(addr, &viewer, "GET", path, None)
+            .body
+            .to_string()
+    };
+    let models = read(d.addr, "/model-loading-status");
+    assert!(models.contains("acme-confidential-fraud"), "{models}");
+    let jobs = read(d.addr, "/training-status");
+    assert!(jobs.contains("acme-confidential-job"), "{jobs}");
+    let silences = read(d.addr, "/silences");
+    assert!(
+        silences.contains("acme-confidential maintenance"),
+        "{silences}"
+    );
+    d.stop().unwrap();
+    let holding = files_holding(tmp.path(), b"acme-confidential");
+    assert!(holding.iter().all(|f| f.contains("/clear/")), "{holding:?}");
+    let r = Daemon::start_in(&restored, &auth_on);
+    let models = read(r.addr, "/model-loading-status");
+    assert!(models.contains("acme-confidential-fraud"), "{models}");
+    r.stop().unwrap();
+    let (code, out, err) = run_cli(
+        &["audit", "verify"],
+        &[
+            ("DATA_DIR", &data.display().to_string()),
+            ("ENCRYPTION_KEY_FILE", &key_s),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Another key, or none, stops start-up with the reason; nothing is read.
+    let other = tmp.path().join("other");
+    std::fs::write(&other, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = serve_refused(
+        &data,
+        &[("ENCRYPTION_KEY_FILE", &other.display().to_string())],
+    );
+    assert!(out.contains("another key"), "{out}");
+    let out = serve_refused(&data, &[]);
+    assert!(
+        out.contains("is encrypted: set ENCRYPTION_KEY_FILE"),
+        "{out}"
+    );
+    let (code, out, err) = run_cli(
+        &["audit", "verify"],
+        &[("DATA_DIR", &data.display().to_string())],
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    // A key file others may read is refused too.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = serve_refused(&data, &with_key);
+    assert!(out.contains("chmod 600"), "{out}");
+}

@@ -59,7 +59,7 @@ fn key(seq: u64) -> [u8; 8] {
 
 /// Seals `rec` (its `prev_hash` already set) and adds it and the new head
 /// to `batch`; returns the record with its `hash` filled in.
-pub fn append(batch: &mut sled::Batch, mut rec: AuditRecord) -> AuditRecord {
+pub fn append(batch: &mut crate::store::vault::Batch, mut rec: AuditRecord) -> AuditRecord {
     let body = codec::encode(&rec);
     rec.hash = sha256(&body);
     let mut value = Vec::with_capacity(1 + 32 + body.len());
@@ -77,7 +77,7 @@ pub fn append(batch: &mut sled::Batch, mut rec: AuditRecord) -> AuditRecord {
 
 /// Adds the removal of `purged` (the oldest records, in order) to `batch`
 /// and moves the anchor to the last of them; returns the new anchor.
-pub fn cut(batch: &mut sled::Batch, purged: &[AuditRecord]) -> Option<Link> {
+pub fn cut(batch: &mut crate::store::vault::Batch, purged: &[AuditRecord]) -> Option<Link> {
     let last = purged.last()?;
     for r in purged {
         batch.remove(&key(r.seq));
@@ -128,7 +128,7 @@ pub struct Loaded {
     pub head: Link,
 }
 
-fn link_at(tree: &sled::Tree, k: &[u8]) -> Result<Option<Link>, String> {
+fn link_at(tree: &crate::store::Vault, k: &[u8]) -> Result<Option<Link>, String> {
     match tree.get(k).map_err(|e| e.to_string())? {
         None => Ok(None),
         Some(v) => codec::decode(&v)
@@ -139,7 +139,7 @@ fn link_at(tree: &sled::Tree, k: &[u8]) -> Result<Option<Link>, String> {
 
 /// Loads the trail, sealing it first if it was written before the chain
 /// existed (records without a head: one atomic batch).
-pub fn load(tree: &sled::Tree) -> Result<Loaded, String> {
+pub fn load(tree: &crate::store::Vault) -> Result<Loaded, String> {
     let anchor = link_at(tree, ANCHOR)?.unwrap_or(Link::START);
     let head = link_at(tree, HEAD)?;
     let mut records = Vec::new();
@@ -166,7 +166,7 @@ pub fn load(tree: &sled::Tree) -> Result<Loaded, String> {
         });
     }
     // A trail from before the chain: seal every record, oldest first.
-    let mut batch = sled::Batch::default();
+    let mut batch = crate::store::vault::Batch::default();
     let mut prev = anchor;
     for u in unchained {
         let rec = append(
@@ -199,14 +199,12 @@ pub fn load(tree: &sled::Tree) -> Result<Loaded, String> {
 
 /// Verifies the trail of the database in data directory `dir`, offline
 /// (the daemon holds the database while it runs).
-pub fn verify_dir(dir: &std::path::Path) -> crate::error::Result<Result<Intact, Broken>> {
+pub fn verify_dir(
+    dir: &std::path::Path,
+    cipher: Option<&std::sync::Arc<crate::store::cipher::Cipher>>,
+) -> crate::error::Result<Result<Intact, Broken>> {
     let db = crate::store::open_state_db(dir)?;
-    let tree = db
-        .open_tree("audit")
-        .map_err(|e| crate::error::Error::Store {
-            dir: dir.to_path_buf(),
-            message: format!("audit trail: {e}"),
-        })?;
+    let tree = crate::store::state_tree(&db, dir, "audit", cipher)?;
     Ok(verify(&tree))
 }
 
@@ -239,7 +237,7 @@ impl std::fmt::Display for Broken {
 
 /// Checks the whole trail in `tree`: every record against its own hash, each
 /// link to the one before (from the anchor), and the head against the last.
-pub fn verify(tree: &sled::Tree) -> Result<Intact, Broken> {
+pub fn verify(tree: &crate::store::Vault) -> Result<Intact, Broken> {
     let ends = |e: String| Broken {
         seq: None,
         reason: e,
@@ -332,13 +330,17 @@ mod tests {
         }
     }
 
-    fn trail(n: u64) -> (sled::Db, sled::Tree, Vec<AuditRecord>) {
+    fn audit_tree(db: &sled::Db) -> crate::store::Vault {
+        crate::store::Vault::new(db.open_tree("audit").unwrap(), "db/audit", None)
+    }
+
+    fn trail(n: u64) -> (sled::Db, crate::store::Vault, Vec<AuditRecord>) {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("audit").unwrap();
+        let tree = audit_tree(&db);
         let mut prev = GENESIS;
         let mut out = Vec::new();
         for seq in 1..=n {
-            let mut b = sled::Batch::default();
+            let mut b = crate::store::vault::Batch::default();
             let r = append(&mut b, rec(seq, prev));
             tree.apply_batch(b).unwrap();
             prev = r.hash;
@@ -395,7 +397,7 @@ mod tests {
     #[test]
     fn a_purge_keeps_the_rest_verifiable_from_its_anchor() {
         let (_db, tree, recs) = trail(5);
-        let mut b = sled::Batch::default();
+        let mut b = crate::store::vault::Batch::default();
         let anchor = cut(&mut b, &recs[..2]).unwrap();
         tree.apply_batch(b).unwrap();
         let ok = verify(&tree).unwrap();
@@ -409,7 +411,7 @@ mod tests {
     #[test]
     fn a_trail_from_before_the_chain_is_sealed_on_load() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("audit").unwrap();
+        let tree = audit_tree(&db);
         #[derive(Serialize)]
         struct Old<'a> {
             seq: u64,

@@ -157,10 +157,10 @@ struct Change {
 
 pub struct AlertState {
     store: Store,
-    alerts_tree: sled::Tree,
-    audit_tree: sled::Tree,
-    silences_tree: sled::Tree,
-    outbox_tree: sled::Tree,
+    alerts_tree: crate::store::Vault,
+    audit_tree: crate::store::Vault,
+    silences_tree: crate::store::Vault,
+    outbox_tree: crate::store::Vault,
     /// Swapped whole by a configuration reload.
     router: std::sync::RwLock<std::sync::Arc<Router>>,
     inner: Mutex<Inner>,
@@ -174,7 +174,7 @@ pub struct AlertState {
 }
 
 fn load<T: serde::de::DeserializeOwned>(
-    t: &sled::Tree,
+    t: &crate::store::Vault,
     store: &Store,
 ) -> Result<Vec<(Vec<u8>, T)>> {
     t.iter()
@@ -272,7 +272,7 @@ impl AlertState {
             &self.outbox_tree,
         ]
         .into_iter()
-        .map(|t| crate::store::frozen::copy_tree(t).map_err(|e| store_err(&self.store, e)))
+        .map(|t| crate::store::frozen::copy_tree(t.raw()).map_err(|e| store_err(&self.store, e)))
         .collect()
     }
 
@@ -315,7 +315,7 @@ impl AlertState {
         let mut rec = rec;
         rec.seq = inner.next_audit;
         rec.prev_hash = inner.audit_head.hash;
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::store::vault::Batch::default();
         let rec = chain::append(&mut batch, rec);
         self.audit_tree
             .apply_batch(batch)
@@ -703,11 +703,11 @@ impl AlertState {
         if old.is_empty() && records == 0 {
             return Ok(Purged::default());
         }
-        let mut alerts = sled::Batch::default();
+        let mut alerts = crate::store::vault::Batch::default();
         for (seq, _) in &old {
             alerts.remove(&seq.to_be_bytes());
         }
-        let mut trail = sled::Batch::default();
+        let mut trail = crate::store::vault::Batch::default();
         let anchor = chain::cut(&mut trail, &inner.audit[..records]);
         // Each batch is atomic; memory follows only what reached sled.
         self.alerts_tree

@@ -63,7 +63,7 @@ impl Denied {
 }
 
 pub struct Tokens {
-    tree: sled::Tree,
+    tree: crate::store::Vault,
     /// By hash.
     by_hash: RwLock<HashMap<Vec<u8>, TokenRecord>>,
 }
@@ -101,7 +101,7 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
 impl Tokens {
     /// Loads every token of the store.
     pub fn open(store: &Store) -> Result<Tokens> {
-        let tree = store.tree(TREE)?;
+        let tree = store.named_tree(TREE)?;
         let mut by_hash = HashMap::new();
         for kv in tree.iter() {
             let (_, v) = kv.map_err(|e| store_err(store, e))?;
@@ -118,7 +118,7 @@ impl Tokens {
     /// The tree copied whole while no change can reach it (a backup).
     pub fn copy_tree(&self, store: &Store) -> Result<crate::store::frozen::TreeCopy> {
         let _no_change = self.by_hash.read().unwrap_or_else(|p| p.into_inner());
-        crate::store::frozen::copy_tree(&self.tree).map_err(|e| store_err(store, e))
+        crate::store::frozen::copy_tree(self.tree.raw()).map_err(|e| store_err(store, e))
     }
 
     pub fn is_empty(&self) -> bool {

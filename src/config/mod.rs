@@ -117,6 +117,9 @@ pub struct Config {
     pub external_resolve_timeout: Duration,
     /// HTTPS and WSS instead of HTTP and WS.
     pub tls: Option<TlsFiles>,
+    /// The key values are encrypted with on disk (`ENCRYPTION_KEY_FILE`:
+    /// 32 bytes, mode 0600), read when the store opens.
+    pub encryption_key_file: Option<PathBuf>,
     /// A running job or loading model not reported for this long fails.
     pub platform_stale_after: Duration,
     /// A loaded model not reported for this long is taken as unloaded
@@ -347,6 +350,13 @@ impl Config {
             },
             access: access(&src, host)?,
             tls: tls(&src)?,
+            encryption_key_file: src
+                .pick(
+                    None,
+                    "ENCRYPTION_KEY_FILE",
+                    src.file.encryption_key_file.clone(),
+                )
+                .map(|(v, _)| PathBuf::from(v)),
             external_resolve_timeout: src.interval(
                 "EXTERNAL_RESOLVE_TIMEOUT",
                 file.external_resolve_timeout,

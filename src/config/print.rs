@@ -43,6 +43,8 @@ struct Printed {
     tls_key_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_client_ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption_key_file: Option<String>,
     platform_stale_after: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     model_stale_after: Option<f64>,
@@ -288,6 +290,10 @@ impl Config {
                 .tls
                 .as_ref()
                 .and_then(|t| t.client_ca.as_ref())
+                .map(|p| p.display().to_string()),
+            encryption_key_file: self
+                .encryption_key_file
+                .as_ref()
                 .map(|p| p.display().to_string()),
             platform_stale_after: secs(self.platform_stale_after),
             model_stale_after: self.model_stale_after.map(secs),

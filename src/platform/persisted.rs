@@ -28,7 +28,7 @@ pub enum Change<T> {
 }
 
 pub struct Persisted<T> {
-    tree: sled::Tree,
+    tree: crate::store::Vault,
     state: RwLock<BTreeMap<String, T>>,
 }
 
@@ -44,7 +44,7 @@ impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
         store: &Store,
         name: &str,
     ) -> Result<Persisted<T>> {
-        let tree = store.tree(name)?;
+        let tree = store.named_tree(name)?;
         let mut state = BTreeMap::new();
         for kv in tree.iter() {
             let (k, v) = kv.map_err(|e| err(store, e))?;
@@ -73,7 +73,7 @@ impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
     /// The tree copied whole while no change can reach it (a backup).
     pub fn copy_tree(&self, store: &Store) -> Result<crate::store::frozen::TreeCopy> {
         let _no_change = self.state.read().unwrap_or_else(|p| p.into_inner());
-        crate::store::frozen::copy_tree(&self.tree).map_err(|e| err(store, e))
+        crate::store::frozen::copy_tree(self.tree.raw()).map_err(|e| err(store, e))
     }
 
     pub fn len(&self) -> usize {
@@ -109,7 +109,7 @@ impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
             staged.insert(key, state.clone());
             out.push(state);
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::store::vault::Batch::default();
         for (key, state) in &staged {
             batch.insert(key.as_bytes(), codec::encode(state));
         }
@@ -145,7 +145,7 @@ impl<T: Clone + Serialize + DeserializeOwned> Persisted<T> {
         if replaced.is_empty() && removed.is_empty() {
             return Ok((Vec::new(), 0, st));
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = crate::store::vault::Batch::default();
         for (key, state) in &replaced {
             batch.insert(key.as_bytes(), codec::encode(state));
         }

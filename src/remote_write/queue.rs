@@ -24,7 +24,7 @@ pub struct Dropped {
 }
 
 pub struct Queue {
-    tree: sled::Tree,
+    tree: crate::store::Vault,
     head: u64,
     tail: u64,
     bytes: u64,
@@ -37,7 +37,7 @@ fn slot(pos: u64) -> [u8; 8] {
     (pos % SLOTS).to_be_bytes()
 }
 
-fn position(tree: &sled::Tree, key: &[u8]) -> sled::Result<u64> {
+fn position(tree: &crate::store::Vault, key: &[u8]) -> sled::Result<u64> {
     Ok(tree
         .get(key)?
         .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
@@ -52,7 +52,11 @@ pub struct Batch {
 }
 
 impl Queue {
-    pub fn open(tree: sled::Tree, max_bytes: u64, max_age: Duration) -> sled::Result<Queue> {
+    pub fn open(
+        tree: crate::store::Vault,
+        max_bytes: u64,
+        max_age: Duration,
+    ) -> sled::Result<Queue> {
         let head = position(&tree, HEAD)?;
         let tail = position(&tree, TAIL)?.min(head);
         let mut bytes = 0;
@@ -110,7 +114,7 @@ impl Queue {
         value.extend_from_slice(&now_ms.to_be_bytes());
         value.extend_from_slice(&u32::try_from(samples).unwrap_or(u32::MAX).to_be_bytes());
         value.extend_from_slice(body);
-        let mut b = sled::Batch::default();
+        let mut b = crate::store::vault::Batch::default();
         b.insert(&slot(self.head), value);
         b.insert(HEAD, &(self.head + 1).to_be_bytes());
         b.insert(TAIL, &self.tail.to_be_bytes());
@@ -127,7 +131,7 @@ impl Queue {
             let (n, _, made) = self.samples_at(self.tail)?;
             if now_ms - made > self.max_age_ms {
                 self.dropped.age += self.drop_oldest()?;
-                self.tree.insert(TAIL, &self.tail.to_be_bytes())?;
+                self.tree.insert(TAIL, self.tail.to_be_bytes())?;
                 continue;
             }
             let Some(v) = self.tree.get(slot(self.tail))? else {
@@ -147,7 +151,7 @@ impl Queue {
     pub fn ack(&mut self, pos: u64) -> sled::Result<()> {
         if pos == self.tail && self.tail < self.head {
             self.drop_oldest()?;
-            self.tree.insert(TAIL, &self.tail.to_be_bytes())?;
+            self.tree.insert(TAIL, self.tail.to_be_bytes())?;
         }
         Ok(())
     }
@@ -157,9 +161,9 @@ impl Queue {
 mod tests {
     use super::*;
 
-    fn tree() -> (sled::Db, sled::Tree) {
+    fn tree() -> (sled::Db, crate::store::Vault) {
         let db = sled::Config::new().temporary(true).open().expect("db");
-        let t = db.open_tree("q").expect("tree");
+        let t = crate::store::Vault::new(db.open_tree("q").expect("tree"), "db/q", None);
         (db, t)
     }
 

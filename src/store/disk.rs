@@ -19,11 +19,13 @@
 //! replaces it.
 
 use super::block_codec::{self, Stored};
+use super::cipher::Cipher;
 use super::keys::{self, SeriesId};
 use super::tier::TierSpec;
+use super::vault::{self, Vault};
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// At most this many damaged places are remembered to log each once.
 const REPORTED_MAX: usize = 10_000;
@@ -36,10 +38,13 @@ pub(super) struct Disk {
     pub log: sled::Db,
     /// Per tier: its database and its `blocks` tree.
     pub tier_dbs: [sled::Db; 3],
-    pub tiers: [sled::Tree; 3],
-    pub meta: sled::Tree,
-    pub wal: sled::Tree,
-    pub log_meta: sled::Tree,
+    pub tiers: [Vault; 3],
+    pub meta: Vault,
+    pub wal: Vault,
+    pub log_meta: Vault,
+    /// The key values are encrypted with, if any (the checkpoint file's
+    /// blocks too).
+    pub cipher: Option<Arc<Cipher>>,
     corrupt_blocks: AtomicU64,
     corrupt_records: AtomicU64,
     reported: Mutex<HashSet<Vec<u8>>>,
@@ -50,23 +55,35 @@ pub(super) fn open_key(series: SeriesId, tier: u8) -> [u8; 5] {
 }
 
 impl Disk {
-    pub fn new(main: &sled::Db, log: &sled::Db, tier_dbs: &[sled::Db; 3]) -> sled::Result<Disk> {
+    pub fn new(
+        main: &sled::Db,
+        log: &sled::Db,
+        tier_dbs: &[sled::Db; 3],
+        cipher: Option<&Arc<Cipher>>,
+    ) -> sled::Result<Disk> {
+        let tier = |i: usize| -> sled::Result<Vault> {
+            let label = format!("{}/blocks", TIER_DIRS[i]);
+            Ok(Vault::new(tier_dbs[i].open_tree("blocks")?, &label, cipher))
+        };
         Ok(Disk {
             main: main.clone(),
             log: log.clone(),
             tier_dbs: tier_dbs.clone(),
-            tiers: [
-                tier_dbs[0].open_tree("blocks")?,
-                tier_dbs[1].open_tree("blocks")?,
-                tier_dbs[2].open_tree("blocks")?,
-            ],
-            meta: main.open_tree("meta")?,
-            wal: log.open_tree("wal")?,
-            log_meta: log.open_tree("meta")?,
+            tiers: [tier(0)?, tier(1)?, tier(2)?],
+            meta: Vault::new(main.open_tree("meta")?, "db/meta", cipher),
+            wal: Vault::new(log.open_tree("wal")?, "log/wal", cipher),
+            log_meta: Vault::new(log.open_tree("meta")?, "log/meta", cipher),
+            cipher: cipher.cloned(),
             corrupt_blocks: AtomicU64::new(0),
             corrupt_records: AtomicU64::new(0),
             reported: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The series registry's tree (`registry.rs`).
+    pub fn series(&self) -> sled::Result<Vault> {
+        let tree = self.main.open_tree("series")?;
+        Ok(Vault::new(tree, "db/series", self.cipher.as_ref()))
     }
 
     /// The sealed block at ring position `pos`, whatever lap it holds.
@@ -78,10 +95,46 @@ impl Disk {
         hist: bool,
     ) -> sled::Result<Option<Stored>> {
         let key = keys::block_key(series, spec.id, pos);
-        let Some(bytes) = self.tiers[spec.id as usize].get(key)? else {
-            return Ok(None);
+        let bytes = match self.tiers[spec.id as usize].get(key) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e) if vault::unreadable(&e) => {
+                self.damaged(&key, series, spec, "it does not decrypt with the key");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
         };
         Ok(self.checked(&key, &bytes, series, spec, hist))
+    }
+
+    /// An open block's bytes for the checkpoint file, encrypted for its
+    /// place when the store is.
+    pub fn checkpoint_bytes(&self, series: SeriesId, tier: u8, bytes: Vec<u8>) -> Vec<u8> {
+        match &self.cipher {
+            None => bytes,
+            Some(c) => c.encrypt(&bytes, &checkpoint_context(series, tier)),
+        }
+    }
+
+    /// An open block read back from the checkpoint file, as `checked`.
+    pub fn checked_checkpoint(
+        &self,
+        bytes: &[u8],
+        series: SeriesId,
+        spec: &TierSpec,
+        hist: bool,
+    ) -> Option<Stored> {
+        let key = open_key(series, spec.id);
+        let Some(c) = &self.cipher else {
+            return self.checked(&key, bytes, series, spec, hist);
+        };
+        match c.decrypt(bytes, &checkpoint_context(series, spec.id)) {
+            Ok(plain) => self.checked(&key, &plain, series, spec, hist),
+            Err(_) => {
+                self.damaged(&key, series, spec, "it does not decrypt with the key");
+                None
+            }
+        }
     }
 
     /// Decodes `bytes`; a damaged block is counted, logged once, and `None`.
@@ -96,18 +149,22 @@ impl Disk {
         match block_codec::decode(bytes, spec, hist) {
             Ok(s) => Some(s),
             Err(e) => {
-                if self.first_report(key) {
-                    self.corrupt_blocks.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(
-                        series,
-                        tier = spec.name(),
-                        span = %span_of(key, spec),
-                        problem = e.0,
-                        "damaged block read as empty"
-                    );
-                }
+                self.damaged(key, series, spec, e.0);
                 None
             }
+        }
+    }
+
+    fn damaged(&self, key: &[u8], series: SeriesId, spec: &TierSpec, problem: &str) {
+        if self.first_report(key) {
+            self.corrupt_blocks.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                series,
+                tier = spec.name(),
+                span = %span_of(key, spec),
+                problem,
+                "damaged block read as empty"
+            );
         }
     }
 
@@ -148,11 +205,15 @@ impl Disk {
         self.corrupt_records.load(Ordering::Relaxed)
     }
 
-    pub fn get_u64(tree: &sled::Tree, key: &str) -> sled::Result<Option<u64>> {
+    pub fn get_u64(tree: &Vault, key: &str) -> sled::Result<Option<u64>> {
         Ok(tree
             .get(key)?
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes)))
     }
+}
+
+fn checkpoint_context(series: SeriesId, tier: u8) -> Vec<u8> {
+    [b"checkpoint\0".as_slice(), &open_key(series, tier)].concat()
 }
 
 /// Which time a block key covers, for the log: the ring position's tier

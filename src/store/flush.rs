@@ -16,16 +16,27 @@
 
 use super::block_codec;
 use super::checkpoint;
-use super::disk::{Disk, open_key};
+use super::disk::Disk;
 use super::head::{Head, LogPosition, split_place};
 use super::keys;
 use super::packed::OpenBlock;
+use super::vault;
 use super::wal;
 use super::{Store, store_err};
 use crate::error::Result;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// A value that does not decrypt reads as absent (it is damage, counted
+/// where it is read); any other error stays one.
+fn readable_or_none(e: sled::Error) -> sled::Result<Option<sled::IVec>> {
+    if vault::unreadable(&e) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
 
 /// Store format 3 kept the checkpoint in the log database: the open blocks
 /// in this tree and its sequence number at `CHECKPOINT_KEY` of `meta`. Read
@@ -260,7 +271,7 @@ impl Store {
             disk.main.flush().map_err(e)?;
         }
         if !plan.checkpoint && !plan.records.is_empty() {
-            let mut batch = sled::Batch::default();
+            let mut batch = crate::store::vault::Batch::default();
             for (i, (count, body)) in plan.records.iter().enumerate() {
                 let seq = log.seq + 1 + i as u64;
                 batch.insert(
@@ -274,12 +285,12 @@ impl Store {
         }
         if !plan.sealed.is_empty() {
             disk.meta
-                .insert(SEQ_HIGH_KEY, &plan.seq.to_le_bytes())
+                .insert(SEQ_HIGH_KEY, plan.seq.to_le_bytes())
                 .map_err(e)?;
             disk.main.flush().map_err(e)?;
             let mut touched = [false; 3];
             for chunk in plan.sealed.chunks(SEAL_BATCH) {
-                let mut batches: [sled::Batch; 3] = Default::default();
+                let mut batches: [crate::store::vault::Batch; 3] = Default::default();
                 for (at, block) in chunk {
                     let (series, tier, pos) = split_place(*at);
                     let spec = &layout.tiers[tier as usize];
@@ -302,7 +313,7 @@ impl Store {
             let blocks = plan.open.iter().map(|((series, tier), block)| {
                 let spec = &layout.tiers[*tier as usize];
                 let bytes = block_codec::encode(&block.block(spec), spec, plan.seq);
-                (*series, *tier, bytes)
+                (*series, *tier, disk.checkpoint_bytes(*series, *tier, bytes))
             });
             written.open = checkpoint::write(&self.inner.dir, plan.seq, plan.open.len(), blocks)
                 .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
@@ -371,7 +382,12 @@ impl Store {
                 let seq = if r.seq == 0 && r.damage.is_some() {
                     // The header is lost: the log's first record says where
                     // the checkpoint stood.
-                    match disk.wal.get(wal::slot_key(0)).map_err(err)? {
+                    match disk
+                        .wal
+                        .get(wal::slot_key(0))
+                        .or_else(readable_or_none)
+                        .map_err(err)?
+                    {
                         Some(b) => wal::record_seq(&b).map_or(seq_high, |s| s.saturating_sub(1)),
                         None => seq_high,
                     }
@@ -421,8 +437,7 @@ impl Store {
                     continue;
                 }
                 let hist = reg.is_hist(series);
-                let key = open_key(series, tier);
-                let Some(stored) = disk.checked(&key, &bytes, series, spec, hist) else {
+                let Some(stored) = disk.checked_checkpoint(&bytes, series, spec, hist) else {
                     continue;
                 };
                 let pos = spec.position(stored.block.base);
@@ -441,8 +456,15 @@ impl Store {
         let mut replayed = (0u64, 0u64);
         let mut slot = 0u64;
         while slot <= wal::CHECKPOINT_MAX_RECORDS {
-            let Some(bytes) = disk.wal.get(wal::slot_key(slot)).map_err(err)? else {
-                break;
+            let bytes = match disk.wal.get(wal::slot_key(slot)) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => break,
+                Err(e) if vault::unreadable(&e) => {
+                    disk.corrupt_record(slot, "it does not decrypt with the key");
+                    slot += 1;
+                    continue;
+                }
+                Err(e) => return Err(err(e)),
             };
             let want = checkpoint + 1 + slot;
             match wal::record_seq(&bytes) {

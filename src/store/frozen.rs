@@ -54,16 +54,16 @@ impl Frozen<'_> {
     /// The series registry (in `MAIN_DB`), copied under its lock.
     pub fn series(&self) -> Result<TreeCopy> {
         let _no_new_series = self.store.registry();
-        copy_tree(&self.store.inner.series_tree).map_err(|e| self.store.err(e))
+        copy_tree(self.store.inner.series_tree.raw()).map_err(|e| self.store.err(e))
     }
 
     /// The other trees to copy, with their database: `meta`, then each
     /// tier's blocks. Read them while `f` of [`Store::frozen`] runs.
     pub fn trees(&self) -> Vec<(&'static str, sled::Tree)> {
         let disk = &self.store.inner.disk;
-        let mut out = vec![(MAIN_DB, disk.meta.clone())];
+        let mut out = vec![(MAIN_DB, disk.meta.raw().clone())];
         for (dir, tree) in TIER_DIRS.iter().zip(&disk.tiers) {
-            out.push((*dir, tree.clone()));
+            out.push((*dir, tree.raw().clone()));
         }
         out
     }

@@ -14,6 +14,7 @@ use super::head::place;
 use super::keys;
 use super::ring::{Block, Entry};
 use super::tier::Layout;
+use super::vault;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -31,9 +32,8 @@ fn s(e: sled::Error) -> String {
 }
 
 /// The layout the data was written with, if any.
-pub(super) fn stored_layout(db: &sled::Db) -> Res<Option<Layout>> {
-    let meta = db.open_tree("meta").map_err(s)?;
-    match meta.get(LAYOUT_KEY).map_err(s)? {
+pub(super) fn stored_layout(disk: &Disk) -> Res<Option<Layout>> {
+    match disk.meta.get(LAYOUT_KEY).map_err(s)? {
         Some(bytes) => codec::decode::<Layout>(&bytes).map(Some),
         None => Ok(None),
     }
@@ -75,9 +75,9 @@ pub(super) fn upgrade_format(disk: &Disk, layout: &Layout) -> Res<()> {
                 Some((id, v.first() == Some(&b'h')))
             })
             .collect();
-        let mut batches: [sled::Batch; 3] = Default::default();
+        let mut batches: [crate::store::vault::Batch; 3] = Default::default();
         let (mut done, mut in_batch, mut damaged) = (0usize, 0usize, 0usize);
-        let apply = |batches: &mut [sled::Batch; 3]| -> Res<()> {
+        let apply = |batches: &mut [crate::store::vault::Batch; 3]| -> Res<()> {
             for (tree, batch) in disk.tiers.iter().zip(std::mem::take(batches)) {
                 tree.apply_batch(batch).map_err(s)?;
             }
@@ -131,7 +131,7 @@ pub(super) fn upgrade_format(disk: &Disk, layout: &Layout) -> Res<()> {
         disk.main.open_tree(name).map_err(s)?.clear().map_err(s)?;
     }
     disk.meta
-        .insert(FORMAT_KEY, &FORMAT.to_le_bytes())
+        .insert(FORMAT_KEY, FORMAT.to_le_bytes())
         .map_err(s)?;
     disk.main.flush().map_err(s)?;
     Ok(())
@@ -141,8 +141,9 @@ pub(super) fn upgrade_format(disk: &Disk, layout: &Layout) -> Res<()> {
 /// `blocks` first (`Store::seal_everything`); the open blocks saved at the
 /// last checkpoint belong to the old layout and are dropped.
 pub(super) fn relayout(disk: &Disk, old: &Layout, new: &Layout) -> Res<()> {
-    let series = disk.main.open_tree("series").map_err(s)?;
-    let kinds: Vec<bool> = series
+    let kinds: Vec<bool> = disk
+        .series()
+        .map_err(s)?
         .iter()
         .values()
         .filter_map(|v| v.ok())
@@ -161,10 +162,14 @@ pub(super) fn relayout(disk: &Disk, old: &Layout, new: &Layout) -> Res<()> {
         for (series, hist) in kinds.iter().enumerate() {
             let series = series as u32;
             let mut filled: Vec<(i64, Entry)> = Vec::new();
-            let mut batch = sled::Batch::default();
+            let mut batch = crate::store::vault::Batch::default();
             let tree = &disk.tiers[o.id as usize];
             for kv in tree.scan_prefix(keys::tier_prefix(series, o.id)) {
-                let (k, v) = kv.map_err(s)?;
+                // A block that does not decrypt is damage: left where it is.
+                let (k, v) = match kv {
+                    Err(e) if vault::unreadable(&e) => continue,
+                    kv => kv.map_err(s)?,
+                };
                 batch.remove(k.clone());
                 if let Some(stored) = disk.checked(&k, &v, series, o, *hist) {
                     filled.extend(

@@ -20,13 +20,15 @@
 //! - `query.rs`: points on a grid from any tier;
 //! - `migrate.rs`: format upgrades and layout changes at start;
 //! - `frozen.rs`: the databases held still for a backup;
-//! - `seal.rs`: sealing for encryption at rest (not wired in yet).
+//! - `cipher.rs` and `vault.rs`: encryption at rest: every tree is a
+//!   `Vault`, which encrypts its values when the daemon has a key.
 //!
 //! Other modules (platform state, alerts) get their own trees through
 //! [`Store::tree`], so that one sled database and one lock serve everything.
 
 pub mod block_codec;
 mod checkpoint;
+pub mod cipher;
 pub mod codec;
 pub mod column;
 mod disk;
@@ -40,11 +42,12 @@ mod packed;
 mod query;
 mod registry;
 pub mod ring;
-pub mod seal;
 pub mod tier;
+pub mod vault;
 pub mod wal;
 
 use crate::error::{Error, Result};
+use cipher::Cipher;
 use disk::Disk;
 use head::{Head, Outcome};
 pub use histogram::Hist;
@@ -56,6 +59,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 pub use tier::{Layout, TierSpec};
+pub use vault::Vault;
 
 /// sled's page cache for the three tier databases together. Sealed blocks are written once per lap and read back
 /// only by queries of old data, so a modest cache is enough: 1,000 series
@@ -195,7 +199,9 @@ struct Inner {
     dir: PathBuf,
     db: sled::Db,
     disk: Disk,
-    series_tree: sled::Tree,
+    series_tree: Vault,
+    /// The key values are encrypted with (`ENCRYPTION_KEY_FILE`), if any.
+    cipher: Option<Arc<Cipher>>,
     layout: Layout,
     /// Lock order: `registry` before `head`.
     registry: RwLock<Registry>,
@@ -229,16 +235,22 @@ impl Store {
     /// replays the log, and re-slots the data when the layout changed
     /// (whatever still fits is kept).
     pub fn open(dir: &Path, layout: Layout, max_series: usize) -> Result<Store> {
-        Store::open_with_cache(dir, layout, max_series, SLED_CACHE_BYTES)
+        Store::open_with(dir, layout, max_series, SLED_CACHE_BYTES, None)
     }
 
-    /// `open` with an explicit sled page-cache size (for the benchmarks).
-    pub fn open_with_cache(
+    /// `open` with an explicit sled page-cache size (for the benchmarks)
+    /// and the key to encrypt values with, if any. A directory is
+    /// encrypted or not from its creation: a key that is not the one it
+    /// was created with, a key for a clear directory and no key for an
+    /// encrypted one each stop here with an error saying so.
+    pub fn open_with(
         dir: &Path,
         layout: Layout,
         max_series: usize,
         cache_bytes: u64,
+        cipher: Option<Arc<Cipher>>,
     ) -> Result<Store> {
+        let existed = dir.join("db").join("conf").exists();
         std::fs::create_dir_all(dir)
             .map_err(|e| store_err(dir, format!("cannot create it: {e}")))?;
         let config = |name: &str, cache: u64| {
@@ -259,10 +271,12 @@ impl Store {
             open_db(dir, &config(disk::TIER_DIRS[1], cache_bytes / 2))?,
             open_db(dir, &config(disk::TIER_DIRS[2], cache_bytes / 4))?,
         ];
-        let dbs = (&db, &log, &tier_dbs);
-        let stored_layout = migrate::stored_layout(&db).map_err(|e| store_err(dir, e))?;
+        let dbs = (&db, &log, &tier_dbs, cipher.as_ref());
+        check_key(&db, existed, cipher.as_deref()).map_err(|e| store_err(dir, e))?;
+        let disk = Disk::new(&db, &log, &tier_dbs, cipher.as_ref())
+            .map_err(|e| store_err(dir, e.to_string()))?;
+        let stored_layout = migrate::stored_layout(&disk).map_err(|e| store_err(dir, e))?;
         let written_with = stored_layout.unwrap_or(layout);
-        let disk = Disk::new(&db, &log, &tier_dbs).map_err(|e| store_err(dir, e.to_string()))?;
         migrate::upgrade_format(&disk, &written_with).map_err(|e| store_err(dir, e))?;
         let store = Store::assemble(dir, dbs, written_with, max_series)?;
         store.recover()?;
@@ -281,13 +295,13 @@ impl Store {
 
     fn assemble(
         dir: &Path,
-        (db, log, tier_dbs): (&sled::Db, &sled::Db, &[sled::Db; 3]),
+        (db, log, tier_dbs, cipher): (&sled::Db, &sled::Db, &[sled::Db; 3], Option<&Arc<Cipher>>),
         layout: Layout,
         max_series: usize,
     ) -> Result<Store> {
         let err = |e: sled::Error| store_err(dir, e.to_string());
-        let disk = Disk::new(db, log, tier_dbs).map_err(err)?;
-        let series_tree = db.open_tree("series").map_err(err)?;
+        let disk = Disk::new(db, log, tier_dbs, cipher).map_err(err)?;
+        let series_tree = disk.series().map_err(err)?;
         let registry = Registry::load(&series_tree, max_series).map_err(|e| store_err(dir, e))?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -295,6 +309,7 @@ impl Store {
                 db: db.clone(),
                 disk,
                 series_tree,
+                cipher: cipher.cloned(),
                 layout,
                 registry: RwLock::new(registry),
                 head: Mutex::new(Head::default()),
@@ -325,9 +340,31 @@ impl Store {
         &self.inner.layout
     }
 
-    /// A named sled tree for other modules' state (models, jobs, alerts).
-    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
-        self.inner.db.open_tree(name).map_err(|e| self.err(e))
+    /// A named tree for other modules' state (alerts, the audit trail),
+    /// encrypted when the store is.
+    pub fn tree(&self, name: &str) -> Result<Vault> {
+        let tree = self.inner.db.open_tree(name).map_err(|e| self.err(e))?;
+        Ok(Vault::new(
+            tree,
+            &format!("db/{name}"),
+            self.inner.cipher.as_ref(),
+        ))
+    }
+
+    /// As `tree`, for state keyed by names that must not show on disk
+    /// when the store is encrypted (models, jobs, tokens).
+    pub fn named_tree(&self, name: &str) -> Result<Vault> {
+        let tree = self.inner.db.open_tree(name).map_err(|e| self.err(e))?;
+        Ok(Vault::named(
+            tree,
+            &format!("db/{name}"),
+            self.inner.cipher.as_ref(),
+        ))
+    }
+
+    /// The key the store encrypts with, for an offline tool's own reads.
+    pub fn cipher(&self) -> Option<&Arc<Cipher>> {
+        self.inner.cipher.as_ref()
     }
 
     /// Makes everything written so far durable (used after acknowledged writes).
@@ -707,6 +744,43 @@ fn open_db(dir: &Path, config: &sled::Config) -> Result<sled::Db> {
     }
 }
 
+/// Where the key check is kept: a known value encrypted with the key the
+/// directory was created with.
+const KEY_CHECK: &str = "key_check";
+
+/// Checks `cipher` against the directory's (none or one, from creation),
+/// and marks a new directory with it.
+fn check_key(
+    db: &sled::Db,
+    existed: bool,
+    cipher: Option<&Cipher>,
+) -> std::result::Result<(), String> {
+    let meta = db.open_tree("meta").map_err(|e| e.to_string())?;
+    let stored = meta.get(KEY_CHECK).map_err(|e| e.to_string())?;
+    match (stored, cipher) {
+        (None, None) => Ok(()),
+        (Some(s), Some(c)) if c.check(&s) => Ok(()),
+        (Some(_), Some(_)) => Err(
+            "ENCRYPTION_KEY_FILE holds another key than the one this data directory \
+             was encrypted with; nothing was read"
+                .to_string(),
+        ),
+        (Some(_), None) => {
+            Err("this data directory is encrypted: set ENCRYPTION_KEY_FILE to its key".to_string())
+        }
+        (None, Some(_)) if existed => Err(
+            "this data directory was created without encryption and holds clear data; \
+             ENCRYPTION_KEY_FILE applies to a new DATA_DIR only"
+                .to_string(),
+        ),
+        (None, Some(c)) => {
+            meta.insert(KEY_CHECK, c.canary())
+                .map_err(|e| e.to_string())?;
+            db.flush().map(drop).map_err(|e| e.to_string())
+        }
+    }
+}
+
 fn store_err(dir: &Path, message: String) -> Error {
     Error::Store {
         dir: dir.to_path_buf(),
@@ -728,6 +802,21 @@ pub fn open_state_db(dir: &Path) -> Result<sled::Db> {
         .flush_every_ms(None)
         .open()
         .map_err(|e| open_err(dir, e))
+}
+
+/// Tree `name` of a database opened by `open_state_db`, readable with
+/// `cipher` (which must be the directory's key, as at start).
+pub fn state_tree(
+    db: &sled::Db,
+    dir: &Path,
+    name: &str,
+    cipher: Option<&Arc<Cipher>>,
+) -> Result<Vault> {
+    check_key(db, true, cipher.map(|c| &**c)).map_err(|e| store_err(dir, e))?;
+    let tree = db
+        .open_tree(name)
+        .map_err(|e| store_err(dir, e.to_string()))?;
+    Ok(Vault::new(tree, &format!("db/{name}"), cipher))
 }
 
 fn open_err(dir: &Path, e: sled::Error) -> Error {

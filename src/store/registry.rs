@@ -41,7 +41,10 @@ fn label_hash(metric: &str, name: &str, value: &str) -> u64 {
 
 impl Registry {
     /// Reads every registered series; `Err` names what is corrupt.
-    pub fn load(tree: &sled::Tree, max_series: usize) -> std::result::Result<Registry, String> {
+    pub fn load(
+        tree: &crate::store::Vault,
+        max_series: usize,
+    ) -> std::result::Result<Registry, String> {
         let mut reg = Registry {
             keys: Vec::new(),
             ids: HashMap::new(),
@@ -134,7 +137,7 @@ impl Registry {
     /// The id of `key`, registering it (and writing it to `tree`) when new.
     pub fn resolve(
         &mut self,
-        tree: &sled::Tree,
+        tree: &crate::store::Vault,
         key: &SeriesKey,
         hist: bool,
         sled_err: impl Fn(sled::Error) -> Error,

@@ -263,9 +263,9 @@ fn a_second_open_of_the_same_directory_is_refused() {
 fn trees(s: &Store, name: &str) -> Vec<sled::Tree> {
     let disk = &s.inner.disk;
     match name {
-        "blocks" => disk.tiers.to_vec(),
-        "wal" => vec![disk.wal.clone()],
-        other => vec![s.tree(other).unwrap()],
+        "blocks" => disk.tiers.iter().map(|t| t.raw().clone()).collect(),
+        "wal" => vec![disk.wal.raw().clone()],
+        other => vec![s.tree(other).unwrap().raw().clone()],
     }
 }
 
@@ -700,4 +700,112 @@ fn the_size_on_disk_is_measured_when_asked_not_on_every_read() {
     assert_eq!(store.size_on_disk(), at_open, "a read walks no directory");
     store.measure_size_on_disk();
     assert!(store.size_on_disk() > at_open);
+}
+
+fn open_encrypted(dir: &Path, key: u8) -> Result<Store> {
+    Store::open_with(
+        dir,
+        Layout::new(Duration::from_secs(5), 30),
+        10_000,
+        SLED_CACHE_BYTES,
+        Some(Arc::new(Cipher::new(&[key; 32]))),
+    )
+}
+
+#[test]
+fn with_a_key_every_stored_value_is_encrypted_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (own, other) = (Cipher::new(&[1; 32]), Cipher::new(&[9; 32]));
+    let id;
+    {
+        let s = open_encrypted(dir.path(), 1).unwrap();
+        id = series(&s, "tenant_acme_requests");
+        // A sealed minute block, a log record and an open block.
+        put(&s, id, &[(T0, 1.5), (T0 + 2 * HOUR, 2.5)]);
+        s.checkpoint().unwrap();
+        put(&s, id, &[(T0 + 2 * HOUR + 5_000, 3.5)]);
+        s.flush().unwrap();
+        let t = s.tree("alerts").unwrap();
+        t.insert("a1", "cpu high on acme").unwrap();
+        let mut seen = 0;
+        let labels = [
+            "raw/blocks",
+            "1m/blocks",
+            "1h/blocks",
+            "log/wal",
+            "db/series",
+            "db/alerts",
+        ];
+        let all = ["blocks", "wal", "series", "alerts"]
+            .iter()
+            .flat_map(|n| trees(&s, n));
+        for (label, tree) in labels.iter().zip(all) {
+            for kv in tree.iter() {
+                let (k, v) = kv.unwrap();
+                assert!(!v.windows(4).any(|w| w == b"acme"), "{label}: clear text");
+                // Encrypted for its place, with this key only.
+                let place = [label.as_bytes(), b"\0", &k].concat();
+                assert!(own.decrypt(&v, &place).is_ok(), "{label}");
+                assert!(other.decrypt(&v, &place).is_err(), "{label}");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 5, "{seen}");
+        let file = std::fs::read(checkpoint::path(dir.path())).unwrap();
+        assert!(!file.windows(4).any(|w| w == b"acme"));
+    }
+    // Read back with the key, from sealed blocks, the checkpoint and the log.
+    let s = open_encrypted(dir.path(), 1).unwrap();
+    assert_eq!(
+        s.resolve(&SeriesKey::new("tenant_acme_requests")).unwrap(),
+        id
+    );
+    let a = s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1.unwrap();
+    assert_eq!((a.count, a.last), (1, 1.5));
+    let b = s
+        .query(id, T0 + 2 * HOUR, T0 + 2 * HOUR + MIN, MIN)
+        .unwrap()
+        .points[0]
+        .1
+        .unwrap();
+    assert_eq!((b.count, b.last), (2, 3.5));
+    assert_eq!(
+        s.tree("alerts").unwrap().get("a1").unwrap().unwrap(),
+        "cpu high on acme"
+    );
+    assert_eq!(s.stats().corrupt_blocks + s.stats().corrupt_records, 0);
+    drop(s);
+    std::thread::sleep(Duration::from_millis(200));
+    // Another key, or none, is refused before anything is read.
+    let e = open_encrypted(dir.path(), 2).err().unwrap().to_string();
+    assert!(e.contains("another key"), "{e}");
+    let e = Store::open(dir.path(), Layout::new(Duration::from_secs(5), 30), 10)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("is encrypted"), "{e}");
+}
+
+#[test]
+fn a_key_for_a_clear_directory_is_refused_and_damage_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), 30));
+    std::thread::sleep(Duration::from_millis(200));
+    let e = open_encrypted(dir.path(), 1).err().unwrap().to_string();
+    assert!(e.contains("created without encryption"), "{e}");
+    // An encrypted block or checkpoint entry that is altered reads as
+    // empty, counted, like any damaged block.
+    let dir = tempfile::tempdir().unwrap();
+    let id;
+    {
+        let s = open_encrypted(dir.path(), 1).unwrap();
+        id = series(&s, "c");
+        put(&s, id, &[(T0, 1.0), (T0 + 2 * HOUR, 2.0)]);
+        s.checkpoint().unwrap();
+        assert!(damage(&s, "blocks") >= 2);
+    }
+    assert!(damage_checkpoint(dir.path()) >= 2);
+    let s = open_encrypted(dir.path(), 1).unwrap();
+    assert_eq!(s.query(id, T0, T0 + MIN, MIN).unwrap().points[0].1, None);
+    assert!(s.stats().corrupt_blocks >= 2, "{:?}", s.stats());
 }

@@ -426,6 +426,32 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
+/// `mlsec-monitor backup` from `d` into `out`: (exit code, stderr).
+pub fn backup_via_cli(d: &Daemon, token_file: &Path, out: &Path) -> (i32, String) {
+    let (code, _, err) = run_cli(
+        &[
+            "backup",
+            "--url",
+            &format!("http://{}", d.addr),
+            "--token-file",
+            &token_file.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ],
+        &[],
+    );
+    (code, err)
+}
+
+/// `mlsec-monitor restore --from archive --data-dir dir extra...`: (exit code, stderr).
+pub fn restore_via_cli(archive: &Path, dir: &Path, extra: &[&str]) -> (i32, String) {
+    let (archive, dir) = (archive.display().to_string(), dir.display().to_string());
+    let mut args = vec!["restore", "--from", &archive, "--data-dir", &dir];
+    args.extend_from_slice(extra);
+    let (code, _, err) = run_cli(&args, &[]);
+    (code, err)
+}
+
 impl Process {
     /// Starts `serve` with the base env plus `extra`, and waits for "listening on".
     pub fn spawn(data_dir: &Path, extra: &[(&str, &str)]) -> Process {

@@ -1,16 +1,15 @@
-//! Sealing for encryption at rest (the hardening issue's item 8; not yet
-//! wired into the databases): one 32-byte key from a file the daemon's user
+//! Encryption at rest (`ENCRYPTION_KEY_FILE`): one 32-byte key from a file the daemon's user
 //! alone may read, two keys derived from it with HKDF-SHA256, and ring's
 //! AEAD and HMAC (ring is in the tree already, through rustls).
 //!
-//! - [`Sealer::seal`]: ChaCha20-Poly1305 with a random 96-bit nonce, bound
-//!   to an "associated" context (the tree and key it is stored under), so a
-//!   sealed value moved to another key does not open there;
+//! - [`Cipher::encrypt`]: ChaCha20-Poly1305 with a random 96-bit nonce, bound
+//!   to an "associated" context (the tree and key it is stored under), so an
+//!   encrypted value moved to another key does not decrypt there;
 //!   `nonce | ciphertext | tag`, 28 bytes more than the plain value.
-//! - [`Sealer::name`]: HMAC-SHA256 of a name, for keys that would reveal
+//! - [`Cipher::name`]: HMAC-SHA256 of a name, for keys that would reveal
 //!   data (a model's or a token's name): the same name gives the same key,
-//!   so lookups work, and the name itself is kept sealed in the value.
-//! - [`Sealer::canary`] / [`Sealer::check`]: a sealed known value stored
+//!   so lookups work, and the name itself is kept encrypted in the value.
+//! - [`Cipher::canary`] / [`Cipher::check`]: an encrypted known value stored
 //!   once, so a wrong key stops start-up with a clear error, never garbage.
 
 use crate::error::{Error, Result};
@@ -20,7 +19,7 @@ use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::path::Path;
 
-/// Bytes a sealed value takes beyond the plain one.
+/// Bytes an encrypted value takes beyond the plain one.
 pub const OVERHEAD: usize = NONCE_LEN + 16;
 /// The key file holds exactly this many bytes.
 pub const KEY_LEN: usize = 32;
@@ -35,13 +34,13 @@ impl KeyType for Len {
     }
 }
 
-pub struct Sealer {
+pub struct Cipher {
     aead: LessSafeKey,
     names: hmac::Key,
     rng: SystemRandom,
 }
 
-/// A sealed value that does not open: damaged, moved, or another key's.
+/// An encrypted value that does not decrypt: damaged, moved, or another key's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DoesNotOpen;
 
@@ -55,11 +54,11 @@ fn derive(master: &[u8; KEY_LEN], info: &[u8]) -> [u8; KEY_LEN] {
     out
 }
 
-impl Sealer {
-    pub fn new(master: &[u8; KEY_LEN]) -> Sealer {
+impl Cipher {
+    pub fn new(master: &[u8; KEY_LEN]) -> Cipher {
         let aead = UnboundKey::new(&CHACHA20_POLY1305, &derive(master, b"values"))
             .expect("a 32-byte ChaCha20-Poly1305 key");
-        Sealer {
+        Cipher {
             aead: LessSafeKey::new(aead),
             names: hmac::Key::new(hmac::HMAC_SHA256, &derive(master, b"names")),
             rng: SystemRandom::new(),
@@ -68,7 +67,7 @@ impl Sealer {
 
     /// The key in `path`: exactly 32 bytes, readable by its owner only
     /// (mode 0600 or stricter), else an error naming the file and why.
-    pub fn from_key_file(path: &Path) -> Result<Sealer> {
+    pub fn from_key_file(path: &Path) -> Result<Cipher> {
         use std::os::unix::fs::PermissionsExt;
         let bad =
             |why: String| Error::config(format!("ENCRYPTION_KEY_FILE {}: {why}", path.display()));
@@ -86,11 +85,11 @@ impl Sealer {
                 bytes.len()
             ))
         })?;
-        Ok(Sealer::new(&key))
+        Ok(Cipher::new(&key))
     }
 
-    /// `plain` sealed for the place `context` names.
-    pub fn seal(&self, plain: &[u8], context: &[u8]) -> Vec<u8> {
+    /// `plain` encrypted for the place `context` names.
+    pub fn encrypt(&self, plain: &[u8], context: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng
             .fill(&mut nonce)
@@ -110,8 +109,12 @@ impl Sealer {
         out
     }
 
-    /// The plain value of `sealed`, if it was sealed with this key for `context`.
-    pub fn open(&self, sealed: &[u8], context: &[u8]) -> std::result::Result<Vec<u8>, DoesNotOpen> {
+    /// The plain value of `sealed`, if it was encrypted with this key for `context`.
+    pub fn decrypt(
+        &self,
+        sealed: &[u8],
+        context: &[u8],
+    ) -> std::result::Result<Vec<u8>, DoesNotOpen> {
         if sealed.len() < OVERHEAD {
             return Err(DoesNotOpen);
         }
@@ -136,14 +139,15 @@ impl Sealer {
         out
     }
 
-    /// A value to store once, beside the data this key seals.
+    /// A value to store once, beside the data this key encrypts.
     pub fn canary(&self) -> Vec<u8> {
-        self.seal(CANARY, CANARY_CONTEXT)
+        self.encrypt(CANARY, CANARY_CONTEXT)
     }
 
     /// Whether `stored` (a `canary`) was made with this key.
     pub fn check(&self, stored: &[u8]) -> bool {
-        self.open(stored, CANARY_CONTEXT).is_ok_and(|p| p == CANARY)
+        self.decrypt(stored, CANARY_CONTEXT)
+            .is_ok_and(|p| p == CANARY)
     }
 }
 
@@ -158,36 +162,40 @@ mod tests {
 
     #[test]
     fn a_sealed_value_opens_only_with_its_key_and_context() {
-        let s = Sealer::new(&key(1));
+        let s = Cipher::new(&key(1));
         let plain = b"model fraud-detector loaded";
-        let sealed = s.seal(plain, b"models/fraud");
+        let sealed = s.encrypt(plain, b"models/fraud");
         assert_eq!(sealed.len(), plain.len() + OVERHEAD);
         assert!(!sealed.windows(5).any(|w| w == b"model"), "no plain text");
-        assert_eq!(s.open(&sealed, b"models/fraud").unwrap(), plain);
-        assert_eq!(s.open(&sealed, b"models/other"), Err(DoesNotOpen));
+        assert_eq!(s.decrypt(&sealed, b"models/fraud").unwrap(), plain);
+        assert_eq!(s.decrypt(&sealed, b"models/other"), Err(DoesNotOpen));
         assert_eq!(
-            Sealer::new(&key(2)).open(&sealed, b"models/fraud"),
+            Cipher::new(&key(2)).decrypt(&sealed, b"models/fraud"),
             Err(DoesNotOpen)
         );
         for at in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[at] ^= 1;
-            assert_eq!(s.open(&bad, b"models/fraud"), Err(DoesNotOpen), "byte {at}");
+            assert_eq!(
+                s.decrypt(&bad, b"models/fraud"),
+                Err(DoesNotOpen),
+                "byte {at}"
+            );
         }
         assert_eq!(
-            s.open(&sealed[..OVERHEAD - 1], b"models/fraud"),
+            s.decrypt(&sealed[..OVERHEAD - 1], b"models/fraud"),
             Err(DoesNotOpen)
         );
         // Two seals of one value differ (random nonces); both open.
-        let again = s.seal(plain, b"models/fraud");
+        let again = s.encrypt(plain, b"models/fraud");
         assert_ne!(again, sealed);
-        assert_eq!(s.open(&again, b"models/fraud").unwrap(), plain);
-        assert_eq!(s.open(&s.seal(b"", b"x"), b"x").unwrap(), b"");
+        assert_eq!(s.decrypt(&again, b"models/fraud").unwrap(), plain);
+        assert_eq!(s.decrypt(&s.encrypt(b"", b"x"), b"x").unwrap(), b"");
     }
 
     #[test]
     fn names_are_stable_per_key_and_the_canary_tells_a_wrong_key() {
-        let (a, b) = (Sealer::new(&key(1)), Sealer::new(&key(2)));
+        let (a, b) = (Cipher::new(&key(1)), Cipher::new(&key(2)));
         assert_eq!(a.name(b"grafana"), a.name(b"grafana"));
         assert_ne!(a.name(b"grafana"), a.name(b"grafanb"));
         assert_ne!(a.name(b"grafana"), b.name(b"grafana"));
@@ -203,15 +211,15 @@ mod tests {
         let path = dir.path().join("key");
         std::fs::write(&path, key(7)).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = Sealer::from_key_file(&path).err().unwrap().to_string();
+        let e = Cipher::from_key_file(&path).err().unwrap().to_string();
         assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let s = Sealer::from_key_file(&path).unwrap();
-        assert!(Sealer::new(&key(7)).check(&s.canary()));
+        let s = Cipher::from_key_file(&path).unwrap();
+        assert!(Cipher::new(&key(7)).check(&s.canary()));
         std::fs::write(&path, b"short").unwrap();
-        let e = Sealer::from_key_file(&path).err().unwrap().to_string();
+        let e = Cipher::from_key_file(&path).err().unwrap().to_string();
         assert!(e.contains("holds 5 bytes, not 32"), "{e}");
-        let e = Sealer::from_key_file(&dir.path().join("none"))
+        let e = Cipher::from_key_file(&dir.path().join("none"))
             .err()
             .unwrap()
             .to_string();
