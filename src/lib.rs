@@ -31,6 +31,7 @@
 
 pub mod alerting;
 pub mod analysis;
+pub mod anomalies;
 pub mod api;
 pub mod auth;
 pub mod backup;
@@ -216,11 +217,25 @@ pub async fn run(
         platform::Sweep::from_config(&config),
         down.clone(),
     ));
+    let anomalies = {
+        let st = store.clone();
+        let events = tokio::task::spawn_blocking(move || anomalies::events::Events::open(&st))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        Arc::new(anomalies::watch::Watch::new(
+            store.clone(),
+            Arc::new(events),
+            anomalies::selectors(&config),
+            config.anomaly_max_series,
+        ))
+    };
+    tasks.spawn(anomalies::watch::run(anomalies.clone(), down.clone()));
     let backups = Arc::new(backup::Backups::new(backup::Sources {
         store: store.clone(),
         alerts: engine.state.clone(),
         platform: platform.clone(),
         tokens: tokens.clone(),
+        anomalies: anomalies.events().clone(),
     }));
     if let Some(schedule) = config.backup.clone() {
         tasks.spawn(backup::schedule::run(
@@ -233,6 +248,7 @@ pub async fn run(
         config.clone(),
         services.clone(),
         engine.clone(),
+        anomalies.clone(),
         tls.clone(),
     ));
     tasks.spawn(api::reload::on_hangup(reloader.clone(), down.clone()));
@@ -255,6 +271,7 @@ pub async fn run(
         remote_write: remote_write.clone(),
         backups,
         reloader,
+        anomalies,
     };
     tasks.spawn(api::dashboard::run_refresher(state.clone(), down.clone()));
     tasks.spawn(api::ws::run_publisher(

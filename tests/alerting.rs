@@ -497,3 +497,100 @@ fn alerts_are_forwarded_to_a_real_alertmanager_and_escalated() {
     let a = d.get(&format!("/alerts/{id}")).body;
     assert_eq!(a["metadata"]["escalated"], true);
 }
+
+/// A deterministic noise in [-1, 1].
+fn noise(i: i64) -> f64 {
+    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555;
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 32;
+    (x % 2001) as f64 / 1000.0 - 1.0
+}
+
+#[test]
+fn a_rule_on_the_anomaly_score_fires_on_an_injected_spike_and_lists_the_event() {
+    const ANOMALY_RULE: &str = r#"
+[[rules]]
+name = "latency_anomaly"
+metric = "job_latency_ms"
+aggregation = "anomaly"
+window = 30
+op = ">="
+threshold = 0.9999
+clear_after = 0
+severity = "warning"
+message = "{label.service} latency is anomalous (score {value})"
+"#;
+    let d = Daemon::start_with_config(ANOMALY_RULE, &FAST);
+    // 15 minutes of calm history at the raw step (1 s here), in the past.
+    let now = chrono::Utc::now();
+    let sample = |at: chrono::DateTime<chrono::Utc>, i: i64, v: f64| {
+        json!({"metric": "job_latency_ms", "labels": {"service": "scorer"}, "value": v + noise(i),
+               "timestamp": at.to_rfc3339()})
+    };
+    let history: Vec<Value> = (0..900)
+        .map(|i| sample(now - chrono::Duration::seconds(900 - i), i, 20.0))
+        .collect();
+    let r = d.post("/ingest/metrics", &json!({"samples": history}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The watch picks the series up (the rule asks for it) and replays it.
+    wait_for(Duration::from_secs(10), || {
+        (d.get("/anomalies").body["watched"].as_u64() > Some(0)).then_some(())
+    });
+    // Calm live values for a few seconds: nothing fires.
+    for i in 0..4 {
+        let r = d.post(
+            "/ingest/metrics",
+            &json!({"samples": [sample(chrono::Utc::now(), 900 + i, 20.0)]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    let ours = |b: Value| {
+        b["alerts"].as_array().and_then(|a| {
+            a.iter()
+                .find(|a| a["metadata"]["rule"] == "latency_anomaly")
+                .cloned()
+        })
+    };
+    assert_eq!(ours(d.get("/alerts?status=active").body), None);
+    // The spike.
+    let r = d.post(
+        "/ingest/metrics",
+        &json!({"samples": [sample(chrono::Utc::now(), 999, 400.0)]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let alert = wait_for(Duration::from_secs(15), || {
+        ours(d.get("/alerts?status=active").body)
+    });
+    assert!(
+        alert["message"]
+            .as_str()
+            .unwrap()
+            .contains("scorer latency is anomalous"),
+        "{alert}"
+    );
+    let list = d
+        .get("/anomalies?metric=job_latency_ms&service=scorer")
+        .body;
+    assert_eq!(list["total"], 1, "{list}");
+    let e = &list["anomalies"][0];
+    assert_eq!(e["signal"], "value");
+    assert!(e["peak_score"].as_f64().unwrap() >= 0.9999, "{e}");
+    assert!(e["value"].as_f64().unwrap() > 300.0, "{e}");
+    assert!(e["expected_high"].as_f64().unwrap() < 30.0, "{e}");
+    // The score is a series of its own, beside the analysed one.
+    let scores = d
+        .get("/metrics/detailed?metric=anomaly_score&time_range=1h&granularity=1m")
+        .body;
+    let series = scores["series"].as_array().expect("series");
+    assert!(
+        series
+            .iter()
+            .any(|s| s["labels"]["metric"] == "job_latency_ms"),
+        "{scores}"
+    );
+    assert_eq!(d.get("/anomalies?service=nobody").body["total"], 0);
+    assert_eq!(d.get("/anomalies?limit=0").status, 400);
+    assert_eq!(d.get("/anomalies?time_range=2d").status, 400);
+}

@@ -1,6 +1,7 @@
 //! Rules: the built-in set and the evaluation of one rule against the store
 //! at an explicit time (so tests can simulate days in seconds).
 
+use crate::anomalies::{Signal, score_key};
 use crate::collect::system::metric as system;
 use crate::config::Config;
 use crate::config::alerting::{Aggregation, Matcher, Op, RuleSpec, Severity};
@@ -287,6 +288,23 @@ pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesK
                     .query_hist(id, from, now_ms + 1, step)?
                     .total()
                     .and_then(|h| h.error_percent())
+            }
+            Aggregation::Anomaly => {
+                let signals: &[Signal] = if store.is_hist(id) {
+                    &Signal::REQUESTS
+                } else {
+                    &[Signal::Value]
+                };
+                let mut peak: Option<f64> = None;
+                for s in signals {
+                    let Some(sid) = score_key(&key, *s).and_then(|k| store.lookup(&k)) else {
+                        continue;
+                    };
+                    if let Some(a) = store.query(sid, from, now_ms + 1, step)?.total() {
+                        peak = Some(peak.map_or(a.max, |p| p.max(a.max)));
+                    }
+                }
+                peak
             }
             Aggregation::Age => {
                 let newest = store.latest(id, now_ms)?;

@@ -43,6 +43,9 @@ pub struct Step {
     /// 0 to 1: how unlikely the recent values are for this series.
     pub score: f64,
     pub is_anomaly: bool,
+    /// The range the value was expected in, judged before it: the faster
+    /// tracker's level plus or minus 3 deviations (`None` while it settles).
+    pub expected: Option<(f64, f64)>,
 }
 
 /// P(Z > z) for a standard normal Z.
@@ -98,12 +101,17 @@ impl Tracker {
         }
     }
 
-    /// The score of `x` (`None` during warm-up); then learns from it.
-    fn step(&mut self, x: f64) -> Option<f64> {
+    /// The score of `x` (`None` during warm-up) and the range it was
+    /// expected in; then learns from it.
+    fn step(&mut self, x: f64) -> (Option<f64>, Option<(f64, f64)>) {
         self.n += 1;
         if self.level.is_nan() {
             self.level = x;
         }
+        // The range expected, from what was known before `x`.
+        let before = (MAD_TO_SD * self.deviation)
+            .max(0.01 * (self.high - self.low))
+            .max(1e-9);
         self.low = self.low.min(x);
         self.high = self.high.max(x);
         let scale = (MAD_TO_SD * self.deviation)
@@ -117,6 +125,7 @@ impl Tracker {
             0.0
         };
         let clip = if settled { 3.0 * scale } else { error.abs() };
+        let expected = settled.then_some((self.level - 3.0 * before, self.level + 3.0 * before));
         self.level += self.rate * error.clamp(-clip, clip);
         self.deviation += self.rate * (error.abs().min(clip) - self.deviation);
         self.recent[(self.n as usize) % SHORT] = raw;
@@ -128,7 +137,7 @@ impl Tracker {
         let d = raw - self.mean;
         self.mean += SCORE_RATE * d;
         self.variance = (1.0 - SCORE_RATE) * (self.variance + SCORE_RATE * d * d);
-        score
+        (score, expected)
     }
 }
 
@@ -161,12 +170,18 @@ impl Detector {
             return Step {
                 score: 0.0,
                 is_anomaly: false,
+                expected: None,
             };
         }
         let mut score = 0.0f64;
         let mut over = false;
-        for t in &mut self.trackers {
-            if let Some(s) = t.step(value) {
+        let mut expected = None;
+        for (i, t) in self.trackers.iter_mut().enumerate() {
+            let (s, range) = t.step(value);
+            if i == 0 {
+                expected = range;
+            }
+            if let Some(s) = s {
                 score = score.max(s);
                 over |= s >= THRESHOLD;
             }
@@ -179,7 +194,11 @@ impl Detector {
         if is_anomaly {
             self.since = Some(0);
         }
-        Step { score, is_anomaly }
+        Step {
+            score,
+            is_anomaly,
+            expected,
+        }
     }
 }
 
@@ -271,7 +290,8 @@ mod tests {
             d.step(f64::NAN),
             Step {
                 score: 0.0,
-                is_anomaly: false
+                is_anomaly: false,
+                expected: None,
             }
         );
     }

@@ -20,15 +20,7 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1000;
 
 fn limit(v: Option<&str>, default: usize) -> Result<usize, warp::Rejection> {
-    match v {
-        None => Ok(default),
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_request(format!(
-                "limit '{s}' must be a whole number from 1 to {MAX_LIMIT}"
-            ))),
-        },
-    }
+    params::limit(v, default, MAX_LIMIT)
 }
 
 #[derive(Deserialize)]

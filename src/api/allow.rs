@@ -27,6 +27,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/alerts/acknowledge"),
     ("POST", "/alerts/resolve"),
     ("GET", "/audit"),
+    ("GET", "/anomalies"),
     ("GET", "/audit/export"),
     ("GET", "/silences"),
     ("POST", "/silences"),

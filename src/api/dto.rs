@@ -929,3 +929,52 @@ pub struct Session {
     pub can_operate: bool,
     pub can_admin: bool,
 }
+
+/// One anomaly event (`GET /anomalies`).
+#[derive(Serialize, JsonSchema)]
+pub struct EventView {
+    pub id: u64,
+    pub metric: String,
+    pub labels: BTreeMap<String, String>,
+    pub signal: String,
+    pub start: String,
+    /// `null` while the anomaly lasts.
+    pub end: Option<String>,
+    pub ongoing: bool,
+    pub peak_score: f64,
+    pub peak_at: String,
+    pub value: f64,
+    pub expected_low: Option<f64>,
+    pub expected_high: Option<f64>,
+}
+
+impl From<crate::anomalies::events::Event> for EventView {
+    fn from(e: crate::anomalies::events::Event) -> EventView {
+        EventView {
+            id: e.id,
+            metric: e.metric,
+            labels: e.labels,
+            signal: e.signal,
+            start: crate::time::ts(e.start),
+            ongoing: e.end.is_none(),
+            end: e.end.map(crate::time::ts),
+            peak_score: e.peak_score,
+            peak_at: crate::time::ts(e.peak_at),
+            value: e.value,
+            expected_low: e.expected_low,
+            expected_high: e.expected_high,
+        }
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct AnomalyList {
+    pub anomalies: Vec<EventView>,
+    /// Events the filter keeps in all (`anomalies` holds at most `limit`).
+    pub total: usize,
+    pub time_range: &'static str,
+    /// (series, signal) pairs watched now, and series left out by
+    /// `ANOMALY_MAX_SERIES`.
+    pub watched: usize,
+    pub left_out: usize,
+}

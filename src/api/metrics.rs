@@ -105,6 +105,8 @@ pub fn owner_of(metric: &str) -> Option<&'static str> {
         Some("the ML platform state (POST /ingest/models, /ingest/training)")
     } else if metric == crate::collect::requests::REQUESTS_METRIC {
         Some("the request statistics (POST /ingest/requests)")
+    } else if crate::anomalies::SERIES.contains(&metric) {
+        Some("the anomaly watch")
     } else {
         None
     }

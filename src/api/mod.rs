@@ -10,6 +10,7 @@ mod admin;
 mod alertmanager;
 mod alerts;
 pub mod allow;
+mod anomalies;
 mod cache;
 pub mod charts;
 mod core;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub backups: Arc<crate::backup::Backups>,
     /// Configuration reload (`SIGHUP`, `POST /-/reload`).
     pub reloader: Arc<reload::Reloader>,
+    /// The anomaly watch and its events (`GET /anomalies`).
+    pub anomalies: Arc<crate::anomalies::watch::Watch>,
 }
 
 impl AppState {
@@ -251,7 +254,14 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(s())
         .and(who())
         .and_then(alerts::delete_silence);
+    let anomaly_list = warp::path("anomalies")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and_then(anomalies::list);
     let alerting = alert_ack
+        .or(anomaly_list)
         .or(alert_resolve)
         .or(alert_get)
         .or(audit)

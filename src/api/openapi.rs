@@ -429,6 +429,26 @@ fn build() -> Value {
         .error(404, "No such alert.")
         .error(409, "The alert is already resolved.");
     d.add(op.ok(200, "The alert as it is now.", s));
+    let s = d.answer::<dto::AnomalyList>();
+    let op = Op::new(
+        "GET",
+        "/anomalies",
+        "Anomaly events the watch found, newest first.",
+    )
+    .query("metric", text.clone(), "Only events of this metric.")
+    .query(
+        "service",
+        text.clone(),
+        "Only events of series with this service label.",
+    )
+    .query(
+        "time_range",
+        range("24h"),
+        "Events that lasted into this window.",
+    )
+    .query("limit", limit(100, 1000), "At most this many.")
+    .bad_query();
+    d.add(op.ok(200, "The events and how many the filter keeps.", s));
     let s = d.answer::<dto::AuditList>();
     let op = Op::new("GET", "/audit", "The audit trail, newest first.")
         .query("alert_id", text.clone(), "Only records of this alert.")

@@ -83,6 +83,19 @@ pub fn time_range(value: Option<&str>, default: &'static str) -> Result<TimeRang
         })
 }
 
+/// A `limit` parameter: a whole number from 1 to `max`.
+pub fn limit(v: Option<&str>, default: usize, max: usize) -> Result<usize, Rejection> {
+    match v {
+        None => Ok(default),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "limit '{s}' must be a whole number from 1 to {max}"
+            ))),
+        },
+    }
+}
+
 pub const GRANULARITIES: [(&str, i64); 3] = [("1m", 60_000), ("5m", 300_000), ("1h", 3_600_000)];
 
 pub fn granularity(value: Option<&str>) -> Result<(&'static str, i64), Rejection> {

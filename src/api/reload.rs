@@ -38,6 +38,7 @@ pub struct Reloader {
     publish: tokio::sync::watch::Sender<Arc<Config>>,
     services: Arc<Services>,
     alerts: Arc<crate::alerting::engine::Engine>,
+    anomalies: Arc<crate::anomalies::watch::Watch>,
     tls: Option<Arc<Certificates>>,
     /// One reload at a time.
     running: tokio::sync::Mutex<()>,
@@ -49,12 +50,14 @@ impl Reloader {
         config: Arc<Config>,
         services: Arc<Services>,
         alerts: Arc<crate::alerting::engine::Engine>,
+        anomalies: Arc<crate::anomalies::watch::Watch>,
         tls: Option<Arc<Certificates>>,
     ) -> Reloader {
         Reloader {
             publish: tokio::sync::watch::Sender::new(config),
             services,
             alerts,
+            anomalies,
             tls,
             running: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
@@ -85,6 +88,8 @@ impl Reloader {
                     self.services.apply(&new.services);
                 }
                 self.alerts.set_rules(&new);
+                self.anomalies
+                    .set_selectors(crate::anomalies::selectors(&new));
                 self.alerts
                     .state
                     .set_router(crate::alerting::outbox::Router::from_config(&new));

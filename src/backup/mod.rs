@@ -50,6 +50,7 @@ pub struct Sources {
     pub alerts: Arc<AlertState>,
     pub platform: Arc<Platform>,
     pub tokens: Arc<Tokens>,
+    pub anomalies: Arc<crate::anomalies::events::Events>,
 }
 
 /// How a backup ended.
@@ -335,6 +336,7 @@ pub fn write<W: Write>(src: &Sources, out: W, now: DateTime<Utc>) -> Result<Mani
         write_copy(&mut w, frozen::MAIN_DB, copy)?;
     }
     write_copy(&mut w, frozen::MAIN_DB, src.tokens.copy_tree(store)?)?;
+    write_copy(&mut w, frozen::MAIN_DB, src.anomalies.copy_tree(store)?)?;
     let (_, manifest) = w.finish().map_err(io_err)?;
     Ok(manifest)
 }
@@ -358,6 +360,7 @@ mod tests {
             ),
             platform: Arc::new(Platform::open(&store).unwrap()),
             tokens: Arc::new(Tokens::open(&store).unwrap()),
+            anomalies: Arc::new(crate::anomalies::events::Events::open(&store).unwrap()),
         };
         let backups = Arc::new(Backups::new(sources));
         let first = backups.start().unwrap();

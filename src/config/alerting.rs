@@ -44,6 +44,9 @@ pub enum Aggregation {
     Age,
     /// Percent of failed requests of a request-statistics series.
     ErrorRate,
+    /// The highest anomaly score (0 to 1) of the series over the window
+    /// (the series is watched because a rule asks for it).
+    Anomaly,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +67,7 @@ impl Aggregation {
             Aggregation::Rate => "rate",
             Aggregation::Age => "age",
             Aggregation::ErrorRate => "error_rate",
+            Aggregation::Anomaly => "anomaly",
         }
     }
 }
@@ -189,9 +193,10 @@ pub fn build_rules(raw: &[RawRule]) -> Result<Vec<RuleSpec>> {
             "rate" => Aggregation::Rate,
             "age" => Aggregation::Age,
             "error_rate" => Aggregation::ErrorRate,
+            "anomaly" => Aggregation::Anomaly,
             other => {
                 return Err(fail(format!(
-                    "unknown aggregation '{other}' (avg, max, min, last, rate, age, error_rate)"
+                    "unknown aggregation '{other}' (avg, max, min, last, rate, age, error_rate, anomaly)"
                 )));
             }
         };

@@ -49,6 +49,8 @@ pub const BACKUP_INTERVAL_SECS: f64 = 86_400.0;
 pub const BACKUP_INTERVAL_MAX_SECS: f64 = 30.0 * 86_400.0;
 /// Scheduled backups kept in `BACKUP_DIR`; older ones are deleted.
 pub const BACKUP_KEEP: u32 = 7;
+/// Most (series, signal) pairs the anomaly detector watches.
+pub const ANOMALY_MAX_SERIES: usize = 5_000;
 
 // A `[[services]]` entry.
 /// Seconds before a check counts as failed.

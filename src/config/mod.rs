@@ -9,6 +9,7 @@
 //! quotes the value. `services.rs` and `alerting.rs` build the file's tables.
 
 pub mod alerting;
+pub mod anomalies;
 pub mod defaults;
 pub mod diff;
 mod print;
@@ -120,6 +121,12 @@ pub struct Config {
     /// The key values are encrypted with on disk (`ENCRYPTION_KEY_FILE`:
     /// 32 bytes, mode 0600), read when the store opens.
     pub encryption_key_file: Option<PathBuf>,
+    /// The series the anomaly detector watches (`ANOMALY_METRICS`; `None`:
+    /// the default set), besides the metrics of rules with
+    /// `aggregation = "anomaly"`.
+    pub anomaly_metrics: Option<Vec<anomalies::Selector>>,
+    /// Most (series, signal) pairs the detector watches at once.
+    pub anomaly_max_series: usize,
     /// A running job or loading model not reported for this long fails.
     pub platform_stale_after: Duration,
     /// A loaded model not reported for this long is taken as unloaded
@@ -350,6 +357,16 @@ impl Config {
             },
             access: access(&src, host)?,
             tls: tls(&src)?,
+            anomaly_metrics: src
+                .pick(None, "ANOMALY_METRICS", src.file.anomaly_metrics.clone())
+                .map(|(v, from)| anomalies::parse_selectors(&v, &from))
+                .transpose()?,
+            anomaly_max_series: src.count(
+                "ANOMALY_MAX_SERIES",
+                file.anomaly_max_series,
+                defaults::ANOMALY_MAX_SERIES as u64,
+                1_000_000,
+            )? as usize,
             encryption_key_file: src
                 .pick(
                     None,

@@ -45,6 +45,9 @@ struct Printed {
     tls_client_ca_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     encryption_key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anomaly_metrics: Option<String>,
+    anomaly_max_series: usize,
     platform_stale_after: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     model_stale_after: Option<f64>,
@@ -291,6 +294,13 @@ impl Config {
                 .as_ref()
                 .and_then(|t| t.client_ca.as_ref())
                 .map(|p| p.display().to_string()),
+            anomaly_metrics: self.anomaly_metrics.as_ref().map(|s| {
+                s.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            anomaly_max_series: self.anomaly_max_series,
             encryption_key_file: self
                 .encryption_key_file
                 .as_ref()

@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub tls_key_file: Option<String>,
     pub tls_client_ca_file: Option<String>,
     pub encryption_key_file: Option<String>,
+    pub anomaly_metrics: Option<String>,
+    pub anomaly_max_series: Option<i64>,
     /// Seconds between rule evaluations (default 10).
     pub alert_evaluation_interval: Option<f64>,
     pub platform_stale_after: Option<f64>,

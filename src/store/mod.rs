@@ -454,6 +454,11 @@ impl Store {
         self.ingest(&samples)
     }
 
+    /// How many series are registered.
+    pub fn series_count(&self) -> usize {
+        self.registry().len()
+    }
+
     /// Looks a series up without registering it.
     pub fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
         self.registry().lookup(key)
