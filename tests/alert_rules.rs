@@ -251,3 +251,81 @@ fn resolved_alerts_are_purged_after_the_retention() {
             .any(|r| r.alert_id.as_deref() == Some(id.as_str()))
     );
 }
+
+#[test]
+fn a_disk_forecast_full_within_a_day_warns_after_10_minutes_and_clears_an_hour_after_it_stops() {
+    let f = fixture(&[]);
+    let t = t0();
+    let disk = SeriesKey::new("disk_usage_percent").with("mount", "/data");
+    // Six hours at 50 %, then an hour filling 1 % an hour (49 h left).
+    let mut level = 50.0;
+    for m in 0..7 * 60 {
+        if m >= 6 * 60 {
+            level += 1.0 / 60.0;
+        }
+        put(&f.store, disk.clone(), t + Duration::minutes(m), level);
+    }
+    let now = t + Duration::minutes(7 * 60);
+    f.engine.evaluate_at(now).unwrap();
+    assert!(
+        ours(&f, "disk_full_forecast").is_empty(),
+        "49 h left: no warning"
+    );
+    // Faster: 20 % an hour from 51 % (2.5 h left), every minute for 40
+    // minutes. The rule's value drops under 24 h once the short window
+    // sees the new trend; the warning comes 10 minutes after that.
+    let rule = mlsec_monitor::alerting::rule::effective_rules(&f.config)
+        .into_iter()
+        .find(|r| r.name == "disk_full_forecast")
+        .expect("built in");
+    let mut at = now;
+    let mut under = None;
+    for _ in 0..40 {
+        at += Duration::minutes(1);
+        level += 20.0 / 60.0;
+        put(&f.store, disk.clone(), at, level);
+        let v = mlsec_monitor::alerting::rule::evaluate(&rule, &f.store, at.timestamp_millis())
+            .unwrap()[0]
+            .1;
+        if under.is_none() && v.is_some_and(|h| h < 24.0) {
+            under = Some(at);
+        }
+        f.engine.evaluate_at(at).unwrap();
+        let fired = !ours(&f, "disk_full_forecast").is_empty();
+        assert_eq!(
+            fired,
+            under.is_some_and(|u| at - u >= Duration::minutes(10)),
+            "at {at}: value {v:?}, under 24 h since {under:?}"
+        );
+    }
+    let under = under.expect("the forecast went under a day");
+    assert!(
+        under - now <= Duration::minutes(25),
+        "seen after {}",
+        under - now
+    );
+    let a = ours(&f, "disk_full_forecast");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].status, AlertStatus::Active);
+    assert!(a[0].value < 24.0, "{}", a[0].value);
+    assert!(
+        a[0].message.starts_with("Disk /data is forecast full in"),
+        "{}",
+        a[0].message
+    );
+    // Cleaned up: the disk drops to 40 % and stays; the warning holds for an
+    // hour without the forecast, then resolves.
+    for _ in 0..90 {
+        at += Duration::minutes(1);
+        put(&f.store, disk.clone(), at, 40.0);
+        f.engine.evaluate_at(at).unwrap();
+        let open = ours(&f, "disk_full_forecast")[0].status == AlertStatus::Active;
+        if at - now < Duration::minutes(60) {
+            assert!(open, "held at {at}");
+        }
+    }
+    assert_eq!(
+        ours(&f, "disk_full_forecast")[0].status,
+        AlertStatus::Resolved
+    );
+}

@@ -1,6 +1,7 @@
 //! Rules: the built-in set and the evaluation of one rule against the store
 //! at an explicit time (so tests can simulate days in seconds).
 
+use crate::analysis::linear::Fit;
 use crate::anomalies::{Signal, score_key};
 use crate::collect::system::metric as system;
 use crate::config::Config;
@@ -149,6 +150,23 @@ pub fn effective_rules(config: &Config) -> Vec<RuleSpec> {
             "postgres",
             true,
         ),
+        RuleSpec {
+            // Flapping is held off twice: the forecast must say "within a
+            // day" for 10 minutes to fire, and not say it for an hour to
+            // resolve.
+            for_: Duration::from_secs(600),
+            clear_after: Duration::from_secs(3600),
+            ..rule(
+                "disk_full_forecast",
+                system::DISK_USAGE_PERCENT,
+                HoursToFull,
+                6.0 * 3600.0,
+                Lt,
+                24.0,
+                Warning,
+                "Disk {label.mount} is forecast full in {value} h at its trend over 6 h",
+            )
+        },
         rule(
             "service_degraded",
             health::DEGRADED_METRIC,
@@ -305,6 +323,25 @@ pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesK
                     }
                 }
                 peak
+            }
+            Aggregation::HoursToFull => {
+                let q = store.query(id, from, now_ms + 1, step)?;
+                let xy: Vec<(f64, f64)> = q
+                    .points
+                    .iter()
+                    .filter_map(|(t, a)| {
+                        a.map(|a| ((t + q.step_ms / 2 - now_ms).min(0) as f64 / 1000.0, a.avg()))
+                    })
+                    .collect();
+                // The whole window, and its last sixth: a robust line over
+                // the window follows the majority of it, so a disk that has
+                // just begun to fill fast is seen by the short one.
+                let recent = xy.partition_point(|(x, _)| *x < -(window_ms as f64) / 6000.0);
+                [&xy[..], &xy[recent..]]
+                    .iter()
+                    .filter_map(|pts| Fit::new(pts).and_then(|f| f.seconds_to(100.0)))
+                    .map(|(s, _, _)| s / 3600.0)
+                    .reduce(f64::min)
             }
             Aggregation::Age => {
                 let newest = store.latest(id, now_ms)?;

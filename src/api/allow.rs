@@ -28,6 +28,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/alerts/resolve"),
     ("GET", "/audit"),
     ("GET", "/anomalies"),
+    ("GET", "/forecast"),
+    ("GET", "/capacity"),
     ("GET", "/audit/export"),
     ("GET", "/silences"),
     ("POST", "/silences"),

@@ -978,3 +978,64 @@ pub struct AnomalyList {
     pub watched: usize,
     pub left_out: usize,
 }
+
+/// One predicted point (`GET /forecast`).
+#[derive(Serialize, JsonSchema)]
+pub struct ForecastPoint {
+    pub timestamp: String,
+    pub value: f64,
+    pub lower_80: f64,
+    pub upper_80: f64,
+    pub lower_95: f64,
+    pub upper_95: f64,
+}
+
+/// One series' forecast.
+#[derive(Serialize, JsonSchema)]
+pub struct ForecastSeries {
+    pub labels: BTreeMap<String, String>,
+    /// `linear_trend`, `level` (no trend beyond doubt: flat), or `null`
+    /// with too little history (fewer than 10 points; `points` is empty).
+    pub model: Option<String>,
+    pub fitted_points: usize,
+    pub slope_per_hour: Option<f64>,
+    /// The time the newest stored value stands for.
+    pub last_value_at: Option<String>,
+    pub points: Vec<ForecastPoint>,
+}
+
+/// `GET /forecast`.
+#[derive(Serialize, JsonSchema)]
+pub struct ForecastView {
+    pub metric: String,
+    pub horizon: String,
+    pub step_seconds: i64,
+    pub history_from: String,
+    pub series: Vec<ForecastSeries>,
+}
+
+/// One resource's time to full (`GET /capacity`).
+#[derive(Serialize, JsonSchema)]
+pub struct CapacityResource {
+    /// `disk` or `memory`.
+    pub resource: String,
+    pub metric: String,
+    pub labels: BTreeMap<String, String>,
+    pub used_percent: Option<f64>,
+    pub growth_percent_per_hour: Option<f64>,
+    /// Rising beyond doubt; when not, the `_to_full` fields are `null`.
+    pub filling: bool,
+    pub seconds_to_full: Option<f64>,
+    /// The 95 % interval of `seconds_to_full`.
+    pub seconds_to_full_low: Option<f64>,
+    pub seconds_to_full_high: Option<f64>,
+    pub full_at: Option<String>,
+    pub fitted_points: usize,
+}
+
+/// `GET /capacity`.
+#[derive(Serialize, JsonSchema)]
+pub struct Capacity {
+    pub history_hours: i64,
+    pub resources: Vec<CapacityResource>,
+}

@@ -18,6 +18,7 @@ pub mod dashboard;
 pub mod dto;
 mod encoded;
 mod exposition;
+mod forecast;
 mod metrics;
 mod openapi;
 pub mod params;
@@ -260,8 +261,22 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(s())
         .and(params::query())
         .and_then(anomalies::list);
+    let forecast_get = warp::path("forecast")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and_then(forecast::get);
+    let capacity_get = warp::path("capacity")
+        .and(end())
+        .and(warp::get())
+        .and(s())
+        .and(params::query())
+        .and_then(forecast::capacity);
     let alerting = alert_ack
         .or(anomaly_list)
+        .or(forecast_get)
+        .or(capacity_get)
         .or(alert_resolve)
         .or(alert_get)
         .or(audit)

@@ -449,6 +449,38 @@ fn build() -> Value {
     .query("limit", limit(100, 1000), "At most this many.")
     .bad_query();
     d.add(op.ok(200, "The events and how many the filter keeps.", s));
+    let s = d.answer::<dto::ForecastView>();
+    let op = Op::new(
+        "GET",
+        "/forecast",
+        "Predicted points of a metric's series, with 80 % and 95 % intervals and the model used.",
+    )
+    .query("metric", text.clone(), "The metric (required).")
+    .query(
+        "service",
+        text.clone(),
+        "Only series with this service label.",
+    )
+    .query(
+        "labels",
+        text.clone(),
+        "Only series with these labels: name=value,name=value.",
+    )
+    .query(
+        "horizon",
+        json!({"type": "string", "enum": ["1h", "6h", "24h", "7d"], "default": "24h"}),
+        "How far ahead.",
+    )
+    .bad_query();
+    d.add(op.ok(200, "The forecast of every matching series.", s));
+    let s = d.answer::<dto::Capacity>();
+    let op = Op::new(
+        "GET",
+        "/capacity",
+        "Each disk (by mount) and the memory, with its forecast time to full.",
+    )
+    .bad_query();
+    d.add(op.ok(200, "The resources.", s));
     let s = d.answer::<dto::AuditList>();
     let op = Op::new("GET", "/audit", "The audit trail, newest first.")
         .query("alert_id", text.clone(), "Only records of this alert.")

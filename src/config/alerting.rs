@@ -47,6 +47,9 @@ pub enum Aggregation {
     /// The highest anomaly score (0 to 1) of the series over the window
     /// (the series is watched because a rule asks for it).
     Anomaly,
+    /// Hours until the series reaches 100 (a percentage) at its robust
+    /// trend over the window; no value when it is not rising.
+    HoursToFull,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +71,7 @@ impl Aggregation {
             Aggregation::Age => "age",
             Aggregation::ErrorRate => "error_rate",
             Aggregation::Anomaly => "anomaly",
+            Aggregation::HoursToFull => "hours_to_full",
         }
     }
 }
@@ -194,9 +198,10 @@ pub fn build_rules(raw: &[RawRule]) -> Result<Vec<RuleSpec>> {
             "age" => Aggregation::Age,
             "error_rate" => Aggregation::ErrorRate,
             "anomaly" => Aggregation::Anomaly,
+            "hours_to_full" => Aggregation::HoursToFull,
             other => {
                 return Err(fail(format!(
-                    "unknown aggregation '{other}' (avg, max, min, last, rate, age, error_rate, anomaly)"
+                    "unknown aggregation '{other}' (avg, max, min, last, rate, age, error_rate, anomaly, hours_to_full)"
                 )));
             }
         };

@@ -8,9 +8,12 @@
 //! - `detailed.rs` matching series with each point's aggregate
 //! - `live.rs` the dashboard's recent trends and request windows
 //! - `uptime.rs` up-time weighted by time from a service's checks
+//! - `forecast.rs` forecasts from stored history and each resource's time
+//!   to full
 
 pub mod charts;
 pub mod detailed;
+pub mod forecast;
 pub mod grid;
 pub mod live;
 pub mod summary;
