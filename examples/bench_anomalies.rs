@@ -1,0 +1,130 @@
+//! The anomaly watch's cost in the daemon's terms (run with `cargo run
+//! --release --example bench_anomalies`): 5,000 gauge series, one sample
+//! every 5 s, a watch round after each step as the daemon runs it.
+//!
+//! - memory: RSS with the series stored, before and after the watch takes
+//!   them on (its detectors, scores' series keys and bookkeeping), per
+//!   series; the score series the watch writes are counted apart, since
+//!   the store keeps them like any series;
+//! - CPU: process CPU time (user + system) of the rounds alone against
+//!   the same steps' ingest without a watch, alternating, as a share of
+//!   one core at one round every 5 s.
+//!
+//! `BENCH_SERIES` (default 5000) and `BENCH_STEPS` (default 360: half an
+//! hour of 5-second steps) scale it.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use mlsec_monitor::anomalies::events::Events;
+use mlsec_monitor::anomalies::watch::Watch;
+use mlsec_monitor::config::anomalies::Selector;
+use mlsec_monitor::store::{Layout, Sample, SeriesKey, Store};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{Gen, Kind};
+
+const T0: i64 = 1_767_225_600_000;
+const STEP: i64 = 5_000;
+
+fn env_num(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kb() -> u64 {
+    support::proc_field("/proc/self/status", "VmRSS:")
+}
+
+fn cpu_s() -> f64 {
+    support::cpu_ticks(std::process::id()) as f64 / support::HZ
+}
+
+fn main() {
+    let n = env_num("BENCH_SERIES", 5000) as u32;
+    let steps = env_num("BENCH_STEPS", 360) as i64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(
+        dir.path(),
+        Layout::new(Duration::from_secs(5), 30),
+        1_000_000,
+    )
+    .expect("store");
+    let ids: Vec<u32> = (0..n)
+        .map(|i| {
+            store
+                .resolve(&SeriesKey::new("bench_gauge").with("id", &i.to_string()))
+                .expect("resolve")
+        })
+        .collect();
+    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
+    let mut gens: Vec<Gen> = (0..n)
+        .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + 7))
+        .collect();
+    let mut step = |k: i64| {
+        let batch: Vec<Sample> = ids
+            .iter()
+            .zip(gens.iter_mut())
+            .map(|(id, g)| Sample {
+                series: *id,
+                ts_ms: T0 + k * STEP,
+                value: g.next(),
+            })
+            .collect();
+        store.ingest(&batch).expect("ingest");
+    };
+    // An hour of history for the warm start.
+    for k in 0..720 {
+        step(k);
+    }
+    store.flush().expect("flush");
+    let rss_before = rss_kb();
+    let events = Arc::new(Events::open(&store).expect("events"));
+    let sel = vec![Selector {
+        metric: "bench_gauge".into(),
+        labels: vec![],
+    }];
+    let watch = Watch::new(store.clone(), events, sel, 1_000_000);
+    let t = Instant::now();
+    watch.round(T0 + 720 * STEP + STEP / 2).expect("round");
+    let warm = t.elapsed();
+    let rss_watch = rss_kb();
+    println!(
+        "{n} series: first round (discovery and {} slots of history replayed each) {:.2} s; RSS {} -> {} MB: {:.0} bytes per series for the watch",
+        720,
+        warm.as_secs_f64(),
+        rss_before / 1024,
+        rss_watch / 1024,
+        (rss_watch.saturating_sub(rss_before)) as f64 * 1024.0 / f64::from(n)
+    );
+    // Live rounds, alternating with the same ingest alone.
+    let (mut ingest_cpu, mut round_cpu) = (0.0, 0.0);
+    let mut rounds = 0u64;
+    let mut k = 720;
+    while k < 720 + steps {
+        let c0 = cpu_s();
+        step(k);
+        let c1 = cpu_s();
+        watch.round(T0 + (k + 1) * STEP + STEP / 2).expect("round");
+        let c2 = cpu_s();
+        ingest_cpu += c1 - c0;
+        round_cpu += c2 - c1;
+        rounds += 1;
+        k += 1;
+    }
+    store.flush().expect("flush");
+    let per_round = round_cpu / rounds as f64;
+    println!(
+        "{rounds} rounds: {:.1} ms CPU per round (ingest of the same step: {:.1} ms) = {:.2} % of one core at one round every 5 s; {:.2} µs per series per round",
+        per_round * 1000.0,
+        ingest_cpu / rounds as f64 * 1000.0,
+        per_round / 5.0 * 100.0,
+        per_round * 1e6 / f64::from(n),
+    );
+    println!(
+        "RSS after the rounds {} MB (the {n} score series are stored like any series)",
+        rss_kb() / 1024
+    );
+}
