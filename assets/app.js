@@ -86,6 +86,52 @@ function themeCharts() {
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
 }
 
+// Anomalies the daemon found (GET /anomalies) are marked on the system
+// chart: a dashed line at each event's peak, a triangle on top. A plugin,
+// not a dataset, so the chart's datasets stay its endpoint's own.
+const CHART_METRICS = {
+  'CPU %': 'cpu_usage_percent', 'Memory %': 'memory_usage_percent', 'Disk %': 'disk_usage_percent',
+  'Memory used MiB': 'memory_used_mb', 'Received Mbps': 'network_rx_mbps', 'Transmitted Mbps': 'network_tx_mbps',
+};
+
+Chart.register({
+  id: 'anomalyMarks',
+  afterDatasetsDraw(chart) {
+    const marks = chart.$marks || [];
+    const x = chart.scales.x;
+    const a = chart.chartArea;
+    if (!marks.length || !x) return;
+    const ctx = chart.ctx;
+    ctx.save();
+    ctx.strokeStyle = ctx.fillStyle = css('--red');
+    ctx.setLineDash([4, 3]);
+    for (const m of marks) {
+      const px = x.getPixelForValue(m.at);
+      if (px < a.left || px > a.right) continue;
+      ctx.beginPath(); ctx.moveTo(px, a.top); ctx.lineTo(px, a.bottom); ctx.stroke();
+      ctx.beginPath(); ctx.moveTo(px - 5, a.top); ctx.lineTo(px + 5, a.top); ctx.lineTo(px, a.top + 7); ctx.closePath(); ctx.fill();
+    }
+    ctx.restore();
+  },
+});
+
+// The anomalies of the series a system chart shows (unlabelled, as it
+// draws them), within `range`.
+async function anomalyMarks(body, range) {
+  const shown = new Set(body.datasets.map((d) => CHART_METRICS[d.label]).filter(Boolean));
+  if (!shown.size) return [];
+  const r = await api(`/anomalies?time_range=${range}&limit=1000`);
+  return r.anomalies
+    .filter((e) => shown.has(e.metric) && Object.keys(e.labels).length === 0)
+    .map((e) => ({ at: Date.parse(e.peak_at), metric: e.metric,
+      text: `${e.metric}: ${num(e.value)}, expected ${num(e.expected_low)} to ${num(e.expected_high)}` }));
+}
+
+function mark(chart, marks) {
+  chart.$marks = marks;
+  chart.update('none');
+}
+
 const isolated = (ctx) => {
   const d = ctx.dataset.data;
   const i = ctx.dataIndex;
@@ -265,7 +311,9 @@ async function refreshPlatform() {
 
 async function drawOverviewChart() {
   try {
-    render($('chart'), await api('/charts/system-metrics?time_range=6h'));
+    const body = await api('/charts/system-metrics?time_range=6h');
+    const chart = render($('chart'), body);
+    mark(chart, await anomalyMarks(body, '6h'));
   } catch (e) { /* keep the last chart */ }
 }
 
@@ -294,8 +342,14 @@ async function drawChartPanel(panel) {
   if (filter && filter.value) q.set(filter.dataset.filter, filter.value);
   try {
     const body = await api(`/charts/${name}?${q}`);
-    render(panel.querySelector('canvas'), body, panel.dataset.kind || 'line');
-    panel.querySelector('.summary').textContent = summaryOf(name, body);
+    const chart = render(panel.querySelector('canvas'), body, panel.dataset.kind || 'line');
+    let summary = summaryOf(name, body);
+    if (name === 'system-metrics') {
+      const marks = await anomalyMarks(body, range);
+      mark(chart, marks);
+      if (marks.length) summary += ` · ${marks.length} anomal${marks.length === 1 ? 'y' : 'ies'} marked: ${marks.map((m) => m.text).join('; ')}`;
+    }
+    panel.querySelector('.summary').textContent = summary;
   } catch (e) {
     panel.querySelector('.summary').textContent = 'could not load: ' + e.message;
   }

@@ -38,15 +38,57 @@ fn the_dashboard_in_headless_chromium() {
         api.url(),
         hook.port
     );
-    let d = Daemon::start_with_config(
-        &cfg,
-        &[
-            ("DASHBOARD_REFRESH_INTERVAL", "0.5"),
-            ("ALERT_EVALUATION_INTERVAL", "0.2"),
-            ("AUTH", "on"),
-        ],
-    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg_file = tmp.path().join("config.toml");
+    std::fs::write(&cfg_file, &cfg).expect("config");
+    let cfg_file = cfg_file.display().to_string();
+    let env = [
+        ("CONFIG_FILE", cfg_file.as_str()),
+        ("DASHBOARD_REFRESH_INTERVAL", "0.5"),
+        ("ALERT_EVALUATION_INTERVAL", "0.2"),
+        ("AUTH", "on"),
+    ];
+    let data = tmp.path().join("data");
+    // A first run writes 15 minutes of calm CPU history (an admin may write
+    // the collector's series), so that the anomaly watch, replaying it at
+    // the next start, is warm; a spike after that start is an anomaly the
+    // system charts mark.
+    {
+        let d = Daemon::start_in(&data, &env);
+        let admin = admin_token(&d);
+        let now = chrono::Utc::now();
+        let history: Vec<Value> = (0..900)
+            .map(|i| {
+                json!({"metric": "cpu_usage_percent", "value": 20.0 + (i % 7) as f64 * 0.3,
+                       "timestamp": (now - chrono::Duration::seconds(900 - i)).to_rfc3339()})
+            })
+            .collect();
+        let r = with_token(
+            d.addr,
+            &admin,
+            "POST",
+            "/ingest/metrics",
+            Some(&json!({"samples": history})),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        d.stop().expect("stop");
+    }
+    let d = Daemon::start_in(&data, &env);
     let admin = admin_token(&d);
+    let spike = json!({"samples": [{"metric": "cpu_usage_percent", "value": 900.0}]});
+    wait_for(std::time::Duration::from_secs(20), || {
+        let r = with_token(d.addr, &admin, "POST", "/ingest/metrics", Some(&spike));
+        assert_eq!(r.status, 200, "{}", r.text);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let a = with_token(
+            d.addr,
+            &admin,
+            "GET",
+            "/anomalies?metric=cpu_usage_percent",
+            None,
+        );
+        (a.body["total"].as_u64() > Some(0)).then_some(())
+    });
     let viewer = create(&d, &admin, "wall-screen", "viewer", None);
     let operator = create(&d, &admin, "oncall", "operator", None);
     let post = |path: &str, body: &Value| with_token(d.addr, &admin, "POST", path, Some(body));
@@ -150,6 +192,20 @@ fn the_dashboard_in_headless_chromium() {
         "bar"
     );
     assert_eq!(seen["legendToggle"], true, "{seen}");
+    // The CPU anomaly is marked on the overview's and the charts page's
+    // system charts, and named under the latter.
+    for chart in ["overviewMarks", "chartsMarks"] {
+        assert!(
+            seen[chart]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m == "cpu_usage_percent")),
+            "{chart}: {seen}"
+        );
+    }
+    let summary = seen["charts1h"]["charts"]["system-metrics"]["summary"]
+        .as_str()
+        .unwrap_or("");
+    assert!(summary.contains("marked: cpu_usage_percent"), "{summary}");
     assert!(
         seen["overviewChartPoints"].as_u64().unwrap() >= 12,
         "{seen}"

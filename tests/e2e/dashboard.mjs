@@ -79,6 +79,8 @@ try {
   out.services = await page.$$eval('#services .card', (cards) => cards.length);
   await page.waitForFunction(() => Chart.getChart(document.getElementById('chart')), null, T);
   out.overviewChartPoints = await page.evaluate(() => Chart.getChart(document.getElementById('chart')).data.labels.length);
+  await page.waitForFunction(() => (Chart.getChart(document.getElementById('chart')).$marks || []).length > 0, null, T);
+  out.overviewMarks = await page.evaluate(() => Chart.getChart(document.getElementById('chart')).$marks.map((m) => m.metric));
   await page.screenshot({ path: shot, fullPage: true });
   counting = 'signedInLoadBytes';
   await page.reload({ waitUntil: 'load' });
@@ -121,6 +123,8 @@ try {
     document.querySelector('#ranges [aria-checked="true"]').dataset.range === '1h', null, T);
   await page.waitForTimeout(500);
   out.charts1h = await readCharts();
+  out.chartsMarks = await page.evaluate(() =>
+    (Chart.getChart(document.querySelector('[data-chart="system-metrics"] canvas')).$marks || []).map((m) => m.metric));
   // A legend click hides a line (Chart.js's own legend).
   out.legendToggle = await page.evaluate(() => {
     const c = Chart.getChart(document.querySelector('[data-chart="system-metrics"] canvas'));
