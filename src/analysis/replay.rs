@@ -100,7 +100,7 @@ pub fn anomalies(rows: &[Row]) -> String {
     let mut out = String::with_capacity(rows.len() * 48);
     out.push_str("timestamp,value,anomaly_score,is_anomaly\n");
     for r in rows {
-        let s = d.step(r.value);
+        let s = d.step_at(r.ts_ms, r.value);
         let _ = writeln!(
             out,
             "{},{},{:.6},{}",

@@ -139,7 +139,7 @@ impl Watch {
                     for (d, v) in w.signals.iter_mut().zip(values) {
                         let Some(v) = v else { continue };
                         round.values += 1;
-                        let s = d.detector.step(v);
+                        let s = d.detector.step_at(ts, v);
                         d.last_fed_ms = ts;
                         if ts < w.live_from_ms {
                             continue;
