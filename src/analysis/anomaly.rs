@@ -331,14 +331,7 @@ impl Detector {
 mod tests {
     use super::*;
 
-    /// A deterministic noise in [-1, 1].
-    fn noise(i: u64) -> f64 {
-        let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555;
-        x ^= x >> 29;
-        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x ^= x >> 32;
-        (x % 2001) as f64 / 1000.0 - 1.0
-    }
+    use crate::analysis::noise;
 
     fn anomalies(values: impl Iterator<Item = f64>) -> Vec<usize> {
         let mut d = Detector::new();

@@ -378,11 +378,7 @@ mod tests {
     const STEP: i64 = 5_000;
 
     fn noise(i: i64) -> f64 {
-        let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5555;
-        x ^= x >> 29;
-        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x ^= x >> 32;
-        (x % 2001) as f64 / 1000.0 - 1.0
+        crate::analysis::noise(i as u64)
     }
 
     #[test]
