@@ -27,13 +27,6 @@ use support::{Gen, Kind};
 const T0: i64 = 1_767_225_600_000;
 const STEP: i64 = 5_000;
 
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn rss_kb() -> u64 {
     support::proc_field("/proc/self/status", "VmRSS:")
 }
@@ -43,8 +36,8 @@ fn cpu_s() -> f64 {
 }
 
 fn main() {
-    let n = env_num("BENCH_SERIES", 5000) as u32;
-    let steps = env_num("BENCH_STEPS", 360) as i64;
+    let n = support::env_num("BENCH_SERIES", 5000) as u32;
+    let steps = support::env_num("BENCH_STEPS", 360) as i64;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(
         dir.path(),

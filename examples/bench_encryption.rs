@@ -26,13 +26,6 @@ use support::{Gen, Kind};
 const T0: i64 = 1_767_225_600_000;
 const STEP_MS: i64 = 5_000;
 
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn open(dir: &std::path::Path, key: bool) -> Store {
     let cipher = key.then(|| Arc::new(Cipher::new(&[0x5a; 32])));
     Store::open_with(
@@ -143,8 +136,8 @@ fn run(key: bool, series: u32, hours: i64) -> Run {
 }
 
 fn main() {
-    let series = env_num("BENCH_SERIES", 1000) as u32;
-    let hours = env_num("BENCH_HOURS", 6) as i64;
+    let series = support::env_num("BENCH_SERIES", 1000) as u32;
+    let hours = support::env_num("BENCH_HOURS", 6) as i64;
     println!(
         "{series} series, one sample every 5 s for {hours} simulated hours, a flush per step; three rounds, alternating"
     );

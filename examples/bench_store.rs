@@ -29,19 +29,12 @@ const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_767_225_600_000;
 
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn proc_status(field: &str) -> u64 {
     support::proc_field("/proc/self/status", field)
 }
 
 fn open(dir: &std::path::Path) -> Store {
-    let cache = env_num("BENCH_CACHE_MB", 0);
+    let cache = support::env_num("BENCH_CACHE_MB", 0);
     let layout = Layout::new(Duration::from_secs(5), 30);
     if cache > 0 {
         Store::open_with(dir, layout, 1_000_000, cache << 20, None).expect("open")
@@ -185,8 +178,8 @@ fn ingest_hour(store: &Store, ids: &[u32], gens: &mut [Gen], hour: i64, batch: &
 /// per kind: bytes on disk per series after a clean stop (sled included),
 /// beside the bytes pco needs for the same tier columns compressed whole.
 fn disk_per_series() {
-    let n_series = env_num("BENCH_SERIES", 300) as u32 / 3;
-    let days = env_num("BENCH_DAYS", 40) as i64;
+    let n_series = support::env_num("BENCH_SERIES", 300) as u32 / 3;
+    let days = support::env_num("BENCH_DAYS", 40) as i64;
     println!("disk per series, {n_series} series per kind x {days} days at 5 s (every tier full):");
     let mut totals = (0u64, 0u64);
     for kind in [Kind::Walk, Kind::Counter, Kind::Health] {
@@ -270,8 +263,8 @@ fn mixed(n: u32) -> Vec<Gen> {
 /// default layout has wrapped by day 31), after a checkpoint, and its
 /// growth from day 35 to day 100.
 fn hundred_days() {
-    let n_series = env_num("BENCH_SERIES", 150) as u32;
-    let days = env_num("BENCH_DAYS", 100) as i64;
+    let n_series = support::env_num("BENCH_SERIES", 150) as u32;
+    let days = support::env_num("BENCH_DAYS", 100) as i64;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let ids = series(&store, n_series);
@@ -446,8 +439,8 @@ fn main() {
     }
     if which.is_empty() || which == "writes" {
         writes_per_sample(
-            env_num("BENCH_WRITE_SERIES", 1000) as u32,
-            env_num("BENCH_WRITE_MINUTES", 60) as i64,
+            support::env_num("BENCH_WRITE_SERIES", 1000) as u32,
+            support::env_num("BENCH_WRITE_MINUTES", 60) as i64,
         );
     }
 }

@@ -54,6 +54,14 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     f[11] + f[12]
 }
 
+/// A number from the environment, or `default`.
+pub fn env_num(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Clock ticks per second (USER_HZ on Linux).
 pub const HZ: f64 = 100.0;
 
