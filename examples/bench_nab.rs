@@ -99,7 +99,8 @@ fn line_at(ys: &[f64], at: f64) -> f64 {
 }
 
 /// MASE of ours, naive and linear 12 rows ahead, and the interval's coverage.
-fn forecast_file(values: &[f64]) -> Option<([f64; 3], f64)> {
+fn forecast_file(rows: &[(i64, f64)]) -> Option<([f64; 3], f64)> {
+    let values: Vec<f64> = rows.iter().map(|r| r.1).collect();
     const H: usize = 12;
     let denom =
         values.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / (values.len() - 1) as f64;
@@ -110,7 +111,7 @@ fn forecast_file(values: &[f64]) -> Option<([f64; 3], f64)> {
     let mut err = [0.0f64; 3];
     let (mut n, mut inside) = (0usize, 0usize);
     for i in 0..values.len() {
-        let ours = f.step(values[i]);
+        let ours = f.step_at(rows[i].0, values[i]);
         let (Some(fc), Some(actual)) = (ours, values.get(i + H)) else {
             continue;
         };
@@ -151,6 +152,7 @@ fn main() {
     // other file of each corpus, in name order (raw, null, perfect).
     let mut halves = [(0.0f64, 0.0f64, 0.0f64); 2];
     let mut in_corpus: BTreeMap<String, usize> = BTreeMap::new();
+    let mut half_of: Vec<usize> = Vec::new();
     for ((file, spans), rows) in windows.iter().zip(&parsed) {
         let mut d = Detector::new();
         let detected: Vec<bool> = rows
@@ -172,6 +174,7 @@ fn main() {
             .entry(file.split('/').next().unwrap_or("").to_string())
             .or_default();
         let h = &mut halves[*k % 2];
+        half_of.push(*k % 2);
         *k += 1;
         h.0 += raw;
         h.1 -= spans.len() as f64;
@@ -202,16 +205,21 @@ fn main() {
     }
     let per_step = timed.elapsed().as_nanos() as f64 / (3 * values) as f64;
     let mut mase = [0.0f64; 3];
+    let mut mase_halves = [[0.0f64; 3]; 2];
     let (mut files, mut coverage) = (0usize, 0.0);
-    for values in &all {
-        if let Some((m, c)) = forecast_file(values) {
+    for (rows, half) in stamped.iter().zip(&half_of) {
+        if let Some((m, c)) = forecast_file(rows) {
             for (total, m) in mase.iter_mut().zip(m) {
+                *total += m;
+            }
+            for (total, m) in mase_halves[*half].iter_mut().zip(m) {
                 *total += m;
             }
             coverage += c;
             files += 1;
         }
     }
+    let ratio = |m: [f64; 3]| m[0] / m[1].min(m[2]);
     println!(
         "NAB standard profile, default sensitivity (threshold {}):",
         mlsec_monitor::analysis::anomaly::THRESHOLD
@@ -259,7 +267,12 @@ fn main() {
         mase[0] / n,
         mase[1] / n,
         mase[2] / n,
-        mase[0] / mase[1].min(mase[2]),
+        ratio(mase),
         100.0 * coverage / n
+    );
+    println!(
+        "  halves: A {:.3}, B {:.3} (ours / the better)",
+        ratio(mase_halves[0]),
+        ratio(mase_halves[1])
     );
 }

@@ -27,6 +27,8 @@
 //! The constants are the one default sensitivity; `examples/bench_nab.rs`
 //! scores them on the NAB corpora (the README says how they were chosen).
 
+use super::season::DayProfile;
+
 /// Rows before any anomaly is reported.
 pub const WARM_UP: u64 = 300;
 /// The score that makes an anomaly.
@@ -150,12 +152,6 @@ impl Tracker {
     }
 }
 
-/// Bins of the day the seasonal profile keeps (10 minutes each).
-const BINS: usize = 144;
-const BIN_MS: i64 = 86_400_000 / BINS as i64;
-/// How far a bin of the profile moves toward its values in a day (0.3 per
-/// value at NAB's 5-minute rows, two to a bin).
-const PROFILE_RATE: f64 = 0.51;
 /// The seasonal tracker counts when its residuals' deviation is at most
 /// this share of the plain slow tracker's: the day explains the series.
 const SEASONAL_SHARE: f64 = 0.5;
@@ -164,70 +160,30 @@ const SEASONAL_SHARE: f64 = 0.5;
 /// is left after it.
 #[derive(Clone, Debug)]
 struct Season {
-    profile: Box<[f32; BINS]>,
+    profile: DayProfile,
     tracker: Tracker,
-    /// Bins seen twice (a day's cycle known).
-    known: u16,
-    visits: Box<[u8; BINS]>,
-    /// The last value's time, and the profile's rate per value (from the
-    /// time between values, so that it moves `PROFILE_RATE` a day).
-    last_ms: Option<i64>,
-    rate: f64,
 }
 
 impl Season {
     fn new() -> Season {
         Season {
-            profile: Box::new([f32::NAN; BINS]),
+            profile: DayProfile::new(),
             tracker: Tracker::new(RATES[0]),
-            known: 0,
-            visits: Box::new([0; BINS]),
-            last_ms: None,
-            rate: PROFILE_RATE,
         }
     }
 
-    /// The residual tracker's score of `x` at `ts_ms`, once every bin was
-    /// seen twice; then learns from it.
+    /// The residual tracker's score of `x` at `ts_ms`, once the day is
+    /// known; then learns from it. Like the trackers' levels, a bin moves
+    /// at most 3 deviations a value, so that an anomaly does not become
+    /// the next day's normal.
     fn step(&mut self, ts_ms: i64, x: f64) -> Option<f64> {
-        if let Some(last) = self.last_ms
-            && ts_ms > last
-        {
-            let per_bin = (BIN_MS as f64 / (ts_ms - last) as f64).max(1.0);
-            let rate = 1.0 - (1.0 - PROFILE_RATE).powf(1.0 / per_bin);
-            self.rate += 0.1 * (rate - self.rate);
-        }
-        self.last_ms = Some(ts_ms);
-        let bin = (ts_ms.rem_euclid(86_400_000) / BIN_MS) as usize;
-        let p = self.profile[bin];
-        let v = self.visits[bin];
-        if v < 2 {
-            self.visits[bin] += 1;
-            if v == 1 {
-                self.known += 1;
-            }
-        }
-        if p.is_nan() {
-            self.profile[bin] = x as f32;
-            return None;
-        }
-        let r = x - f64::from(p);
-        // Like the trackers' levels, a bin moves at most 3 deviations a
-        // value, so an anomaly does not become the next day's normal.
         let t = &self.tracker;
-        let step = if t.n > FIRST {
-            r.clamp(
-                -3.0 * MAD_TO_SD * t.deviation,
-                3.0 * MAD_TO_SD * t.deviation,
-            )
-        } else {
-            r
-        };
-        self.profile[bin] = p + (self.rate * step) as f32;
-        if (self.known as usize) < BINS {
+        let clip = (t.n > FIRST).then_some(3.0 * MAD_TO_SD * t.deviation);
+        let typical = self.profile.learn(ts_ms, x, clip)?;
+        if !self.profile.known() {
             return None;
         }
-        self.tracker.step(r).0
+        self.tracker.step(x - typical).0
     }
 }
 
@@ -261,7 +217,7 @@ impl Detector {
             + self
                 .season
                 .as_ref()
-                .map_or(0, |_| BINS * (std::mem::size_of::<f32>() + 1))
+                .map_or(0, |_| DayProfile::BYTES - std::mem::size_of::<DayProfile>())
     }
 
     /// As `step`, knowing the value's time: a series whose day explains it

@@ -12,6 +12,7 @@ pub mod anomaly;
 pub mod forecast;
 pub mod linear;
 pub mod replay;
+pub mod season;
 pub mod trend;
 
 /// A deterministic noise in [-1, 1], for the analysis tests.

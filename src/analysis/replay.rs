@@ -130,7 +130,7 @@ pub fn forecast(rows: &[Row], horizon: usize) -> String {
             }
             steps.push_back(r.ts_ms - rows[i - 1].ts_ms);
         }
-        let made = f.step(r.value);
+        let made = f.step_at(r.ts_ms, r.value);
         let _ = write!(out, "{},{},", r.timestamp, r.text);
         match made {
             Some(fc) if !steps.is_empty() => {
