@@ -441,6 +441,7 @@ fn encryption_at_rest_leaves_no_clear_name_on_disk_and_a_wrong_key_is_refused() 
     let d = Daemon::start_in(&data, &auth_on);
     let admin = admin_token(&d);
     let viewer = create(&d, &admin, "acme-confidential-grafana", "viewer", None);
+    assert_eq!(d.get("/health").body["store"]["encrypted"], true);
     // A backup holds the values as stored, encrypted; it restores with the key.
     let archive = tmp.path().join("backup.mlsb");
     let token_file = data.join("admin.token");

@@ -90,6 +90,7 @@ pub async fn health(state: AppState) -> Result<Response, warp::Rejection> {
             size_on_disk_bytes: state.store.size_on_disk(),
             corrupt_blocks: stats.corrupt_blocks,
             corrupt_log_records: stats.corrupt_records,
+            encrypted: state.store.cipher().is_some(),
         },
         collector: CollectorHealth {
             ticks: c.ticks,

@@ -156,6 +156,8 @@ pub struct StoreHealth {
     pub corrupt_blocks: u64,
     /// Log records found damaged at the last start; their samples are lost.
     pub corrupt_log_records: u64,
+    /// Values are encrypted at rest (`ENCRYPTION_KEY_FILE`).
+    pub encrypted: bool,
 }
 
 #[derive(Serialize, JsonSchema)]
