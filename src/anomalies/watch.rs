@@ -16,6 +16,7 @@ use crate::shutdown::Shutdown;
 use crate::store::{SeriesId, SeriesKey, Store};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Slots replayed before a newly watched series is scored.
@@ -72,6 +73,8 @@ pub struct Watch {
     selectors: RwLock<Vec<Selector>>,
     max_signals: usize,
     state: Mutex<State>,
+    /// `watched()`, kept apart so that readers never wait for a round.
+    counts: [AtomicUsize; 2],
 }
 
 impl Watch {
@@ -87,6 +90,7 @@ impl Watch {
             selectors: RwLock::new(selectors),
             max_signals,
             state: Mutex::default(),
+            counts: Default::default(),
         }
     }
 
@@ -107,8 +111,10 @@ impl Watch {
 
     /// (series, signals) watched now, and series left out by the cap.
     pub fn watched(&self) -> (usize, usize) {
-        let s = self.state();
-        (s.watched_signals, s.left_out)
+        (
+            self.counts[0].load(Ordering::Relaxed),
+            self.counts[1].load(Ordering::Relaxed),
+        )
     }
 
     /// One round at `now_ms`: every slot that ended at least half a step
@@ -253,6 +259,8 @@ impl Watch {
             );
         }
         state.left_out = left_out;
+        self.counts[0].store(state.watched_signals, Ordering::Relaxed);
+        self.counts[1].store(left_out, Ordering::Relaxed);
     }
 
     /// Per completed slot in `[from, end)`, the value of each signal.
