@@ -60,6 +60,17 @@ impl DayProfile {
         (!p.is_nan()).then_some(f64::from(p))
     }
 
+    /// The typical value at the instant `ts_ms`: between the two nearest
+    /// bins' middles, in proportion (`None` until both are seen).
+    pub fn interpolated(&self, ts_ms: i64) -> Option<f64> {
+        let into = ts_ms.rem_euclid(DAY_MS) as f64 / BIN_MS as f64 - 0.5;
+        let lo = into.floor();
+        let w = into - lo;
+        let bin = |b: f64| (b as i64).rem_euclid(BINS as i64) as usize;
+        let (a, b) = (self.profile[bin(lo)], self.profile[bin(lo + 1.0)]);
+        (!a.is_nan() && !b.is_nan()).then(|| f64::from(a) * (1.0 - w) + f64::from(b) * w)
+    }
+
     /// Learns `x` at `ts_ms`, a bin moving at most `clip` toward it.
     /// Returns what the bin held before (`None` at its first value).
     pub fn learn(&mut self, ts_ms: i64, x: f64, clip: Option<f64>) -> Option<f64> {
@@ -109,6 +120,11 @@ mod tests {
             assert_eq!(d.known(), i >= 287, "row {i}");
         }
         assert_eq!(d.at(at(6 * 12)), Some(10.0));
+        // Between the middles of the bins before and after noon.
+        let noon = at(12 * 12);
+        assert_eq!(d.interpolated(noon), Some(20.0));
+        assert_eq!(d.interpolated(noon + 300_000), Some(30.0));
+        assert_eq!(d.interpolated(noon - 300_000), Some(10.0));
         assert_eq!(d.at(at(18 * 12)), Some(30.0));
         // A clipped bin moves only that far.
         let before = d.at(at(0)).unwrap();

@@ -996,8 +996,10 @@ pub struct ForecastPoint {
 #[derive(Serialize, JsonSchema)]
 pub struct ForecastSeries {
     pub labels: BTreeMap<String, String>,
-    /// `linear_trend`, `level` (no trend beyond doubt: flat), or `null`
-    /// with too little history (fewer than 10 points; `points` is empty).
+    /// `linear_trend`, `level` (no trend beyond doubt: flat), either with
+    /// `+daily` when two days of history give the series' day profile, or
+    /// `null` with too little history (fewer than 10 points; `points` is
+    /// empty).
     pub model: Option<String>,
     pub fitted_points: usize,
     pub slope_per_hour: Option<f64>,

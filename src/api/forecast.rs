@@ -73,7 +73,13 @@ pub async fn get(state: AppState, q: ForecastQuery) -> Result<Response, warp::Re
         .into_iter()
         .map(|s| ForecastSeries {
             labels: s.key.labels,
-            model: s.fit.as_ref().map(|f| f.model().to_string()),
+            model: s.fit.as_ref().map(|f| {
+                if s.daily {
+                    format!("{}+daily", f.model())
+                } else {
+                    f.model().to_string()
+                }
+            }),
             fitted_points: s.fit.as_ref().map_or(0, |f| f.points),
             slope_per_hour: s.fit.as_ref().map(|f| f.slope * 3600.0),
             last_value_at: s.last_ms.map(ts_ms),

@@ -3,6 +3,7 @@
 //! `analysis::linear`'s robust line.
 
 use crate::analysis::linear::{Fit, Predicted};
+use crate::analysis::season::DayProfile;
 use crate::collect::system::metric;
 use crate::error::{Error, Result};
 use crate::store::{SeriesKey, Store};
@@ -25,6 +26,10 @@ const CAPACITY_STEP_MS: i64 = 300_000;
 
 pub struct SeriesForecast {
     pub key: SeriesKey,
+    /// Whether the forecast follows the series' day (two days of history
+    /// or more): the line is fitted to what is left after the day profile,
+    /// which is added back to each point.
+    pub daily: bool,
     /// `None` with too little history to fit (fewer than 10 points).
     pub fit: Option<Fit>,
     /// The time the newest stored value stands for (the middle of its step).
@@ -49,20 +54,41 @@ fn plan(horizon_ms: i64) -> (i64, i64) {
     (step, history.max(10 * step))
 }
 
-/// The line through `key`'s stored means over `[from, now]` at `step`,
-/// each mean placed at the middle of its step; and that time of the last.
+/// The day history a forecast's profile is learnt from, at 10 minutes.
+const DAY_HISTORY_MS: i64 = 7 * 86_400_000;
+const DAY_STEP_MS: i64 = 600_000;
+
+/// The series' day profile from its last week at 10 minutes, when it
+/// knows every time of day twice (`None` otherwise).
+fn day_profile(store: &Store, id: u32, now_ms: i64) -> Result<Option<DayProfile>> {
+    let q = store.query(id, now_ms - DAY_HISTORY_MS, now_ms + 1, DAY_STEP_MS)?;
+    let mut day = DayProfile::new();
+    for (t, a) in &q.points {
+        if let Some(a) = a {
+            day.learn(*t + q.step_ms / 2, a.avg(), None);
+        }
+    }
+    Ok(day.known().then_some(day))
+}
+
+/// The line through `key`'s stored means over `[from, now]` at `step`
+/// (less the day profile's value at each, when there is one), each mean
+/// placed at the middle of its step; and that time of the last.
 fn fit(
     store: &Store,
     id: u32,
-    from: i64,
-    now_ms: i64,
-    step: i64,
+    (from, now_ms, step): (i64, i64, i64),
+    day: Option<&DayProfile>,
 ) -> Result<(Option<Fit>, Option<i64>)> {
     let q = store.query(id, from, now_ms + 1, step)?;
+    let typical = |t: i64| day.and_then(|d| d.interpolated(t)).unwrap_or(0.0);
     let pts: Vec<(i64, f64)> = q
         .points
         .iter()
-        .filter_map(|(t, a)| a.map(|a| ((*t + q.step_ms / 2).min(now_ms), a.avg())))
+        .filter_map(|(t, a)| {
+            let t = (*t + q.step_ms / 2).min(now_ms);
+            a.map(|a| (t, a.avg() - typical(t)))
+        })
         .collect();
     let last = pts.last().map(|(t, _)| *t);
     let xy: Vec<(f64, f64)> = pts
@@ -96,17 +122,27 @@ pub fn forecast(
     let from = now_ms - history;
     let mut series = Vec::with_capacity(found.len());
     for (id, key) in found {
-        let (fit, last_ms) = fit(store, id, from, now_ms, step)?;
+        let day = day_profile(store, id, now_ms)?;
+        let (fit, last_ms) = fit(store, id, (from, now_ms, step), day.as_ref())?;
+        let typical = |t: i64| day.as_ref().and_then(|d| d.interpolated(t)).unwrap_or(0.0);
         let points = match (&fit, last_ms) {
             (Some(f), Some(_)) => (1..=(horizon_ms + step - 1) / step)
                 .map(|k| {
                     let t = now_ms + k * step;
-                    (t, f.at((t - now_ms) as f64 / 1000.0 - f.last_x))
+                    let mut p = f.at((t - now_ms) as f64 / 1000.0 - f.last_x);
+                    let d = typical(t);
+                    p.value += d;
+                    p.lower80 += d;
+                    p.upper80 += d;
+                    p.lower95 += d;
+                    p.upper95 += d;
+                    (t, p)
                 })
                 .collect(),
             _ => Vec::new(),
         };
         series.push(SeriesForecast {
+            daily: day.is_some(),
             key,
             fit,
             last_ms,
@@ -145,13 +181,8 @@ pub fn capacity(store: &Store, now_ms: i64) -> Result<Vec<Resource>> {
         let mut found = store.find_with(m, &[], |_| true);
         found.sort_by(|a, b| a.1.cmp(&b.1));
         for (id, key) in found {
-            let (fit, _) = fit(
-                store,
-                id,
-                now_ms - CAPACITY_HISTORY_MS,
-                now_ms,
-                CAPACITY_STEP_MS,
-            )?;
+            let span = (now_ms - CAPACITY_HISTORY_MS, now_ms, CAPACITY_STEP_MS);
+            let (fit, _) = fit(store, id, span, None)?;
             out.push(Resource {
                 kind,
                 key,
@@ -229,5 +260,40 @@ mod tests {
         assert!(first.upper95 - first.lower95 < last.upper95 - last.lower95);
         let many = forecast(&store, "nothing_here", &[], HOUR, now).unwrap();
         assert!(many.series.is_empty());
+        assert!(!s.daily, "a day of history: no day profile yet");
+    }
+
+    #[test]
+    fn with_three_days_of_history_a_daily_cycle_is_forecast_along_the_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Layout::new(Duration::from_secs(5), 30), 1000).unwrap();
+        let key = SeriesKey::new("requests_per_second").with("service", "api");
+        let day =
+            |t: i64| 50.0 + 20.0 * ((t - T0) as f64 * std::f64::consts::TAU / 86_400_000.0).sin();
+        let points: Vec<_> = (0..3 * 24 * 60)
+            .map(|i| {
+                let t = T0 + i * 60_000;
+                (
+                    key.clone(),
+                    t,
+                    day(t) + crate::analysis::noise(i as u64) * 0.5,
+                )
+            })
+            .collect();
+        store.record(points).unwrap();
+        let now = T0 + 3 * 24 * HOUR;
+        let f = forecast(&store, "requests_per_second", &[], 6 * HOUR, now).unwrap();
+        let s = &f.series[0];
+        assert!(s.daily);
+        assert_eq!(s.fit.as_ref().unwrap().model(), "level");
+        // Over the next 6 hours the series rises by 20: followed within 2.
+        for (t, p) in &s.points {
+            assert!(
+                (p.value - day(*t)).abs() < 2.0,
+                "at {t}: {p:?} vs {}",
+                day(*t)
+            );
+            assert!(p.lower95 < day(*t) && day(*t) < p.upper95, "{p:?}");
+        }
     }
 }
