@@ -19,10 +19,9 @@ mod support;
 use mlsec_monitor::anomalies::events::Events;
 use mlsec_monitor::anomalies::watch::Watch;
 use mlsec_monitor::config::anomalies::Selector;
-use mlsec_monitor::store::{Layout, Sample, SeriesKey, Store};
+use mlsec_monitor::store::{Layout, Sample, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{Gen, Kind};
 
 const T0: i64 = 1_767_225_600_000;
 const STEP: i64 = 5_000;
@@ -45,17 +44,8 @@ fn main() {
         1_000_000,
     )
     .expect("store");
-    let ids: Vec<u32> = (0..n)
-        .map(|i| {
-            store
-                .resolve(&SeriesKey::new("bench_gauge").with("id", &i.to_string()))
-                .expect("resolve")
-        })
-        .collect();
-    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
-    let mut gens: Vec<Gen> = (0..n)
-        .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + 7))
-        .collect();
+    let ids = support::series(&store, "bench_gauge", n);
+    let mut gens = support::mixed(n, 7);
     let mut step = |k: i64| {
         let batch: Vec<Sample> = ids
             .iter()

@@ -18,10 +18,9 @@
 mod support;
 
 use mlsec_monitor::store::cipher::Cipher;
-use mlsec_monitor::store::{Layout, SLED_CACHE_BYTES, Sample, SeriesKey, Store};
+use mlsec_monitor::store::{Layout, SLED_CACHE_BYTES, Sample, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{Gen, Kind};
 
 const T0: i64 = 1_767_225_600_000;
 const STEP_MS: i64 = 5_000;
@@ -52,36 +51,13 @@ struct Run {
     dir_bytes: u64,
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn run(key: bool, series: u32, hours: i64) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let steps = hours * 3_600_000 / STEP_MS;
     let (ingest_cpu_s, ingest_wall_s, ids) = {
         let store = open(dir.path(), key);
-        let ids: Vec<u32> = (0..series)
-            .map(|i| {
-                store
-                    .resolve(&SeriesKey::new("bench").with("id", &i.to_string()))
-                    .expect("resolve")
-            })
-            .collect();
-        let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
-        let mut gens: Vec<Gen> = (0..series)
-            .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + 1))
-            .collect();
+        let ids = support::series(&store, "bench", series);
+        let mut gens = support::mixed(series, 1);
         let (cpu0, wall0) = (cpu_ticks(), Instant::now());
         let mut batch = Vec::with_capacity(series as usize);
         for step in 0..steps {
@@ -123,6 +99,8 @@ fn run(key: bool, series: u32, hours: i64) -> Run {
             .len() as u64;
     }
     let query_wall_s = wall0.elapsed().as_secs_f64();
+    store.measure_size_on_disk();
+    let dir_bytes = store.size_on_disk();
     drop(store);
     Run {
         ingest_cpu_s,
@@ -131,7 +109,7 @@ fn run(key: bool, series: u32, hours: i64) -> Run {
         query_wall_s,
         blocks_read: ids.len() as u64 * (raw_blocks_per_series as u64 + 1),
         points,
-        dir_bytes: dir_size(dir.path()),
+        dir_bytes,
     }
 }
 

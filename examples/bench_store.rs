@@ -20,7 +20,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use mlsec_monitor::store::{Layout, Sample, SeriesKey, Store};
+use mlsec_monitor::store::{Layout, Sample, Store};
 use std::time::{Duration, Instant};
 use support::{Gen, Kind};
 
@@ -43,20 +43,10 @@ fn open(dir: &std::path::Path) -> Store {
     }
 }
 
-fn series(store: &Store, n: u32) -> Vec<u32> {
-    (0..n)
-        .map(|i| {
-            store
-                .resolve(&SeriesKey::new("bench").with("id", &i.to_string()))
-                .expect("resolve")
-        })
-        .collect()
-}
-
 fn ingest_throughput() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let ids = series(&store, 1000);
+    let ids = support::series(&store, "bench", 1000);
     // 1000 series x 720 samples at 5 s (one hour), in batches of 10,000.
     let mut batches = Vec::new();
     let mut batch = Vec::with_capacity(10_000);
@@ -93,7 +83,7 @@ fn ingest_throughput() {
 fn query_latency() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let ids = series(&store, 100);
+    let ids = support::series(&store, "bench", 100);
     // 24 hours at 1 sample a minute for 100 series.
     every_minute(&store, &ids, 0..1440);
     report(
@@ -185,7 +175,7 @@ fn disk_per_series() {
     for kind in [Kind::Walk, Kind::Counter, Kind::Health] {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path());
-        let ids = series(&store, n_series);
+        let ids = support::series(&store, "bench", n_series);
         let mut gens: Vec<Gen> = (0..n_series)
             .map(|i| Gen::new(kind, u64::from(i) + 1))
             .collect();
@@ -205,7 +195,7 @@ fn disk_per_series() {
                     .iter()
                     .map(|kv| kv.map(|(k, v)| k.len() + v.len()).unwrap_or(0))
                     .sum();
-                println!("    live in {t}: {live} bytes in {} keys", tree.len());
+                println!("    live in {t}: {live} bytes in {} keys", tree.raw().len());
             }
         }
         drop(store);
@@ -267,7 +257,7 @@ fn hundred_days() {
     let days = support::env_num("BENCH_DAYS", 100) as i64;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let ids = series(&store, n_series);
+    let ids = support::series(&store, "bench", n_series);
     let mut gens = mixed(n_series);
     println!("{days} days, {n_series} series (a third of each kind) at 5 s:");
     let started = Instant::now();
@@ -366,7 +356,7 @@ fn proc_io(field: &str) -> u64 {
 fn writes_per_sample(n_series: u32, minutes: i64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let ids = series(&store, n_series);
+    let ids = support::series(&store, "bench", n_series);
     let mut gens = mixed(n_series);
     store.checkpoint().expect("checkpoint");
     let before = (proc_io("write_bytes:"), proc_io("wchar:"));

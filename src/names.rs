@@ -32,6 +32,21 @@ pub fn check_label(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `name=value,name=value` (blanks dropped, a value may be quoted), each
+/// pair checked as a label.
+pub fn label_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (n, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("'{pair}' is not name=value"))?;
+        let (n, v) = (n.trim(), v.trim().trim_matches('"'));
+        check_label(n, v)?;
+        out.push((n.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
 fn valid(s: &str, allow_colon: bool) -> bool {
     let ok = |c: char, first: bool| {
         c.is_ascii_alphabetic()

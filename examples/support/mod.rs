@@ -54,6 +54,25 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     f[11] + f[12]
 }
 
+/// `n` series `metric{id="0"}` ... registered in `store`.
+pub fn series(store: &mlsec_monitor::store::Store, metric: &str, n: u32) -> Vec<u32> {
+    (0..n)
+        .map(|i| {
+            store
+                .resolve(&mlsec_monitor::store::SeriesKey::new(metric).with("id", &i.to_string()))
+                .expect("resolve")
+        })
+        .collect()
+}
+
+/// `n` generators, a third of each kind in turn, seeded from `seed` on.
+pub fn mixed(n: u32, seed: u64) -> Vec<Gen> {
+    let kinds = [Kind::Walk, Kind::Counter, Kind::Health];
+    (0..n)
+        .map(|i| Gen::new(kinds[i as usize % 3], u64::from(i) + seed))
+        .collect()
+}
+
 /// A number from the environment, or `default`.
 pub fn env_num(key: &str, default: u64) -> u64 {
     std::env::var(key)

@@ -308,13 +308,8 @@ pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesK
                     .and_then(|h| h.error_percent())
             }
             Aggregation::Anomaly => {
-                let signals: &[Signal] = if store.is_hist(id) {
-                    &Signal::REQUESTS
-                } else {
-                    &[Signal::Value]
-                };
                 let mut peak: Option<f64> = None;
-                for s in signals {
+                for s in Signal::of(store.is_hist(id)) {
                     let Some(sid) = score_key(&key, *s).and_then(|k| store.lookup(&k)) else {
                         continue;
                     };
@@ -327,11 +322,9 @@ pub fn evaluate(r: &RuleSpec, store: &Store, now_ms: i64) -> Result<Vec<(SeriesK
             Aggregation::HoursToFull => {
                 let q = store.query(id, from, now_ms + 1, step)?;
                 let xy: Vec<(f64, f64)> = q
-                    .points
-                    .iter()
-                    .filter_map(|(t, a)| {
-                        a.map(|a| ((t + q.step_ms / 2 - now_ms).min(0) as f64 / 1000.0, a.avg()))
-                    })
+                    .means(now_ms)
+                    .into_iter()
+                    .map(|(t, v)| ((t - now_ms) as f64 / 1000.0, v))
                     .collect();
                 // The whole window, and its last sixth: a robust line over
                 // the window follows the majority of it, so a disk that has

@@ -39,6 +39,15 @@ pub enum Signal {
 impl Signal {
     pub const REQUESTS: [Signal; 3] = [Signal::RequestRate, Signal::ErrorRate, Signal::LatencyP95];
 
+    /// The signals a series gives: three for request statistics, else its value.
+    pub fn of(hist: bool) -> &'static [Signal] {
+        if hist {
+            &Signal::REQUESTS
+        } else {
+            &[Signal::Value]
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Value => "value",

@@ -13,7 +13,7 @@ use crate::analysis::anomaly::Detector;
 use crate::config::anomalies::Selector;
 use crate::error::Result;
 use crate::shutdown::Shutdown;
-use crate::store::{SeriesId, SeriesKey, Store};
+use crate::store::{Sample, SeriesId, SeriesKey, Store};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +32,10 @@ struct Detecting {
     signal: Signal,
     detector: Detector,
     score: SeriesKey,
+    /// The score series' id, registered at the first score; whether the
+    /// store refused it (logged once, tried again each round).
+    score_id: Option<SeriesId>,
+    refused: bool,
     /// The open event, if any.
     event: Option<Event>,
     last_fed_ms: i64,
@@ -50,12 +54,9 @@ struct Watched {
 #[derive(Default)]
 struct State {
     series: HashMap<SeriesId, Watched>,
-    watched_signals: usize,
     discovered_ms: Option<i64>,
     /// Series registered when last looked up (new ones are looked up at once).
     discovered_series: usize,
-    /// Series left out because `ANOMALY_MAX_SERIES` was reached.
-    left_out: usize,
 }
 
 /// What one round did.
@@ -73,7 +74,8 @@ pub struct Watch {
     selectors: RwLock<Vec<Selector>>,
     max_signals: usize,
     state: Mutex<State>,
-    /// `watched()`, kept apart so that readers never wait for a round.
+    /// (series, signal) pairs watched, and series left out by the cap:
+    /// kept apart so that readers never wait for a round.
     counts: [AtomicUsize; 2],
 }
 
@@ -134,7 +136,7 @@ impl Watch {
             state.discovered_series = registered;
         }
         let mut round = Round::default();
-        let mut scores: Vec<(SeriesKey, i64, f64)> = Vec::new();
+        let mut scores: Vec<Sample> = Vec::new();
         let mut changed: Vec<Event> = Vec::new();
         for (id, w) in state.series.iter_mut() {
             let from = w.next_ms.max(end - HISTORY * step);
@@ -150,8 +152,14 @@ impl Watch {
                         if ts < w.live_from_ms {
                             continue;
                         }
-                        scores.push((d.score.clone(), ts, s.score));
-                        round.scores += 1;
+                        if let Some(series) = self.score_id(d) {
+                            scores.push(Sample {
+                                series,
+                                ts_ms: ts,
+                                value: s.score,
+                            });
+                            round.scores += 1;
+                        }
                         track_event(&self.events, &w.key, d, ts, v, s, &mut round, &mut changed);
                     }
                 }
@@ -169,7 +177,7 @@ impl Watch {
         }
         drop(state);
         if !scores.is_empty()
-            && let Err(e) = self.store.record(scores)
+            && let Err(e) = self.store.ingest(&scores)
         {
             tracing::warn!(error = %e, "anomaly scores not stored");
         }
@@ -183,6 +191,22 @@ impl Watch {
             self.store.sync()?;
         }
         Ok(round)
+    }
+
+    /// The id of `d`'s score series, registered the first time (`None`
+    /// while the store refuses a new series).
+    fn score_id(&self, d: &mut Detecting) -> Option<SeriesId> {
+        if d.score_id.is_none() {
+            match self.store.resolve(&d.score) {
+                Ok(id) => d.score_id = Some(id),
+                Err(e) if !d.refused => {
+                    d.refused = true;
+                    tracing::warn!(series = %d.score, error = %e, "anomaly score not stored");
+                }
+                Err(_) => {}
+            }
+        }
+        d.score_id
     }
 
     /// Looks the selected series up again: new ones start (with history
@@ -210,23 +234,21 @@ impl Watch {
         let step = self.store.layout().raw().step_ms;
         let history = HISTORY.min(self.store.layout().raw().window_ms() / step);
         let mut left_out = 0;
+        let mut watched: usize = state.series.values().map(|w| w.signals.len()).sum();
         for (id, key) in selected {
             if state.series.contains_key(&id) {
                 continue;
             }
             let hist = self.store.is_hist(id);
-            let wanted: &[Signal] = if hist {
-                &Signal::REQUESTS
-            } else {
-                &[Signal::Value]
-            };
-            let signals: Vec<Detecting> = wanted
+            let signals: Vec<Detecting> = Signal::of(hist)
                 .iter()
                 .filter_map(|s| {
                     Some(Detecting {
                         signal: *s,
                         detector: Detector::new(),
                         score: score_key(&key, *s)?,
+                        score_id: None,
+                        refused: false,
                         event: None,
                         last_fed_ms: end,
                     })
@@ -235,10 +257,11 @@ impl Watch {
             if signals.is_empty() {
                 continue;
             }
-            if state.watched_signals_after(&signals) > self.max_signals {
+            if watched + signals.len() > self.max_signals {
                 left_out += 1;
                 continue;
             }
+            watched += signals.len();
             state.series.insert(
                 id,
                 Watched {
@@ -250,17 +273,15 @@ impl Watch {
                 },
             );
         }
-        state.watched_signals = state.series.values().map(|w| w.signals.len()).sum();
-        if left_out > 0 && left_out != state.left_out {
+        let before = self.counts[1].swap(left_out, Ordering::Relaxed);
+        if left_out > 0 && left_out != before {
             tracing::warn!(
                 left_out,
                 max = self.max_signals,
                 "ANOMALY_MAX_SERIES reached: some selected series are not watched"
             );
         }
-        state.left_out = left_out;
-        self.counts[0].store(state.watched_signals, Ordering::Relaxed);
-        self.counts[1].store(left_out, Ordering::Relaxed);
+        self.counts[0].store(watched, Ordering::Relaxed);
     }
 
     /// Per completed slot in `[from, end)`, the value of each signal.
@@ -300,12 +321,6 @@ impl Watch {
     }
 }
 
-impl State {
-    fn watched_signals_after(&self, more: &[Detecting]) -> usize {
-        self.series.values().map(|w| w.signals.len()).sum::<usize>() + more.len()
-    }
-}
-
 /// Opens, raises or closes `d`'s event for the value `v` at `ts`.
 #[allow(clippy::too_many_arguments)]
 fn track_event(
@@ -321,14 +336,8 @@ fn track_event(
     let at = DateTime::<Utc>::from_timestamp_millis(ts).unwrap_or_default();
     match &mut d.event {
         None if s.is_anomaly => {
-            let id = changed
-                .iter()
-                .map(|e| e.id + 1)
-                .max()
-                .unwrap_or(0)
-                .max(events.next_id());
             let e = Event {
-                id,
+                id: events.new_id(),
                 metric: key.metric.clone(),
                 labels: key.labels.clone(),
                 signal: d.signal.as_str().to_string(),

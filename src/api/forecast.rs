@@ -21,25 +21,6 @@ pub struct ForecastQuery {
     horizon: Option<String>,
 }
 
-/// `name=value,name=value`.
-fn label_pairs(v: Option<&str>) -> Result<Vec<(String, String)>, warp::Rejection> {
-    let mut out = Vec::new();
-    for pair in v
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        let (n, value) = pair
-            .split_once('=')
-            .ok_or_else(|| ApiError::bad_request(format!("labels: '{pair}' is not name=value")))?;
-        crate::names::check_label(n, value)
-            .map_err(|e| ApiError::bad_request(format!("labels: {e}")))?;
-        out.push((n.to_string(), value.to_string()));
-    }
-    Ok(out)
-}
-
 pub async fn get(state: AppState, q: ForecastQuery) -> Result<Response, warp::Rejection> {
     let metric = q
         .metric
@@ -53,7 +34,8 @@ pub async fn get(state: AppState, q: ForecastQuery) -> Result<Response, warp::Re
             "horizon is one of 1h, 6h, 24h, 7d".to_string(),
         ));
     }
-    let mut labels = label_pairs(q.labels.as_deref())?;
+    let mut labels = crate::names::label_pairs(q.labels.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("labels: {e}")))?;
     if let Some(s) = q.service {
         labels.push(("service".to_string(), s));
     }

@@ -56,18 +56,9 @@ pub fn parse_selectors(text: &str, from: &str) -> Result<Vec<Selector>> {
             ),
         };
         crate::names::check_metric(metric).map_err(bad)?;
-        let mut pairs = Vec::new();
-        for pair in labels.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (n, v) = pair
-                .split_once('=')
-                .ok_or_else(|| bad(format!("'{pair}' is not name=value")))?;
-            let (n, v) = (n.trim(), v.trim().trim_matches('"'));
-            crate::names::check_label(n, v).map_err(bad)?;
-            pairs.push((n.to_string(), v.to_string()));
-        }
         out.push(Selector {
             metric: metric.to_string(),
-            labels: pairs,
+            labels: crate::names::label_pairs(labels).map_err(bad)?,
         });
     }
     Ok(out)

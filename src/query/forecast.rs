@@ -63,10 +63,8 @@ const DAY_STEP_MS: i64 = 600_000;
 fn day_profile(store: &Store, id: u32, now_ms: i64) -> Result<Option<DayProfile>> {
     let q = store.query(id, now_ms - DAY_HISTORY_MS, now_ms + 1, DAY_STEP_MS)?;
     let mut day = DayProfile::new();
-    for (t, a) in &q.points {
-        if let Some(a) = a {
-            day.learn(*t + q.step_ms / 2, a.avg(), None);
-        }
+    for (t, v) in q.means(now_ms) {
+        day.learn(t, v, None);
     }
     Ok(day.known().then_some(day))
 }
@@ -83,12 +81,9 @@ fn fit(
     let q = store.query(id, from, now_ms + 1, step)?;
     let typical = |t: i64| day.and_then(|d| d.interpolated(t)).unwrap_or(0.0);
     let pts: Vec<(i64, f64)> = q
-        .points
-        .iter()
-        .filter_map(|(t, a)| {
-            let t = (*t + q.step_ms / 2).min(now_ms);
-            a.map(|a| (t, a.avg() - typical(t)))
-        })
+        .means(now_ms)
+        .into_iter()
+        .map(|(t, v)| (t, v - typical(t)))
         .collect();
     let last = pts.last().map(|(t, _)| *t);
     let xy: Vec<(f64, f64)> = pts

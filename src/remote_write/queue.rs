@@ -207,6 +207,6 @@ mod tests {
         assert_eq!(t.get(slot(0)).unwrap().unwrap()[HEADER..], *b"b");
         assert_eq!(q.peek(0).unwrap().unwrap().body, b"a");
         // Two positions and two batches: nothing else is ever written.
-        assert_eq!(t.len(), 4);
+        assert_eq!(t.raw().len(), 4);
     }
 }

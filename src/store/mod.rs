@@ -151,6 +151,15 @@ impl QueryResult {
             .collect()
     }
 
+    /// Each filled step's mean, at the middle of its step (the time a mean
+    /// stands for) but no later than `until_ms`.
+    pub fn means(&self, until_ms: i64) -> Vec<(i64, f64)> {
+        self.points
+            .iter()
+            .filter_map(|(t, a)| a.map(|a| ((t + self.step_ms / 2).min(until_ms), a.avg())))
+            .collect()
+    }
+
     /// All points merged into one aggregate (`None` when the range is empty).
     pub fn total(&self) -> Option<Agg> {
         self.points

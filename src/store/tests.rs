@@ -543,7 +543,7 @@ fn a_format_1_directory_is_upgraded_in_place() {
         .unwrap();
     assert_eq!(raw.last, 3.5);
     assert!(
-        s.tree("blocks").unwrap().is_empty(),
+        s.tree("blocks").unwrap().raw().is_empty(),
         "moved out of the main database"
     );
     let moved: usize = trees(&s, "blocks")

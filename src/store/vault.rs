@@ -152,48 +152,14 @@ impl Vault {
         }
     }
 
-    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> sled::Result<bool> {
-        match &self.lock {
-            None => self.tree.contains_key(key),
-            Some(l) => self.tree.contains_key(l.stored_key(key.as_ref())),
-        }
-    }
-
     pub fn iter(&self) -> Iter {
         self.wrap(self.tree.iter())
-    }
-
-    /// Entries with keys in `range` (not for a named vault: its stored
-    /// keys are hashes).
-    pub fn range<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, range: R) -> Iter {
-        debug_assert!(!self.lock.as_ref().is_some_and(|l| l.named));
-        self.wrap(self.tree.range(range))
     }
 
     /// Entries whose keys start with `prefix` (not for a named vault).
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
         debug_assert!(!self.lock.as_ref().is_some_and(|l| l.named));
         self.wrap(self.tree.scan_prefix(prefix))
-    }
-
-    pub fn first(&self) -> sled::Result<Option<(IVec, IVec)>> {
-        self.iter().next().transpose()
-    }
-
-    pub fn last(&self) -> sled::Result<Option<(IVec, IVec)>> {
-        self.iter().next_back().transpose()
-    }
-
-    pub fn len(&self) -> usize {
-        self.tree.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
-    }
-
-    pub fn clear(&self) -> sled::Result<()> {
-        self.tree.clear()
     }
 
     /// Applies `batch` atomically, encrypting its values.
@@ -250,10 +216,6 @@ impl Iter {
             None => Ok((k, v)),
             Some(l) => l.decrypt(k, &v),
         }
-    }
-
-    pub fn keys(self) -> impl DoubleEndedIterator<Item = sled::Result<IVec>> {
-        self.map(|r| r.map(|(k, _)| k))
     }
 
     pub fn values(self) -> impl DoubleEndedIterator<Item = sled::Result<IVec>> {
@@ -319,8 +281,8 @@ mod tests {
             }
         }
         assert_eq!(v.get("grafana").unwrap().unwrap(), "role=viewer");
-        assert!(v.contains_key("ci").unwrap() && !v.contains_key("old").unwrap());
-        let mut names: Vec<_> = v.iter().keys().map(|k| k.unwrap()).collect();
+        assert!(v.get("ci").unwrap().is_some() && v.get("old").unwrap().is_none());
+        let mut names: Vec<_> = v.iter().map(|r| r.unwrap().0).collect();
         names.sort();
         assert_eq!(names, vec![IVec::from("ci"), IVec::from("grafana")]);
         // Another key reads nothing but "unreadable".
@@ -350,10 +312,10 @@ mod tests {
         assert_eq!(a.get([0, 1]).unwrap().unwrap(), "one");
         assert!(a.get([0, 2]).is_err_and(|e| unreadable(&e)));
         assert!(b.get([0, 1]).is_err_and(|e| unreadable(&e)));
-        let got: Vec<_> = a.range([0u8, 0]..[0, 9]).collect();
+        let got: Vec<_> = a.scan_prefix([0u8]).collect();
         assert_eq!(got.len(), 2);
         assert!(got[0].is_ok() && got[1].is_err());
-        assert_eq!(a.first().unwrap().unwrap().1, "one");
-        assert!(a.last().is_err());
+        assert_eq!(a.iter().next().unwrap().unwrap().1, "one");
+        assert!(a.iter().next_back().unwrap().is_err());
     }
 }
