@@ -28,27 +28,32 @@ const QUIET_MS: i64 = 10 * 60_000;
 /// How often the watched set is looked up again.
 const DISCOVER_EVERY_MS: i64 = 60_000;
 
+/// A signal's score series: its key until the store registers it at the
+/// first score (whether the store refused it: logged once, tried again
+/// each round), then only its id.
+enum ScoreSeries {
+    Pending { key: SeriesKey, refused: bool },
+    Stored(SeriesId),
+}
+
 struct Detecting {
     signal: Signal,
     detector: Detector,
-    score: SeriesKey,
-    /// The score series' id, registered at the first score; whether the
-    /// store refused it (logged once, tried again each round).
-    score_id: Option<SeriesId>,
-    refused: bool,
-    /// The open event, if any.
-    event: Option<Event>,
+    score: ScoreSeries,
+    /// The open event, if any (boxed: most signals have none).
+    event: Option<Box<Event>>,
     last_fed_ms: i64,
 }
 
+/// A watched series. Its key is looked up in the store when an event
+/// opens, not held.
 struct Watched {
-    key: SeriesKey,
     hist: bool,
     /// The start of the first slot not yet fed.
     next_ms: i64,
     /// Slots before this were history: replayed, not scored.
     live_from_ms: i64,
-    signals: Vec<Detecting>,
+    signals: Box<[Detecting]>,
 }
 
 #[derive(Default)]
@@ -160,7 +165,8 @@ impl Watch {
                             });
                             round.scores += 1;
                         }
-                        track_event(&self.events, &w.key, d, ts, v, s, &mut round, &mut changed);
+                        let key = || self.store.key_of(*id);
+                        track_event(&self.events, key, d, ts, v, s, &mut round, &mut changed);
                     }
                 }
             }
@@ -169,7 +175,7 @@ impl Watch {
                     && now_ms - d.last_fed_ms > QUIET_MS
                 {
                     e.end = DateTime::from_timestamp_millis(d.last_fed_ms + step);
-                    changed.push(e.clone());
+                    changed.push((**e).clone());
                     d.event = None;
                     round.events_closed += 1;
                 }
@@ -196,17 +202,22 @@ impl Watch {
     /// The id of `d`'s score series, registered the first time (`None`
     /// while the store refuses a new series).
     fn score_id(&self, d: &mut Detecting) -> Option<SeriesId> {
-        if d.score_id.is_none() {
-            match self.store.resolve(&d.score) {
-                Ok(id) => d.score_id = Some(id),
-                Err(e) if !d.refused => {
-                    d.refused = true;
-                    tracing::warn!(series = %d.score, error = %e, "anomaly score not stored");
+        match &mut d.score {
+            ScoreSeries::Stored(id) => Some(*id),
+            ScoreSeries::Pending { key, refused } => match self.store.resolve(key) {
+                Ok(id) => {
+                    d.score = ScoreSeries::Stored(id);
+                    Some(id)
                 }
-                Err(_) => {}
-            }
+                Err(e) => {
+                    if !*refused {
+                        *refused = true;
+                        tracing::warn!(series = %key, error = %e, "anomaly score not stored");
+                    }
+                    None
+                }
+            },
         }
-        d.score_id
     }
 
     /// Looks the selected series up again: new ones start (with history
@@ -240,15 +251,17 @@ impl Watch {
                 continue;
             }
             let hist = self.store.is_hist(id);
-            let signals: Vec<Detecting> = Signal::of(hist)
+            // A boxed slice: exactly as long as the signals, no spare room.
+            let signals: Box<[Detecting]> = Signal::of(hist)
                 .iter()
                 .filter_map(|s| {
                     Some(Detecting {
                         signal: *s,
                         detector: Detector::new(),
-                        score: score_key(&key, *s)?,
-                        score_id: None,
-                        refused: false,
+                        score: ScoreSeries::Pending {
+                            key: score_key(&key, *s)?,
+                            refused: false,
+                        },
                         event: None,
                         last_fed_ms: end,
                     })
@@ -265,7 +278,6 @@ impl Watch {
             state.series.insert(
                 id,
                 Watched {
-                    key,
                     hist,
                     next_ms: end - history * step,
                     live_from_ms: end,
@@ -325,7 +337,7 @@ impl Watch {
 #[allow(clippy::too_many_arguments)]
 fn track_event(
     events: &Events,
-    key: &SeriesKey,
+    key: impl FnOnce() -> Option<SeriesKey>,
     d: &mut Detecting,
     ts: i64,
     v: f64,
@@ -336,10 +348,11 @@ fn track_event(
     let at = DateTime::<Utc>::from_timestamp_millis(ts).unwrap_or_default();
     match &mut d.event {
         None if s.is_anomaly => {
+            let Some(key) = key() else { return };
             let e = Event {
                 id: events.new_id(),
-                metric: key.metric.clone(),
-                labels: key.labels.clone(),
+                metric: key.metric,
+                labels: key.labels,
                 signal: d.signal.as_str().to_string(),
                 start: at,
                 end: None,
@@ -350,13 +363,13 @@ fn track_event(
                 expected_high: s.expected.map(|r| r.1),
             };
             changed.push(e.clone());
-            d.event = Some(e);
+            d.event = Some(Box::new(e));
             round.events_opened += 1;
         }
         None => {}
         Some(e) if s.score < CLOSE_BELOW => {
             e.end = Some(at);
-            changed.push(e.clone());
+            changed.push((**e).clone());
             d.event = None;
             round.events_closed += 1;
         }
@@ -366,7 +379,7 @@ fn track_event(
             e.value = v;
             e.expected_low = s.expected.map(|r| r.0);
             e.expected_high = s.expected.map(|r| r.1);
-            changed.push(e.clone());
+            changed.push((**e).clone());
         }
         Some(_) => {}
     }
