@@ -71,6 +71,12 @@ impl DayProfile {
         (!a.is_nan() && !b.is_nan()).then(|| f64::from(a) * (1.0 - w) + f64::from(b) * w)
     }
 
+    /// The rate per value that moves `daily` of the way in a day at the
+    /// spacing of values seen so far (the profile's own is `DAILY_RATE`).
+    pub fn rate_for(&self, daily: f64) -> f64 {
+        1.0 - (1.0 - self.rate).powf((1.0 - daily).ln() / (1.0 - DAILY_RATE).ln())
+    }
+
     /// Learns `x` at `ts_ms`, a bin moving at most `clip` toward it.
     /// Returns what the bin held before (`None` at its first value).
     pub fn learn(&mut self, ts_ms: i64, x: f64, clip: Option<f64>) -> Option<f64> {
