@@ -1,15 +1,19 @@
-//! `POST /admin/backup`: a backup of everything (`backup`), streamed to the
-//! caller as it is written. 409 while another backup runs. The archive is
-//! written on a blocking thread into a small bounded channel; a caller that
-//! stops reading for `STALL` ends the backup (its locks must not wait on a
-//! slow network), and so does one that goes away. A backup that fails part
-//! way ends the stream with an error: the caller gets a cut archive, which
-//! `restore` refuses.
+//! `POST /admin/backup`: a backup of everything (`backup`). 409 while
+//! another backup runs. The archive is first written whole, at disk speed,
+//! to a private file in the data directory that is unlinked as soon as it
+//! is created: the backup holds the store still (no flush) only that long,
+//! never while a slow caller reads. A backup that fails is a 500 naming
+//! why, before any byte is sent. The file is then streamed from a blocking
+//! thread through a small bounded channel, with its length; a caller that
+//! stops reading for `STALL`, or goes away, ends the stream and the file
+//! is gone with it.
 
 use super::AppState;
 use super::reject::fail;
+use crate::error::Error;
 use bytes::Bytes;
-use std::io::{self, Write};
+use std::io::{self, Read, Seek};
+use std::path::Path;
 use std::time::Duration;
 use warp::Reply;
 use warp::reply::Response;
@@ -23,15 +27,14 @@ const STALL: Duration = Duration::from_secs(60);
 
 type Chunk = io::Result<Bytes>;
 
-/// A `Write` that sends what is written, `CHUNK` at a time, to the reply.
+/// Sends chunks to the reply, waiting at most `STALL` for each.
 struct ToReply {
     tx: tokio::sync::mpsc::Sender<Chunk>,
-    buf: Vec<u8>,
     runtime: tokio::runtime::Handle,
 }
 
 impl ToReply {
-    fn send(&mut self, chunk: Chunk) -> io::Result<()> {
+    fn send(&self, chunk: Chunk) -> io::Result<()> {
         let tx = self.tx.clone();
         match self
             .runtime
@@ -50,41 +53,63 @@ impl ToReply {
     }
 }
 
-impl Write for ToReply {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-            self.send(Ok(chunk))?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = Bytes::from(std::mem::take(&mut self.buf));
-            self.send(Ok(chunk))?;
-        }
-        Ok(())
-    }
+/// A private file in `dir` (mode 0600) with no name: removed as soon as it
+/// is created, it lives as long as it is open.
+fn spool(dir: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(format!(
+        ".backup-spool-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
 }
 
 pub async fn backup(state: AppState) -> Result<Response, warp::Rejection> {
     let running = state.backups.start().map_err(fail)?;
     let now = chrono::Utc::now();
+    let dir = state.store.dir().to_path_buf();
+    let written = tokio::task::spawn_blocking(move || -> crate::error::Result<std::fs::File> {
+        let io =
+            |e: io::Error| Error::Internal(format!("backup: cannot write its spool file: {e}"));
+        let file = spool(&dir).map_err(io)?;
+        let (out, _) = running.take(io::BufWriter::new(file), now, false)?;
+        let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.rewind().map_err(io)?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| fail(Error::Internal(format!("backup: {e}"))))?;
+    let mut file = written.map_err(fail)?;
+    let len = file
+        .metadata()
+        .map_err(|e| fail(Error::Internal(format!("backup: {e}"))))?
+        .len();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(QUEUED);
-    let mut out = ToReply {
-        tx: tx.clone(),
-        buf: Vec::with_capacity(CHUNK),
+    let out = ToReply {
+        tx,
         runtime: tokio::runtime::Handle::current(),
     };
     tokio::task::spawn_blocking(move || {
-        // The archive's end flushes what is left.
-        let result = running.take(&mut out, now, false).map(|_| ());
-        if let Err(e) = result {
-            let _ = out.send(Err(io::Error::other(e.to_string())));
+        let mut chunk = vec![0u8; CHUNK];
+        loop {
+            let sent = match file.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => out.send(Ok(Bytes::copy_from_slice(&chunk[..n]))),
+                Err(e) => out.send(Err(e)),
+            };
+            if sent.is_err() {
+                return;
+            }
         }
     });
-    drop(tx);
     let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut r = warp::reply::stream(body).into_response();
     let h = r.headers_mut();
@@ -100,9 +125,6 @@ pub async fn backup(state: AppState) -> Result<Response, warp::Rejection> {
             crate::backup::schedule::file_name(now)
         )),
     );
-    h.insert(
-        "x-backup-estimate-bytes",
-        value(state.backups.estimate_bytes().to_string()),
-    );
+    h.insert(warp::http::header::CONTENT_LENGTH, value(len.to_string()));
     Ok(r)
 }

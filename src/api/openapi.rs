@@ -640,7 +640,7 @@ fn build() -> Value {
         .error(409, "A backup is already running.")
         .content(
             200,
-            "The archive (see the README's Backup and restore). A stream that ends early is a failed backup; `restore` refuses it. `x-backup-estimate-bytes` gives an upper bound of its content, for progress.",
+            "The archive (see the README's Backup and restore). The archive is written whole before the reply starts, so a failed backup is a 500 and `Content-Length` is exact. A stream that ends early (a caller that read nothing for 60 s) is a cut archive; `restore` refuses it.",
             "application/octet-stream",
             json!({"type": "string", "contentMediaType": "application/octet-stream"}),
         ),

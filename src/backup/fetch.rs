@@ -10,11 +10,12 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-/// The longest the daemon may send nothing (its checkpoint comes first).
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest the daemon may send nothing: it writes the whole archive
+/// before it answers.
+const READ_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// What has arrived: archive bytes, items, and the daemon's estimate of
-/// the whole (an upper bound), if it gave one.
+/// What has arrived: archive bytes, items, and the archive's size (its
+/// `Content-Length`), if the daemon gave one.
 pub type Tick<'a> = &'a mut dyn FnMut(u64, u64, Option<u64>);
 
 /// Copies everything read into a file and counts it.
@@ -61,7 +62,7 @@ pub fn fetch(url: &str, admin: &str, out: &Path, tick: Tick<'_>) -> Result<Manif
     }
     let estimate = resp
         .headers()
-        .get("x-backup-estimate-bytes")
+        .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let (partial, file) = super::partial_file(out)?;

@@ -140,12 +140,6 @@ impl Backups {
         })
     }
 
-    /// Bytes the data directory took when last measured: an upper bound
-    /// of an archive's content, for a progress estimate.
-    pub fn estimate_bytes(&self) -> u64 {
-        self.sources.store.size_on_disk()
-    }
-
     pub fn store(&self) -> &Store {
         &self.sources.store
     }
