@@ -6,11 +6,15 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-/// Starts `target/release/mlsec-monitor` with `args` and `env` on
+/// Starts `target/release/mlsec-monitor` (or the binary `BENCH_DAEMON`
+/// names, to compare two builds side by side) with `args` and `env` on
 /// 127.0.0.1:0 and returns it with the address it printed. Its log is
 /// drained on a thread so it never blocks on a full pipe.
 pub fn spawn_daemon(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (Child, String) {
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mlsec-monitor");
+    let bin = std::env::var_os("BENCH_DAEMON").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/mlsec-monitor"),
+        std::path::PathBuf::from,
+    );
     let mut cmd = Command::new(&bin);
     cmd.args(args)
         .env("SERVICE_HOST", "127.0.0.1")

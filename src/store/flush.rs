@@ -280,6 +280,19 @@ impl Store {
                 );
                 written.records += body.len() as u64;
             }
+            // Spacers go in once per slot, ahead of the records, empty and
+            // in the clear (they hold nothing, and nothing reads them).
+            let spaced = self.inner.spaced_slots.load(Ordering::Relaxed);
+            let end = log.records + plan.records.len() as u64;
+            if end > spaced {
+                let ahead = (end + wal::SPACED_AHEAD).min(wal::CHECKPOINT_MAX_RECORDS + 1);
+                let mut spacers = sled::Batch::default();
+                for k in (spaced..ahead).flat_map(wal::spacer_keys) {
+                    spacers.insert(&k, &[]);
+                }
+                disk.wal.raw().apply_batch(spacers).map_err(e)?;
+                self.inner.spaced_slots.store(ahead, Ordering::Relaxed);
+            }
             disk.wal.apply_batch(batch).map_err(e)?;
             disk.log.flush().map_err(e)?;
         }

@@ -219,6 +219,8 @@ struct Inner {
     flush_lock: Mutex<()>,
     /// Series registered when the main database was last flushed.
     series_synced: AtomicUsize,
+    /// Log slots whose spacers this process has written (`wal::SPACERS`).
+    spaced_slots: AtomicU64,
     ingested: AtomicU64,
     dropped: AtomicU64,
     late: [AtomicU64; 3],
@@ -312,6 +314,7 @@ impl Store {
         let disk = Disk::new(db, log, tier_dbs, cipher).map_err(err)?;
         let series_tree = disk.series().map_err(err)?;
         let registry = Registry::load(&series_tree, max_series).map_err(|e| store_err(dir, e))?;
+        let spaced = wal::spaced_slots(disk.wal.raw()).map_err(err)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -324,6 +327,7 @@ impl Store {
                 head: Mutex::new(Head::default()),
                 flush_lock: Mutex::new(()),
                 series_synced: AtomicUsize::new(0),
+                spaced_slots: AtomicU64::new(spaced),
                 ingested: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 late: Default::default(),
