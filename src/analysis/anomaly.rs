@@ -271,7 +271,8 @@ impl Detector {
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Detector>()
             + self.season.as_ref().map_or(0, |_| {
-                DayProfile::BYTES - std::mem::size_of::<DayProfile>() + BINS * 4
+                DayProfile::BYTES - std::mem::size_of::<DayProfile>()
+                    + BINS * std::mem::size_of::<f32>()
             })
     }
 

@@ -13,7 +13,6 @@ use super::reject::fail;
 use crate::error::Error;
 use bytes::Bytes;
 use std::io::{self, Read, Seek};
-use std::path::Path;
 use std::time::Duration;
 use warp::Reply;
 use warp::reply::Response;
@@ -53,25 +52,6 @@ impl ToReply {
     }
 }
 
-/// A private file in `dir` (mode 0600) with no name: removed as soon as it
-/// is created, it lives as long as it is open.
-fn spool(dir: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(format!(
-        ".backup-spool-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
-}
-
 pub async fn backup(state: AppState) -> Result<Response, warp::Rejection> {
     let running = state.backups.start().map_err(fail)?;
     let now = chrono::Utc::now();
@@ -79,7 +59,8 @@ pub async fn backup(state: AppState) -> Result<Response, warp::Rejection> {
     let written = tokio::task::spawn_blocking(move || -> crate::error::Result<std::fs::File> {
         let io =
             |e: io::Error| Error::Internal(format!("backup: cannot write its spool file: {e}"));
-        let file = spool(&dir).map_err(io)?;
+        // Unnamed (O_TMPFILE where it can), mode 0600: gone when closed.
+        let file = tempfile::tempfile_in(&dir).map_err(io)?;
         let (out, _) = running.take(io::BufWriter::new(file), now, false)?;
         let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.rewind().map_err(io)?;
