@@ -5,7 +5,9 @@
 //! sled may settle some days behind the data once the 30-day hour tier
 //! starts to wrap (store format 1: +5 % to +21 % from day 31 to day 40; store
 //! format 3, with one database per tier: 19-20 MB from day 22 on, 17 MB at
-//! day 40, up to +11 % after day 31). The 25 % margin covers that; unbounded
+//! day 40, up to +11 % after day 31; with the log database renewed at every
+//! checkpoint: 13-14 MB from day 17, 10.7 MB at day 40, never above day 31).
+//! The 15 % margin covers that; unbounded
 //! growth, as with deleting keys (18x over the same span, see
 //! shared/notes/dependencies.md), fails it by far.
 
@@ -65,7 +67,7 @@ fn disk_use_stops_growing_once_every_tier_has_wrapped() {
         day40 / SERIES as u64
     );
     assert!(
-        (max_after as f64) <= day31 as f64 * 1.25,
+        (max_after as f64) <= day31 as f64 * 1.15,
         "grew after every tier wrapped: day 31 {day31} B, max after {max_after} B"
     );
     // And the data is still right: the newest hour of series 7 is complete.

@@ -10,9 +10,9 @@
 //!   number a sealed block holds) and the other modules' trees;
 //! - `<DATA_DIR>/raw`, `1m`, `1h`: one `blocks` tree each, the tier's sealed
 //!   blocks at their ring keys (`keys::block_key`), written once per lap;
-//! - `<DATA_DIR>/log`: `wal`, the log ring (`wal.rs`): it dies within two
-//!   checkpoints. The open blocks as of the last checkpoint are a file
-//!   beside the databases (`checkpoint.rs`).
+//! - `<DATA_DIR>/log`: `wal`, the log ring (`wal.rs`), replaced by an empty
+//!   database after every checkpoint (`log_db.rs`). The open blocks as of
+//!   the last checkpoint are a file beside the databases (`checkpoint.rs`).
 //!
 //! A block or record that fails its checksum is counted, logged once and
 //! read as empty: the daemon keeps running and the next write to that place
@@ -21,6 +21,7 @@
 use super::block_codec::{self, Stored};
 use super::cipher::Cipher;
 use super::keys::{self, SeriesId};
+use super::log_db::LogDb;
 use super::tier::TierSpec;
 use super::vault::{self, Vault};
 use std::collections::HashSet;
@@ -35,13 +36,11 @@ pub(super) const TIER_DIRS: [&str; 3] = ["raw", "1m", "1h"];
 
 pub(super) struct Disk {
     pub main: sled::Db,
-    pub log: sled::Db,
+    pub log: Arc<LogDb>,
     /// Per tier: its database and its `blocks` tree.
     pub tier_dbs: [sled::Db; 3],
     pub tiers: [Vault; 3],
     pub meta: Vault,
-    pub wal: Vault,
-    pub log_meta: Vault,
     /// The key values are encrypted with, if any (the checkpoint file's
     /// blocks too).
     pub cipher: Option<Arc<Cipher>>,
@@ -57,7 +56,7 @@ pub(super) fn open_key(series: SeriesId, tier: u8) -> [u8; 5] {
 impl Disk {
     pub fn new(
         main: &sled::Db,
-        log: &sled::Db,
+        log: &Arc<LogDb>,
         tier_dbs: &[sled::Db; 3],
         cipher: Option<&Arc<Cipher>>,
     ) -> sled::Result<Disk> {
@@ -71,8 +70,6 @@ impl Disk {
             tier_dbs: tier_dbs.clone(),
             tiers: [tier(0)?, tier(1)?, tier(2)?],
             meta: Vault::new(main.open_tree("meta")?, "db/meta", cipher),
-            wal: Vault::new(log.open_tree("wal")?, "log/wal", cipher),
-            log_meta: Vault::new(log.open_tree("meta")?, "log/meta", cipher),
             cipher: cipher.cloned(),
             corrupt_blocks: AtomicU64::new(0),
             corrupt_records: AtomicU64::new(0),

@@ -10,7 +10,8 @@
 //! records, then every open block to the checkpoint file with its sequence
 //! number (`checkpoint.rs`); open blocks that did not change since the
 //! checkpoint before are sealed and leave memory (a series that went quiet).
-//! The log starts again at slot 0 after it. `wal.rs` says when a checkpoint
+//! The log starts again at slot 0 after it, in a fresh database
+//! (`log_db.rs`). `wal.rs` says when a checkpoint
 //! is due. A flush takes shared handles to the blocks under the head lock
 //! and encodes them after letting it go, so ingest never waits for encoding.
 
@@ -271,6 +272,7 @@ impl Store {
             disk.main.flush().map_err(e)?;
         }
         if !plan.checkpoint && !plan.records.is_empty() {
+            let log_db = disk.log.lock();
             let mut batch = crate::store::vault::Batch::default();
             for (i, (count, body)) in plan.records.iter().enumerate() {
                 let seq = log.seq + 1 + i as u64;
@@ -290,11 +292,11 @@ impl Store {
                 for k in (spaced..ahead).flat_map(wal::spacer_keys) {
                     spacers.insert(&k, &[]);
                 }
-                disk.wal.raw().apply_batch(spacers).map_err(e)?;
+                log_db.wal.raw().apply_batch(spacers).map_err(e)?;
                 self.inner.spaced_slots.store(ahead, Ordering::Relaxed);
             }
-            disk.wal.apply_batch(batch).map_err(e)?;
-            disk.log.flush().map_err(e)?;
+            log_db.wal.apply_batch(batch).map_err(e)?;
+            log_db.db.flush().map_err(e)?;
         }
         if !plan.sealed.is_empty() {
             disk.meta
@@ -330,6 +332,12 @@ impl Store {
             });
             written.open = checkpoint::write(&self.inner.dir, plan.seq, plan.open.len(), blocks)
                 .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
+            // The checkpoint holds everything the log did: a fresh log
+            // database leaves the old one's space behind (`log_db.rs`).
+            match disk.log.recycle() {
+                Ok(()) => self.inner.spaced_slots.store(0, Ordering::Relaxed),
+                Err(problem) => tracing::warn!(problem, "the log database was not renewed"),
+            }
         }
         Ok(written)
     }
@@ -386,7 +394,14 @@ impl Store {
         let read = checkpoint::read(&self.inner.dir)
             .map_err(|e| store_err(&self.inner.dir, format!("cannot read the checkpoint: {e}")))?;
         // A data directory of store format 3 kept its checkpoint in sled.
-        let legacy = read.is_none() && disk.log.tree_names().iter().any(|n| n == LEGACY_OPEN_TREE);
+        let legacy = read.is_none()
+            && disk
+                .log
+                .lock()
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n == LEGACY_OPEN_TREE);
         let (checkpoint, entries) = match read {
             Some(r) => {
                 if let Some(problem) = r.damage {
@@ -395,12 +410,8 @@ impl Store {
                 let seq = if r.seq == 0 && r.damage.is_some() {
                     // The header is lost: the log's first record says where
                     // the checkpoint stood.
-                    match disk
-                        .wal
-                        .get(wal::slot_key(0))
-                        .or_else(readable_or_none)
-                        .map_err(err)?
-                    {
+                    let first = disk.log.lock().wal.get(wal::slot_key(0));
+                    match first.or_else(readable_or_none).map_err(err)? {
                         Some(b) => wal::record_seq(&b).map_or(seq_high, |s| s.saturating_sub(1)),
                         None => seq_high,
                     }
@@ -410,11 +421,12 @@ impl Store {
                 (seq, r.entries)
             }
             None if legacy => {
-                let seq = Disk::get_u64(&disk.log_meta, CHECKPOINT_KEY)
+                let log_db = disk.log.lock();
+                let seq = Disk::get_u64(&log_db.meta, CHECKPOINT_KEY)
                     .map_err(err)?
                     .unwrap_or(0);
                 let mut entries = Vec::new();
-                for kv in disk.log.open_tree(LEGACY_OPEN_TREE).map_err(err)?.iter() {
+                for kv in log_db.db.open_tree(LEGACY_OPEN_TREE).map_err(err)?.iter() {
                     let (k, v) = kv.map_err(err)?;
                     if let (Some(series), Some(&tier)) = (
                         k.get(..4)
@@ -469,7 +481,8 @@ impl Store {
         let mut replayed = (0u64, 0u64);
         let mut slot = 0u64;
         while slot <= wal::CHECKPOINT_MAX_RECORDS {
-            let bytes = match disk.wal.get(wal::slot_key(slot)) {
+            let got = disk.log.lock().wal.get(wal::slot_key(slot));
+            let bytes = match got {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => break,
                 Err(e) if vault::unreadable(&e) => {
@@ -522,9 +535,10 @@ impl Store {
             self.checkpoint()?;
         }
         if legacy {
-            disk.log.drop_tree(LEGACY_OPEN_TREE).map_err(err)?;
-            disk.log_meta.remove(CHECKPOINT_KEY).map_err(err)?;
-            disk.log.flush().map_err(err)?;
+            let log_db = disk.log.lock();
+            log_db.db.drop_tree(LEGACY_OPEN_TREE).map_err(err)?;
+            log_db.meta.remove(CHECKPOINT_KEY).map_err(err)?;
+            log_db.db.flush().map_err(err)?;
             tracing::info!("checkpoint moved from the log database to its own file");
         }
         tracing::info!(

@@ -203,7 +203,7 @@ pub(super) fn relayout(disk: &Disk, old: &Layout, new: &Layout) -> Res<()> {
     }
     // The open blocks were all sealed before (`seal_everything`): the
     // checkpoint holds none.
-    for db in disk.tier_dbs.iter().chain([&disk.log]) {
+    for db in disk.tier_dbs.iter().chain([&disk.log.lock().db]) {
         db.flush().map_err(s)?;
     }
     Ok(())

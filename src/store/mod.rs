@@ -17,6 +17,7 @@
 //!   with a checksum; `ring.rs`: a block decoded; `histogram.rs`: request
 //!   statistics;
 //! - `disk.rs`: the sled trees and reading blocks back, damaged ones as empty;
+//!   `log_db.rs`: the log's database, replaced after every checkpoint;
 //! - `query.rs`: points on a grid from any tier;
 //! - `migrate.rs`: format upgrades and layout changes at start;
 //! - `frozen.rs`: the databases held still for a backup;
@@ -37,6 +38,7 @@ pub mod frozen;
 mod head;
 pub mod histogram;
 pub mod keys;
+mod log_db;
 mod migrate;
 mod packed;
 mod query;
@@ -52,6 +54,7 @@ use disk::Disk;
 use head::{Head, Outcome};
 pub use histogram::Hist;
 pub use keys::{SeriesId, SeriesKey};
+use log_db::LogDb;
 use registry::Registry;
 use ring::Entry;
 pub use ring::{Agg, Aggregation};
@@ -68,10 +71,12 @@ pub use vault::Vault;
 /// format 1). (The random-overwrite workload of shared/notes/dependencies.md
 /// behaved the other way round.)
 pub const SLED_CACHE_BYTES: u64 = 64 << 20;
-/// The page cache of the main and the log databases: the registry, alert
-/// and platform state; the log ring and checkpointed open blocks, read back
-/// only at start.
+/// The page cache of the main database: the registry, alert and platform
+/// state.
 const SIDE_CACHE_BYTES: u64 = 16 << 20;
+/// The page cache of the log database. Its records are read back only at
+/// start; a flush needs only the leaves it writes to in memory.
+const LOG_CACHE_BYTES: u64 = 2 << 20;
 /// How many times (50 ms apart) to retry a data directory that is locked.
 const LOCK_RETRIES: u32 = 40;
 /// A query may return at most this many points.
@@ -275,7 +280,13 @@ impl Store {
                 .flush_every_ms(None)
         };
         let db = open_db(dir, &config("db", SIDE_CACHE_BYTES))?;
-        let log = open_db(dir, &config("log", SIDE_CACHE_BYTES))?;
+        let log_config = config(log_db::LOG_DIR, LOG_CACHE_BYTES);
+        let log_dir = dir.to_path_buf();
+        let log = Arc::new(LogDb::open(
+            dir,
+            Box::new(move || open_db(&log_dir, &log_config)),
+            cipher.as_ref(),
+        )?);
         // The minute tier holds most of the blocks: half the cache.
         let tier_dbs = [
             open_db(dir, &config(disk::TIER_DIRS[0], cache_bytes / 4))?,
@@ -306,7 +317,7 @@ impl Store {
 
     fn assemble(
         dir: &Path,
-        (db, log, tier_dbs, cipher): (&sled::Db, &sled::Db, &[sled::Db; 3], Option<&Arc<Cipher>>),
+        (db, log, tier_dbs, cipher): (&sled::Db, &Arc<LogDb>, &[sled::Db; 3], Option<&Arc<Cipher>>),
         layout: Layout,
         max_series: usize,
     ) -> Result<Store> {
@@ -314,7 +325,7 @@ impl Store {
         let disk = Disk::new(db, log, tier_dbs, cipher).map_err(err)?;
         let series_tree = disk.series().map_err(err)?;
         let registry = Registry::load(&series_tree, max_series).map_err(|e| store_err(dir, e))?;
-        let spaced = wal::spaced_slots(disk.wal.raw()).map_err(err)?;
+        let spaced = wal::spaced_slots(disk.log.lock().wal.raw()).map_err(err)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),

@@ -264,7 +264,7 @@ fn trees(s: &Store, name: &str) -> Vec<sled::Tree> {
     let disk = &s.inner.disk;
     match name {
         "blocks" => disk.tiers.iter().map(|t| t.raw().clone()).collect(),
-        "wal" => vec![disk.wal.raw().clone()],
+        "wal" => vec![disk.log.lock().wal.raw().clone()],
         other => vec![s.tree(other).unwrap().raw().clone()],
     }
 }
@@ -649,6 +649,8 @@ fn a_checkpoint_kept_in_sled_is_read_and_moved_to_its_file() {
             !s.inner
                 .disk
                 .log
+                .lock()
+                .db
                 .tree_names()
                 .iter()
                 .any(|n| n == b"open".as_slice()),
@@ -831,7 +833,8 @@ fn the_log_keeps_spacers_between_records_written_once_ahead() {
         }
         spaced = s.inner.spaced_slots.load(Ordering::Relaxed);
         assert_eq!(spaced, 1 + wal::SPACED_AHEAD);
-        let wal = s.inner.disk.wal.raw();
+        let log_db = s.inner.disk.log.lock();
+        let wal = log_db.wal.raw();
         // Each record's slot key, then its empty spacers, then the next.
         let keys: Vec<Vec<u8>> = wal
             .iter()
@@ -847,12 +850,60 @@ fn the_log_keeps_spacers_between_records_written_once_ahead() {
         assert_eq!(keys[4], wal::slot_key(1));
         assert_eq!(wal::spaced_slots(wal).unwrap(), spaced);
     }
-    // Reopened: the records replay past the spacers, which are not
-    // written again.
+    // Reopened: the records replay past the spacers, and the checkpoint
+    // after the replay leaves a fresh, empty log database.
     let s = open(dir.path(), 30);
-    assert_eq!(s.inner.spaced_slots.load(Ordering::Relaxed), spaced);
+    assert_eq!(s.inner.spaced_slots.load(Ordering::Relaxed), 0);
+    assert!(s.inner.disk.log.lock().wal.raw().is_empty());
+    assert!(!dir.path().join("log.old").exists());
     let id = series(&s, "spaced");
     let q = s.query(id, T0, T0 + 15_000, 5_000).unwrap();
     let values: Vec<f64> = q.points.iter().map(|p| p.1.unwrap().last).collect();
     assert_eq!(values, [0.0, 1.0, 2.0]);
+}
+
+/// A checkpoint leaves a fresh, empty log database; records after it go
+/// there. A crash while the log is being renewed (the old database renamed
+/// to `log.old`, no new one yet) loses nothing, and the leftover goes.
+#[test]
+fn a_checkpoint_renews_the_log_database_and_a_crash_part_way_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = |s: &Store, id| -> Vec<f64> {
+        let q = s.query(id, T0, T0 + 25_000, 5_000).unwrap();
+        q.points
+            .iter()
+            .filter_map(|p| p.1.map(|a| a.last))
+            .collect()
+    };
+    {
+        let s = open(dir.path(), 30);
+        let id = series(&s, "renewed");
+        for i in 0..3 {
+            put(&s, id, &[(T0 + i * 5_000, i as f64)]);
+            s.flush().unwrap();
+        }
+        assert!(!s.inner.disk.log.lock().wal.raw().is_empty());
+        s.checkpoint().unwrap();
+        assert!(s.inner.disk.log.lock().wal.raw().is_empty());
+        assert!(!dir.path().join("log.old").exists());
+        for i in 3..5 {
+            put(&s, id, &[(T0 + i * 5_000, i as f64)]);
+            s.flush().unwrap();
+        }
+        assert!(!s.inner.disk.log.lock().wal.raw().is_empty());
+        // Dropped without a checkpoint: as a crash after the flush.
+    }
+    {
+        let s = open(dir.path(), 30);
+        let id = series(&s, "renewed");
+        assert_eq!(values(&s, id), [0.0, 1.0, 2.0, 3.0, 4.0]);
+    }
+    // The recovery above ended with a checkpoint: a crash just after it
+    // renamed the log away leaves `log.old` and no `log`.
+    std::fs::rename(dir.path().join("log"), dir.path().join("log.old")).unwrap();
+    let s = open(dir.path(), 30);
+    let id = series(&s, "renewed");
+    assert_eq!(values(&s, id), [0.0, 1.0, 2.0, 3.0, 4.0]);
+    assert!(!dir.path().join("log.old").exists());
+    assert!(dir.path().join("log").is_dir());
 }

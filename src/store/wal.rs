@@ -7,6 +7,8 @@
 //! `i`. Keys are overwritten, never deleted, because sled 0.34 never gives
 //! back the space of deleted keys; the ring is as long as the longest run of
 //! records between two checkpoints, and `CHECKPOINT_MAX_RECORDS` bounds it.
+//! After each checkpoint the ring starts in a fresh database (`log_db.rs`),
+//! so the space the last one's records took is given back whole.
 //!
 //! A checkpoint (`Store::flush` decides when) writes every open block, each
 //! tagged with the sequence number it includes, and the checkpoint's own
