@@ -7,6 +7,7 @@
 //! collector's own health (ticks, failures, last success), so a request never
 //! triggers a sysinfo refresh.
 
+mod net_dev;
 pub mod requests;
 pub mod scrape;
 pub mod system;

@@ -1,13 +1,15 @@
 //! The system harvest: one sysinfo `System`, `Disks` and `Networks` kept alive
 //! and refreshed only for what is read. Blocking: call it from a blocking
 //! thread. Process, thread and descriptor counts read three small `/proc`
-//! files instead of refreshing every process (10-17 ms a tick with sysinfo).
+//! files instead of refreshing every process (10-17 ms a tick with sysinfo);
+//! network bytes come from `/proc/net/dev` (`net_dev.rs`).
 
+use super::net_dev::NetDev;
 use crate::store::SeriesKey;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System};
+use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
 
 /// The series the system collector writes (named here once).
 pub mod metric {
@@ -183,17 +185,11 @@ impl Interfaces {
     }
 }
 
-fn is_virtual(name: &str) -> bool {
-    std::path::Path::new("/sys/devices/virtual/net")
-        .join(name)
-        .exists()
-}
-
 pub struct SystemSource {
     sys: Option<System>,
     interfaces: Interfaces,
     disks: Option<Disks>,
-    nets: Option<Networks>,
+    nets: Option<NetDev>,
     last_net_refresh: Instant,
     data_dir: PathBuf,
 }
@@ -210,7 +206,7 @@ impl SystemSource {
             sys,
             interfaces,
             disks: Disks::new_with_refreshed_list().ok(),
-            nets: Networks::new_with_refreshed_list().ok(),
+            nets: NetDev::new(),
             last_net_refresh: Instant::now(),
             data_dir: std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf()),
         }
@@ -243,7 +239,9 @@ impl SystemSource {
             h.cpus = Some(sys.cpus().len()).filter(|n| *n > 0);
         }
         if let Some(disks) = &mut self.disks {
-            disks.refresh(true);
+            // Space only: not the I/O counters (every device's /proc/diskstats
+            // line) or the device kind, which nothing here reads.
+            disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
             let mut best: Option<(usize, f64)> = None;
             for d in disks.iter() {
                 let total = d.total_space();
@@ -268,22 +266,18 @@ impl SystemSource {
             }
             h.data_disk_usage_percent = best.map(|(_, p)| p);
         }
-        if let Some(nets) = &mut self.nets {
-            nets.refresh(true);
+        if let Some(deltas) = self.nets.as_mut().and_then(NetDev::read) {
             let secs = self.last_net_refresh.elapsed().as_secs_f64();
             self.last_net_refresh = Instant::now();
-            let all: Vec<(&str, bool)> = nets
-                .keys()
-                .filter_map(|name| name.to_str())
-                .map(|name| (name, is_virtual(name)))
+            let all: Vec<(&str, bool)> = deltas
+                .iter()
+                .map(|d| (d.name.as_str(), d.is_virtual))
                 .collect();
             let counted = self.interfaces.pick(&all);
             let (mut rx, mut tx) = (0u64, 0u64);
-            for (name, n) in nets.iter() {
-                if name.to_str().is_some_and(|n| counted.contains(&n)) {
-                    rx += n.received();
-                    tx += n.transmitted();
-                }
+            for d in deltas.iter().filter(|d| counted.contains(&d.name.as_str())) {
+                rx += d.rx_bytes;
+                tx += d.tx_bytes;
             }
             h.network_interfaces = counted.iter().map(|s| s.to_string()).collect();
             if secs > 0.0 {

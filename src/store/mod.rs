@@ -448,10 +448,14 @@ impl Store {
     /// Resolves many gauge keys at once; either all resolve or none is registered.
     pub fn resolve_all(&self, keys: &[SeriesKey]) -> Result<Vec<SeriesId>> {
         let mut reg = self.registry_mut();
-        reg.check_gauges(keys)?;
+        let known = reg.check_gauges(keys)?;
         let tree = &self.inner.series_tree;
         keys.iter()
-            .map(|k| reg.resolve(tree, k, false, |e| self.err(e)))
+            .zip(known)
+            .map(|(k, id)| match id {
+                Some(id) => Ok(id),
+                None => reg.resolve(tree, k, false, |e| self.err(e)),
+            })
             .collect()
     }
 

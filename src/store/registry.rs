@@ -170,11 +170,15 @@ impl Registry {
     }
 
     /// Checks that `keys` can all be resolved as gauges at once: none is a
-    /// histogram series and the new ones fit under the series limit.
-    pub fn check_gauges(&self, keys: &[SeriesKey]) -> Result<()> {
+    /// histogram series and the new ones fit under the series limit. Returns
+    /// the id of each key that already exists, so only the new ones need
+    /// `resolve`.
+    pub fn check_gauges(&self, keys: &[SeriesKey]) -> Result<Vec<Option<SeriesId>>> {
         let mut new = HashSet::new();
+        let mut known = Vec::with_capacity(keys.len());
         for k in keys {
-            match self.lookup(k) {
+            let id = self.lookup(k);
+            match id {
                 Some(id) if self.hist[id as usize] => {
                     return Err(Error::BadRequest(format!(
                         "series {k} holds request statistics, not plain values"
@@ -185,6 +189,7 @@ impl Registry {
                     new.insert(k);
                 }
             }
+            known.push(id);
         }
         if self.keys.len() + new.len() > self.max_series {
             return Err(Error::Capacity(format!(
@@ -194,7 +199,7 @@ impl Registry {
                 self.max_series
             )));
         }
-        Ok(())
+        Ok(known)
     }
 
     /// Every series of `metric` that has all the `equal` labels and for which
