@@ -12,7 +12,9 @@
 //! The values are a third each a full-precision random walk, an integer
 //! counter and a 0/1 series. After a warm-up, the run reads `write_bytes` and
 //! CPU ticks from /proc/PID of both processes, and the samples each took in
-//! (Prometheus: `prometheus_tsdb_head_samples_appended_total`).
+//! (Prometheus: `prometheus_tsdb_head_samples_appended_total`), and what our
+//! store says it wrote by kind (`mlsec_store_written_bytes_total`), so the
+//! rest of `write_bytes` is sled's own.
 //!
 //! `cargo build --release && cargo run --release --example bench_writes [SERIES] [SECONDS]`
 //! (defaults 1000 and 120; needs `apt-get install prometheus`).
@@ -69,6 +71,26 @@ fn prometheus_appended(port: u16) -> u64 {
         })
         .map(|v| v as u64)
         .unwrap_or(0)
+}
+
+/// Our `mlsec_store_written_bytes` by kind (log, sealed, checkpoint): what
+/// the store wrote, against which `write_bytes` shows sled's own share.
+fn store_wrote(addr: &str, data: &std::path::Path) -> [u64; 3] {
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap_or_default();
+    let text = support::agent()
+        .get(&format!("http://{addr}/metrics"))
+        .header("authorization", &format!("Bearer {}", token.trim()))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    ["log", "sealed", "checkpoint"].map(|kind| {
+        let prefix = format!("mlsec_store_written_bytes_total{{kind=\"{kind}\"}}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    })
 }
 
 fn main() {
@@ -176,6 +198,7 @@ fn main() {
                 support::cpu_ticks(prom.id()),
                 prometheus_appended(prom_port),
                 Instant::now(),
+                store_wrote(&addr, &data),
             ));
         } else if before.is_some() {
             pushed += accepted;
@@ -183,10 +206,11 @@ fn main() {
         tick += STEP;
         std::thread::sleep(tick.saturating_duration_since(Instant::now()));
     }
-    let (ours_w0, prom_w0, ours_c0, prom_c0, prom_s0, t0) = before.expect("warmed up");
+    let (ours_w0, prom_w0, ours_c0, prom_c0, prom_s0, t0, handed0) = before.expect("warmed up");
     // One more flush interval so the last push is on disk.
     std::thread::sleep(Duration::from_millis(1500));
     let ours_w = io_field(ours.id(), "write_bytes:") - ours_w0;
+    let handed = store_wrote(&addr, &data);
     let prom_w = io_field(prom.id(), "write_bytes:") - prom_w0;
     let ours_c = support::cpu_ticks(ours.id()) - ours_c0;
     let prom_c = support::cpu_ticks(prom.id()) - prom_c0;
@@ -202,6 +226,11 @@ fn main() {
     println!(
         "  mlsec-monitor: {pushed} samples, write_bytes {:.1} B/sample, CPU {ours_c} ticks, RSS {ours_rss:.1} MB",
         per(ours_w, pushed)
+    );
+    let [log, sealed, checkpoint] = [0, 1, 2].map(|i| per(handed[i] - handed0[i], pushed));
+    println!(
+        "  of which the store wrote: log records {log:.1} B/sample, sealed blocks {sealed:.1}, checkpoint files {checkpoint:.1}; the rest ({:.1}) is sled's own",
+        per(ours_w, pushed) - log - sealed - checkpoint
     );
     println!(
         "  prometheus:    {prom_samples} samples, write_bytes {:.1} B/sample, CPU {prom_c} ticks, RSS {prom_rss:.1} MB",

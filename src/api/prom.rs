@@ -113,7 +113,7 @@ fn gather(state: &AppState) -> Exposition {
     .add_histogram(&[], histogram(state.store.flush_durations()));
     let written = e.family(
         "mlsec_store_written_bytes",
-        "Bytes handed to sled since start, by kind.",
+        "Bytes the store wrote since start, by kind: log records and sealed blocks to sled, checkpoints to their file.",
         Kind::Counter,
     );
     for (kind, n) in [
@@ -125,7 +125,7 @@ fn gather(state: &AppState) -> Exposition {
     }
     e.family(
         "mlsec_store_size_bytes",
-        "The data directory's size on disk, measured after the last flush.",
+        "The data directory's size on disk, measured after a flush at most every 10 s.",
         Kind::Gauge,
     )
     .add(&[], state.store.size_on_disk() as f64);
