@@ -24,20 +24,21 @@ use std::path::Path;
 const POSITIONS: u64 = 168;
 const LAPS: u64 = 3;
 
-/// xorshift64: block contents that do not compress.
-struct Bytes(u64);
+/// Block contents that do not compress.
+struct Bytes(support::Gen);
 
 impl Bytes {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+    fn new(seed: u64) -> Bytes {
+        Bytes(support::Gen::new(support::Kind::Walk, seed))
     }
 
-    fn block(&mut self, min: usize, spread: u64) -> Vec<u8> {
-        let n = min + (self.next() % spread) as usize;
-        (0..n).map(|_| self.next() as u8).collect()
+    fn byte(&mut self) -> u8 {
+        (self.0.uniform() * 256.0) as u8
+    }
+
+    fn block(&mut self, min: usize, spread: usize) -> Vec<u8> {
+        let n = min + (self.0.uniform() * spread as f64) as usize;
+        (0..n).map(|_| self.byte()).collect()
     }
 }
 
@@ -82,7 +83,7 @@ fn mb(b: u64) -> f64 {
 }
 
 fn space(series: u64) {
-    let mut bytes = Bytes(0x9E37_79B9_7F4A_7C15);
+    let mut bytes = Bytes::new(1);
     // One database, ring keys overwritten every lap.
     let dir = tempfile::tempdir().expect("tempdir");
     let db = config(&dir.path().join("ring"), 16 << 20)
@@ -148,7 +149,7 @@ fn space(series: u64) {
 }
 
 fn memory(series: u64) {
-    let mut bytes = Bytes(0x2545_F491_4F6C_DD1D);
+    let mut bytes = Bytes::new(2);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = config(&dir.path().join("db"), 8 << 20)
         .open()
