@@ -102,7 +102,7 @@ pub(super) fn write(
     file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, path(dir))?;
-    File::open(dir)?.sync_all()?;
+    super::sync_dir(dir)?;
     Ok(written)
 }
 

@@ -272,7 +272,7 @@ impl Store {
             disk.main.flush().map_err(e)?;
         }
         if !plan.checkpoint && !plan.records.is_empty() {
-            let log_db = disk.log.lock();
+            let log_db = disk.log.for_records()?;
             let mut batch = crate::store::vault::Batch::default();
             for (i, (count, body)) in plan.records.iter().enumerate() {
                 let seq = log.seq + 1 + i as u64;

@@ -13,8 +13,16 @@
 //! the checkpoint (replay skips them by their sequence numbers) and the
 //! fresh log holds only records after it. A `log.old` left behind is deleted
 //! at the next start or the next checkpoint.
+//!
+//! If the fresh database cannot be created and the one in use cannot be
+//! moved back to `log` either, the database in use is *displaced*: it lives
+//! at `log.old`, which a start deletes. It then takes no record (a flush
+//! fails and keeps its samples, as on any write error), so everything it
+//! holds stays covered by the checkpoint, and every flush tries again to
+//! move it back.
 
 use super::cipher::Cipher;
+use super::sync_dir;
 use super::vault::Vault;
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -35,6 +43,8 @@ pub(super) struct Log {
     pub wal: Vault,
     /// Store format 3 kept its checkpoint's sequence number here.
     pub meta: Vault,
+    /// Its directory is `log.old` after a renewal that failed half-way.
+    displaced: bool,
 }
 
 impl Log {
@@ -43,6 +53,7 @@ impl Log {
             wal: Vault::new(db.open_tree("wal")?, "log/wal", cipher),
             meta: Vault::new(db.open_tree("meta")?, "log/meta", cipher),
             db,
+            displaced: false,
         })
     }
 }
@@ -68,33 +79,73 @@ impl LogDb {
         })
     }
 
-    /// The log database in use. Writers hold the store's flush lock too.
+    /// The log database in use, to read it. Writers hold the store's
+    /// flush lock too, and write records only through `for_records`.
     pub fn lock(&self) -> MutexGuard<'_, Log> {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The log database in use, to write records to: only while it lives at
+    /// `log`. A displaced one is moved back first; until that works, an
+    /// error says why.
+    pub fn for_records(&self) -> std::result::Result<MutexGuard<'_, Log>, String> {
+        let mut log = self.lock();
+        if log.displaced {
+            self.move_back()?;
+            log.displaced = false;
+            tracing::info!("the log database is back in its place");
+        }
+        Ok(log)
+    }
+
+    fn paths(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join(LOG_DIR), self.dir.join(OLD_LOG_DIR))
+    }
+
+    /// Renames a displaced database back to `log`, where only a fresh
+    /// database that never took a record can be in the way.
+    fn move_back(&self) -> std::result::Result<(), String> {
+        let (live, old) = self.paths();
+        match std::fs::remove_dir_all(&live) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!(
+                    "the log database is at {} after a failed renewal and {} is in the way: {e}",
+                    old.display(),
+                    live.display()
+                ));
+            }
+            _ => {}
+        }
+        std::fs::rename(&old, &live).map_err(|e| {
+            format!(
+                "the log database is at {} after a failed renewal and cannot be moved back: {e}",
+                old.display()
+            )
+        })?;
+        sync_dir(&self.dir).map_err(|e| format!("cannot sync {}: {e}", self.dir.display()))
+    }
+
     /// Replaces the log database with an empty one. Only once a checkpoint
-    /// holds everything the log did. On an error the log in use stays.
+    /// holds everything the log did. On an error the log in use stays (at
+    /// `log`, or displaced: see the module's comment).
     pub fn recycle(&self) -> std::result::Result<(), String> {
         let mut current = self.lock();
-        remove_old(&self.dir)?;
-        let (live, old) = (self.dir.join(LOG_DIR), self.dir.join(OLD_LOG_DIR));
-        std::fs::rename(&live, &old)
-            .map_err(|e| format!("cannot rename {}: {e}", live.display()))?;
-        let fresh = (self.open)()
-            .map_err(|e| e.to_string())
-            .and_then(|db| Log::new(db, self.cipher.as_ref()).map_err(|e| e.to_string()));
-        let fresh = match fresh {
+        let (live, old) = self.paths();
+        // A displaced database is already out of the way, and the checkpoint
+        // just written holds everything it does.
+        if !current.displaced {
+            remove_old(&self.dir)?;
+            std::fs::rename(&live, &old)
+                .map_err(|e| format!("cannot rename {}: {e}", live.display()))?;
+        }
+        let fresh = match self.fresh(&live) {
             Ok(log) => log,
             Err(e) => {
                 // Back to the log in use (still open).
-                let _ = std::fs::remove_dir_all(&live);
-                let _ = std::fs::rename(&old, &live);
+                current.displaced = self.move_back().is_err();
                 return Err(format!("cannot create a fresh log database: {e}"));
             }
         };
-        // The new directory entries must be durable before records go there.
-        sync_dir(&live).and_then(|()| sync_dir(&self.dir))?;
         let stale = std::mem::replace(&mut *current, fresh);
         drop(current);
         drop(stale);
@@ -103,6 +154,18 @@ impl LogDb {
             tracing::debug!(error = %e, "the previous log database is not deleted yet");
         }
         Ok(())
+    }
+
+    /// A fresh database at `live`, its directory entries durable before
+    /// records go there.
+    fn fresh(&self, live: &Path) -> std::result::Result<Log, String> {
+        let log = (self.open)()
+            .map_err(|e| e.to_string())
+            .and_then(|db| Log::new(db, self.cipher.as_ref()).map_err(|e| e.to_string()))?;
+        sync_dir(live)
+            .and_then(|()| sync_dir(&self.dir))
+            .map_err(|e| format!("cannot sync {}: {e}", live.display()))?;
+        Ok(log)
     }
 }
 
@@ -116,8 +179,106 @@ fn remove_old(dir: &Path) -> std::result::Result<(), String> {
     }
 }
 
-fn sync_dir(dir: &Path) -> std::result::Result<(), String> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| format!("cannot sync {}: {e}", dir.display()))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// What the opener does: open, fail, or fail leaving a file where the
+    /// log database belongs (so it cannot be moved back either).
+    const OPEN: u8 = 0;
+    const FAIL: u8 = 1;
+    const FAIL_IN_THE_WAY: u8 = 2;
+
+    fn log_db(dir: &Path, mode: &Arc<AtomicU8>) -> LogDb {
+        let (live, mode) = (dir.join(LOG_DIR), mode.clone());
+        let open: Opener = Box::new(move || match mode.load(Ordering::SeqCst) {
+            OPEN => {
+                // sled lets go of a dropped database's lock from a thread of
+                // its own: a reopen may have to wait a moment.
+                let mut tries = 0;
+                loop {
+                    match sled::Config::new().path(&live).open() {
+                        Err(_) if tries < 40 => {
+                            tries += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                        done => break done.map_err(|e| Error::Internal(e.to_string())),
+                    }
+                }
+            }
+            FAIL => Err(Error::Internal("no fresh database".into())),
+            _ => {
+                std::fs::write(&live, b"in the way")?;
+                Err(Error::Internal("no fresh database".into()))
+            }
+        });
+        LogDb::open(dir, open, None).expect("open")
+    }
+
+    fn record(db: &LogDb, key: &str) -> std::result::Result<(), String> {
+        let log = db.for_records()?;
+        log.wal.raw().insert(key, "r").map_err(|e| e.to_string())?;
+        log.db.flush().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn holds(db: &LogDb, key: &str) -> bool {
+        db.lock().wal.raw().get(key).expect("get").is_some()
+    }
+
+    #[test]
+    fn a_renewal_that_fails_keeps_the_log_in_use_in_its_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode = Arc::new(AtomicU8::new(OPEN));
+        let db = log_db(dir.path(), &mode);
+        record(&db, "a").expect("record");
+        mode.store(FAIL, Ordering::SeqCst);
+        assert!(db.recycle().unwrap_err().contains("no fresh database"));
+        assert!(dir.path().join(LOG_DIR).is_dir());
+        assert!(!dir.path().join(OLD_LOG_DIR).exists());
+        record(&db, "b").expect("the log takes records");
+        assert!(holds(&db, "a") && holds(&db, "b"));
+        mode.store(OPEN, Ordering::SeqCst);
+        db.recycle().expect("recycle");
+        assert!(db.lock().wal.raw().is_empty());
+        assert!(!dir.path().join(OLD_LOG_DIR).exists());
+    }
+
+    #[test]
+    fn a_displaced_log_takes_no_record_and_is_never_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (live, old) = (dir.path().join(LOG_DIR), dir.path().join(OLD_LOG_DIR));
+        let mode = Arc::new(AtomicU8::new(OPEN));
+        let db = log_db(dir.path(), &mode);
+        record(&db, "a").expect("record");
+        // The fresh database fails and leaves a file where the log belongs:
+        // the database in use stays at log.old.
+        mode.store(FAIL_IN_THE_WAY, Ordering::SeqCst);
+        db.recycle().unwrap_err();
+        assert!(old.is_dir() && live.is_file());
+        let refused = record(&db, "b").unwrap_err();
+        assert!(refused.contains("log.old"), "{refused}");
+        // A second renewal that fails deletes nothing either.
+        db.recycle().unwrap_err();
+        assert!(old.is_dir() && holds(&db, "a"));
+        // Once the way is clear, the next record moves the log back.
+        std::fs::remove_file(&live).expect("clear the way");
+        record(&db, "b").expect("moved back, takes records");
+        assert!(live.is_dir() && !old.exists());
+        drop(db);
+        mode.store(OPEN, Ordering::SeqCst);
+        let db = log_db(dir.path(), &mode);
+        assert!(holds(&db, "a") && holds(&db, "b"), "nothing lost");
+        // Displaced again, a renewal that works replaces it whole.
+        mode.store(FAIL_IN_THE_WAY, Ordering::SeqCst);
+        db.recycle().unwrap_err();
+        std::fs::remove_file(&live).expect("clear the way");
+        mode.store(OPEN, Ordering::SeqCst);
+        db.recycle().expect("recycle");
+        assert!(live.is_dir() && !old.exists());
+        assert!(db.lock().wal.raw().is_empty());
+        record(&db, "c").expect("record");
+    }
 }

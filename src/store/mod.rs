@@ -746,6 +746,12 @@ impl Store {
     }
 }
 
+/// Makes the entries of `dir` (a file or directory just created or renamed
+/// in it) durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn dir_size(p: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(p) else {
         return 0;
