@@ -1,5 +1,5 @@
-//! The system harvest: one sysinfo `System`, `Disks` and `Networks` kept alive
-//! and refreshed only for what is read. Blocking: call it from a blocking
+//! The system harvest: one sysinfo `System` and `Disks` kept alive and
+//! refreshed only for what is read. Blocking: call it from a blocking
 //! thread. Process, thread and descriptor counts read three small `/proc`
 //! files instead of refreshing every process (10-17 ms a tick with sysinfo);
 //! network bytes come from `/proc/net/dev` (`net_dev.rs`).
