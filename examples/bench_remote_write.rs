@@ -83,12 +83,7 @@ fn push(addr: &str, body: String) {
 }
 
 fn sent(addr: &str) -> u64 {
-    let text = support::agent()
-        .get(&format!("http://{addr}/health"))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
+    let text = support::get_text(&format!("http://{addr}/health"));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     v["remote_write"][0]["sent_samples"].as_u64().unwrap_or(0)
 }

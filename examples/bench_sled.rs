@@ -58,18 +58,6 @@ fn key(a: u64, b: u64) -> [u8; 8] {
     k
 }
 
-fn du(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .expect("read_dir")
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => du(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 fn live(db: &sled::Db, keep: impl Fn(&[u8]) -> bool) -> u64 {
     db.iter()
         .flatten()
@@ -98,7 +86,7 @@ fn space(series: u64) {
     }
     let held = live(&db, |_| true);
     drop(db);
-    let files = du(dir.path());
+    let files = support::dir_bytes(dir.path());
     println!(
         "one database, ring keys overwritten: live {:.1} MB, files {:.1} MB, {:.2}x",
         mb(held),
@@ -137,7 +125,7 @@ fn space(series: u64) {
         (h + live(db, |_| true), w + live(db, in_window))
     });
     drop(dbs);
-    let files = du(dir.path());
+    let files = support::dir_bytes(dir.path());
     println!(
         "a database a day, keys written once: live {:.1} MB ({:.1} MB in the 7-day window), files {:.1} MB, {:.2}x the live bytes, {:.2}x the window",
         mb(held),

@@ -185,7 +185,7 @@ fn disk_per_series() {
         let mut log_max = 0u64;
         for hour in 0..days * 24 {
             ingest_hour(&store, &ids, &mut gens, hour, &mut batch);
-            let log: u64 = walk(&dir.path().join("log")).iter().map(|e| e.1).sum();
+            let log = support::dir_bytes(&dir.path().join("log"));
             log_max = log_max.max(log);
         }
         let elapsed = started.elapsed();
@@ -204,7 +204,7 @@ fn disk_per_series() {
         }
         drop(store);
         std::thread::sleep(Duration::from_millis(300));
-        let files = walk(dir.path());
+        let files = support::files(dir.path());
         if std::env::var_os("BENCH_SHOW_FILES").is_some() {
             for (p, n) in &files {
                 println!("    {} {n}", p.display());
@@ -275,7 +275,7 @@ fn hundred_days() {
         let day = (hour + 1) / 24;
         if (hour + 1) % 24 == 0 && day >= 30 && day % 5 == 0 {
             store.checkpoint().expect("checkpoint");
-            last = walk(dir.path()).iter().map(|e| e.1).sum::<u64>();
+            last = support::dir_bytes(dir.path());
             if day == 35 {
                 at_35 = Some(last);
             }
@@ -403,19 +403,6 @@ fn writes_per_sample(n_series: u32, minutes: i64) {
         proc_status("VmRSS:") / 1024,
         proc_status("VmRSS:") as f64 / f64::from(n_series)
     );
-}
-
-fn walk(p: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-        let m = e.metadata().expect("metadata");
-        if m.is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push((e.path(), m.len()));
-        }
-    }
-    out
 }
 
 fn main() {

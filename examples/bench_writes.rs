@@ -54,40 +54,18 @@ fn serve_exporter(listener: TcpListener, values: Arc<Mutex<Vec<f64>>>) {
 }
 
 fn prometheus_appended(port: u16) -> u64 {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
-    agent
-        .get(&format!("http://127.0.0.1:{port}/metrics"))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("prometheus_tsdb_head_samples_appended_total"))
-                .and_then(|l| l.split_whitespace().last())
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|v| v as u64)
-        .unwrap_or(0)
+    let text = support::get_text(&format!("http://127.0.0.1:{port}/metrics"));
+    support::exposition_value(&text, "prometheus_tsdb_head_samples_appended_total")
+        .map_or(0, |v| v as u64)
 }
 
 /// Our `mlsec_store_written_bytes` by kind (log, sealed, checkpoint): what
 /// the store wrote, against which `write_bytes` shows sled's own share.
 fn store_wrote(addr: &str) -> [u64; 3] {
-    let text = support::agent()
-        .get(&format!("http://{addr}/metrics"))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_to_string().ok())
-        .unwrap_or_default();
+    let text = support::get_text(&format!("http://{addr}/metrics"));
     ["log", "sealed", "checkpoint"].map(|kind| {
-        let prefix = format!("mlsec_store_written_bytes_total{{kind=\"{kind}\"}}");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
+        let name = format!("mlsec_store_written_bytes_total{{kind=\"{kind}\"}}");
+        support::exposition_value(&text, &name).map_or(0, |v| v as u64)
     })
 }
 

@@ -232,6 +232,44 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// The body of `GET url` as text; empty when it cannot be had.
+pub fn get_text(url: &str) -> String {
+    agent()
+        .get(url)
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default()
+}
+
+/// The value of the first line of Prometheus exposition `text` that starts
+/// with `name` (a metric name, with its labels where they matter).
+pub fn exposition_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Every file under `p` with its size.
+pub fn files(p: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let m = e.metadata().expect("metadata");
+        if m.is_dir() {
+            out.extend(files(&e.path()));
+        } else {
+            out.push((e.path(), m.len()));
+        }
+    }
+    out
+}
+
+/// The bytes of every file under `p`.
+pub fn dir_bytes(p: &std::path::Path) -> u64 {
+    files(p).iter().map(|(_, n)| n).sum()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

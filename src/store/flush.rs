@@ -480,9 +480,11 @@ impl Store {
         }
         let mut replayed = (0u64, 0u64);
         let mut slot = 0u64;
+        // Held through replay, which writes nothing to the log (replayed
+        // records carry their sequence number, so ingest never flushes).
+        let log_db = disk.log.lock();
         while slot <= wal::CHECKPOINT_MAX_RECORDS {
-            let got = disk.log.lock().wal.get(wal::slot_key(slot));
-            let bytes = match got {
+            let bytes = match log_db.wal.get(wal::slot_key(slot)) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => break,
                 Err(e) if vault::unreadable(&e) => {
@@ -510,6 +512,7 @@ impl Store {
             }
             slot += 1;
         }
+        drop(log_db);
         // After a clean stop (nothing to replay, no block newer than the
         // checkpoint) the log goes on where it is and nothing is rewritten;
         // otherwise a checkpoint makes what replay rebuilt durable and

@@ -106,16 +106,13 @@ impl LogDb {
     /// database that never took a record can be in the way.
     fn move_back(&self) -> std::result::Result<(), String> {
         let (live, old) = self.paths();
-        match std::fs::remove_dir_all(&live) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(format!(
-                    "the log database is at {} after a failed renewal and {} is in the way: {e}",
-                    old.display(),
-                    live.display()
-                ));
-            }
-            _ => {}
-        }
+        remove_if_there(&live).map_err(|e| {
+            format!(
+                "the log database is at {} after a failed renewal and {} is in the way: {e}",
+                old.display(),
+                live.display()
+            )
+        })?;
         std::fs::rename(&old, &live).map_err(|e| {
             format!(
                 "the log database is at {} after a failed renewal and cannot be moved back: {e}",
@@ -171,11 +168,14 @@ impl LogDb {
 
 fn remove_old(dir: &Path) -> std::result::Result<(), String> {
     let old = dir.join(OLD_LOG_DIR);
-    match std::fs::remove_dir_all(&old) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("cannot delete {}: {e}", old.display()))
-        }
-        _ => Ok(()),
+    remove_if_there(&old).map_err(|e| format!("cannot delete {}: {e}", old.display()))
+}
+
+/// Deletes the directory `path` and all it holds, if there is one.
+fn remove_if_there(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -193,21 +193,9 @@ mod tests {
 
     fn log_db(dir: &Path, mode: &Arc<AtomicU8>) -> LogDb {
         let (live, mode) = (dir.join(LOG_DIR), mode.clone());
+        let (data, config) = (dir.to_path_buf(), sled::Config::new().path(&live));
         let open: Opener = Box::new(move || match mode.load(Ordering::SeqCst) {
-            OPEN => {
-                // sled lets go of a dropped database's lock from a thread of
-                // its own: a reopen may have to wait a moment.
-                let mut tries = 0;
-                loop {
-                    match sled::Config::new().path(&live).open() {
-                        Err(_) if tries < 40 => {
-                            tries += 1;
-                            std::thread::sleep(std::time::Duration::from_millis(50));
-                        }
-                        done => break done.map_err(|e| Error::Internal(e.to_string())),
-                    }
-                }
-            }
+            OPEN => super::super::open_db(&data, &config),
             FAIL => Err(Error::Internal("no fresh database".into())),
             _ => {
                 std::fs::write(&live, b"in the way")?;
