@@ -165,7 +165,12 @@ try {
   out.silences = await page.$$eval('#silence-list .silence', (s) => s.map((x) => x.textContent));
   await page.click('#nav a[data-view="audit"]');
   await page.selectOption('#audit-filters select[name="action"]', 'acknowledged');
-  await page.waitForFunction(() => document.querySelectorAll('#audit-list tbody tr').length > 0, null, T);
+  // The unfiltered list may still be showing: wait for the filtered one
+  // (the Rust side asserts it holds only acknowledgements).
+  await page.waitForFunction(() => {
+    const actions = [...document.querySelectorAll('#audit-list tbody tr td:nth-child(3)')].map((c) => c.textContent);
+    return actions.length > 0 && !actions.includes('fired');
+  }, null, T);
   out.auditActions = await page.$$eval('#audit-list tbody tr td:nth-child(3)', (c) => c.map((x) => x.textContent));
 
   // A phone's width and a wall screen's: how many columns the panels take,
